@@ -1,0 +1,13 @@
+"""labnorm: literate, tested implementations of neural-network normalization techniques.
+
+Each technique lives in one module whose docstring is its page on the site; see
+https://github.com/labnorm/labnorm for the notebooks that build each one line by line.
+Importing labnorm never touches the network.
+"""
+
+__version__ = "0.1.0"
+
+from .batch_norm import BatchNorm2d, GroupNorm  # noqa: E402
+from .scale import get_scale, pick  # noqa: E402
+
+__all__ = ["BatchNorm2d", "GroupNorm", "get_scale", "pick", "__version__"]

@@ -1,0 +1,251 @@
+r"""# Batch Normalization and Group Normalization, from scratch
+
+[Batch Normalization](https://arxiv.org/abs/1502.03167) (Ioffe & Szegedy, 2015)
+normalizes every channel of a convolutional feature map with statistics taken
+over the batch and the spatial positions; [Group Normalization](https://arxiv.org/abs/1803.08494)
+(Wu & He, 2018) takes them over groups of channels of *one* sample instead, so
+it does not care how large the batch is. The notebook
+`notebooks/01_batch_and_group_norm` builds both line by line and trains them at
+batch sizes 2, 8 and 64.
+
+For an input $x$ of shape $[N, C, H, W]$, batch norm computes, per channel $c$,
+
+$$\mu_c = \frac{1}{NHW}\sum_{n,h,w} x_{n,c,h,w} \qquad
+  \sigma^2_c = \frac{1}{NHW}\sum_{n,h,w} (x_{n,c,h,w} - \mu_c)^2$$
+
+$$y_{n,c,h,w} = \gamma_c \frac{x_{n,c,h,w} - \mu_c}{\sqrt{\sigma^2_c + \epsilon}} + \beta_c$$
+
+The variance used to normalize is the *biased* one (divide by $NHW$), and
+$\epsilon$ sits inside the square root, as in the paper and in `torch.nn.BatchNorm2d`.
+For inference the layer keeps running estimates, updated in every training step with
+the weight `momentum` $m$ on the new batch (PyTorch's convention; Keras' `momentum`
+is $1 - m$):
+
+$$\hat\mu_c \leftarrow (1 - m)\,\hat\mu_c + m\,\mu_c \qquad
+  \hat\sigma^2_c \leftarrow (1 - m)\,\hat\sigma^2_c + m\,\frac{NHW}{NHW - 1}\sigma^2_c$$
+
+The running variance is the *unbiased* estimate, again as in torch. With
+`momentum=None` the update is a cumulative average: $m = 1/t$ at step $t$.
+
+Group norm splits the $C$ channels into $G$ groups and normalizes each (sample,
+group) over its $C/G$ channels and all positions; the affine $\gamma, \beta$ stay
+per channel. $G = 1$ is layer norm over $(C, H, W)$; $G = C$ is instance norm.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["BatchNorm2d", "GroupNorm"]
+
+# Half-precision inputs get their statistics in float32: a bf16 mean of
+# thousands of values loses most of its digits.
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _channel_view(t: torch.Tensor, ndim: int) -> torch.Tensor:
+    """Shape a per-channel vector $[C]$ as $[1, C, 1, \\ldots]$ to broadcast over an `ndim` input."""
+    return t.reshape(1, -1, *([1] * (ndim - 2)))
+
+
+def _check_channels(layer: str, x: torch.Tensor, channels: int, expected_rank: str) -> None:
+    """A clear error for input whose channel dimension (dim 1) is not the layer's."""
+    if x.shape[1] != channels:
+        raise ValueError(
+            f"{layer}: expected {channels} channels in dim 1 of a {expected_rank} input, "
+            f"got {x.shape[1]} (input shape {tuple(x.shape)})"
+        )
+
+
+class BatchNorm2d(nn.Module):
+    r"""Batch normalization over $[N, C, H, W]$, a drop-in for `torch.nn.BatchNorm2d`.
+
+    Same arguments, buffers and state-dict keys as torch, so a torch checkpoint
+    loads as it is.
+
+    Args:
+        num_features: $C$, the number of channels.
+        eps: added to the variance inside the square root.
+        momentum: weight of the new batch in the running statistics; `None` for a
+            cumulative average.
+        affine: learn a per-channel scale $\gamma$ (`weight`) and shift $\beta$ (`bias`).
+        track_running_stats: keep running statistics and use them in eval mode;
+            without them the batch statistics are used in eval mode too.
+
+    Raises:
+        ValueError: input that is not 4-D, has the wrong channel count, or has one
+            value per channel in training (its variance would be meaningless).
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(num_features, int) or num_features < 1:
+            raise ValueError(f"BatchNorm2d: num_features must be a positive int, got {num_features!r}")
+        if momentum is not None and not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"BatchNorm2d: momentum must be in [0, 1] or None, got {momentum!r}")
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        factory = {"device": device, "dtype": dtype}
+        # $\gamma$ starts at 1 and $\beta$ at 0: at initialization the layer only normalizes.
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_features, **factory))
+            self.bias = nn.Parameter(torch.zeros(num_features, **factory))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        # Running estimates start at the statistics of a standard normal input.
+        if track_running_stats:
+            self.register_buffer("running_mean", torch.zeros(num_features, **factory))
+            self.register_buffer("running_var", torch.ones(num_features, **factory))
+            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            self.running_mean.zero_()
+            self.running_var.fill_(1.0)
+            self.num_batches_tracked.zero_()
+
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        if self.affine:
+            nn.init.ones_(self.weight)
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            raise ValueError(
+                f"BatchNorm2d: expected a 4-D input [N, C, H, W], got {x.dim()}-D input of shape {tuple(x.shape)}"
+            )
+        _check_channels("BatchNorm2d", x, self.num_features, "[N, C, H, W]")
+        # Statistics in at least float32 (bf16/fp16 inputs are upcast, then cast back at the end).
+        xs = x.float() if x.dtype in _LOW_PRECISION else x
+        # Batch statistics in training, and in eval mode when no running statistics are kept.
+        use_batch_stats = self.training or not self.track_running_stats
+        if use_batch_stats:
+            # Number of values behind each channel's statistics: $NHW$
+            count = x.numel() // self.num_features
+            if self.training and count <= 1:
+                raise ValueError(
+                    "BatchNorm2d: expected more than 1 value per channel when training, "
+                    f"got input of shape {tuple(x.shape)}"
+                )
+            # $\mu_c$ and the biased $\sigma^2_c$ over $(N, H, W)$; `var_mean` is numerically stable.
+            var, mean = torch.var_mean(xs, dim=(0, 2, 3), correction=0)
+            if self.training and self.track_running_stats:
+                self._update_running_stats(mean, var, count)
+        else:
+            mean, var = self.running_mean, self.running_var
+        # $\hat{x} = (x - \mu) / \sqrt{\sigma^2 + \epsilon}$
+        y = (xs - _channel_view(mean, 4)) * _channel_view(torch.rsqrt(var + self.eps), 4)
+        # $y = \gamma \hat{x} + \beta$
+        if self.affine:
+            y = y * _channel_view(self.weight, 4) + _channel_view(self.bias, 4)
+        return y.to(x.dtype)
+
+    @torch.no_grad()
+    def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, count: int) -> None:
+        self.num_batches_tracked.add_(1)
+        # $m$, or $1/t$ for the cumulative average
+        m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        # Bessel's correction: the running variance is the unbiased estimate.
+        unbiased = var * (count / (count - 1))
+        # $\hat\mu \leftarrow (1 - m)\hat\mu + m\mu$, and likewise for the variance
+        self.running_mean.mul_(1 - m).add_(mean.to(self.running_mean.dtype), alpha=m)
+        self.running_var.mul_(1 - m).add_(unbiased.to(self.running_var.dtype), alpha=m)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+            f"track_running_stats={self.track_running_stats}"
+        )
+
+
+class GroupNorm(nn.Module):
+    r"""Group normalization, a drop-in for `torch.nn.GroupNorm`.
+
+    Channels are split into $G$ groups; each sample is normalized over its group:
+
+    $$\hat{x}_{n,g} = \frac{x_{n,g} - \mu_{n,g}}{\sqrt{\sigma^2_{n,g} + \epsilon}}, \qquad
+      y_{n,c} = \gamma_c \hat{x}_{n,c} + \beta_c$$
+
+    with the biased variance over the group's $C/G$ channels and every position.
+    No running statistics: training and eval mode compute the same thing, and the
+    batch size does not matter. Accepts any input $[N, C, *]$ like torch.
+
+    Raises:
+        ValueError: `num_channels` not divisible by `num_groups` (at construction),
+            input of rank < 2 or with the wrong channel count.
+    """
+
+    def __init__(
+        self,
+        num_groups: int,
+        num_channels: int,
+        eps: float = 1e-5,
+        affine: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(num_groups, int) or num_groups < 1:
+            raise ValueError(f"GroupNorm: num_groups must be a positive int, got {num_groups!r}")
+        if num_channels % num_groups != 0:
+            raise ValueError(
+                f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups ({num_groups})"
+            )
+        self.num_groups = num_groups
+        self.num_channels = num_channels
+        self.eps = eps
+        self.affine = affine
+        factory = {"device": device, "dtype": dtype}
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_channels, **factory))
+            self.bias = nn.Parameter(torch.zeros(num_channels, **factory))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def reset_parameters(self) -> None:
+        if self.affine:
+            nn.init.ones_(self.weight)
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 2:
+            raise ValueError(
+                f"GroupNorm: expected an input [N, C, *] of rank >= 2, got shape {tuple(x.shape)}"
+            )
+        _check_channels("GroupNorm", x, self.num_channels, "[N, C, *]")
+        xs = x.float() if x.dtype in _LOW_PRECISION else x
+        n = x.shape[0]
+        # $[N, C, *] \to [N, G, C/G \cdot *]$: one row per (sample, group).
+        # `reshape` follows the logical order, so channels_last and strided inputs work (it copies).
+        xg = xs.reshape(n, self.num_groups, -1)
+        # $\mu_{n,g}$ and the biased $\sigma^2_{n,g}$ of each row
+        var, mean = torch.var_mean(xg, dim=-1, correction=0, keepdim=True)
+        # Normalize each row, then restore the input's shape
+        y = ((xg - mean) * torch.rsqrt(var + self.eps)).reshape(x.shape)
+        # Per-channel affine $\gamma_c, \beta_c$
+        if self.affine:
+            y = y * _channel_view(self.weight, x.dim()) + _channel_view(self.bias, x.dim())
+        return y.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"

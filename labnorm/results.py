@@ -1,0 +1,131 @@
+r"""Results are data with provenance.
+
+A run writes one JSON file holding the experiment name, its config, the scale,
+metrics (per epoch or step, and final) and where it came from: labnorm version
+and git commit, torch version, device, dataset variant, seed, wall time and date.
+Notebooks and the site read these files; no number shown is typed by hand.
+
+Files are named `<experiment>__<scale>__seed<seed>.json` and live in the
+`results/` folder of the repository, or in `$LABNORM_RESULTS` when it is set.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from .scale import SCALES
+
+__all__ = [
+    "provenance",
+    "results_dir",
+    "results_path",
+    "save_results",
+    "load_results",
+    "find_reference",
+    "provenance_line",
+]
+
+# The repository root, when labnorm is imported from a checkout.
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _git(*args: str) -> str | None:
+    """Run git in the repository that holds this package; None outside one."""
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=_REPO_ROOT, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def device_name(device: torch.device | str | None = None) -> str:
+    """A human name for the device a run used, e.g. 'NVIDIA H100 80GB HBM3' or 'cpu (x86_64, 2 threads)'."""
+    dev = torch.device(device if device is not None else "cpu")
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def provenance(
+    *, scale: str, seed: int, dataset: str | None, device: torch.device | str | None,
+    wall_time_s: float,
+) -> dict[str, Any]:
+    """Everything a reader needs to know where a number came from."""
+    commit = _git("rev-parse", "HEAD")
+    # A run from uncommitted code says so: its commit alone does not reproduce it.
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "labnorm_version": __version__,
+        "commit": commit or "unknown",
+        "commit_dirty": bool(dirty) if dirty is not None else None,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": device_name(device),
+        "scale": scale,
+        "dataset": dataset,
+        "seed": seed,
+        "wall_time_s": round(wall_time_s, 2),
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def results_dir() -> Path:
+    """`$LABNORM_RESULTS` if set, else the repository's `results/` folder."""
+    env = os.environ.get("LABNORM_RESULTS")
+    return Path(env) if env else _REPO_ROOT / "results"
+
+
+def results_path(name: str, scale: str, seed: int, directory: Path | None = None) -> Path:
+    return (directory or results_dir()) / f"{name}__{scale}__seed{seed}.json"
+
+
+def save_results(record: dict[str, Any], directory: Path | None = None) -> Path:
+    """Write a run record (as built by an experiment) and return its path."""
+    for key in ("experiment", "config", "metrics", "provenance"):
+        if key not in record:
+            raise ValueError(f"save_results: the record lacks {key!r}")
+    prov = record["provenance"]
+    path = results_path(record["experiment"], prov["scale"], prov["seed"], directory)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1, sort_keys=False) + "\n")
+    return path
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    record = json.loads(Path(path).read_text())
+    if "provenance" not in record:
+        raise ValueError(f"{path}: not a labnorm results file (no provenance)")
+    return record
+
+
+def find_reference(name: str, directory: Path | None = None) -> dict[str, Any] | None:
+    """The saved run of experiment `name` at the largest scale there is, or None."""
+    folder = directory or results_dir()
+    # Largest scale first: a gpu run is the reference when it exists.
+    for scale in reversed(SCALES):
+        hits = sorted(folder.glob(f"{name}__{scale}__seed*.json"))
+        if hits:
+            return load_results(hits[0])
+    return None
+
+
+def provenance_line(record: dict[str, Any]) -> str:
+    """One line under a plot: device, scale, dataset, date, commit, wall time."""
+    p = record["provenance"]
+    commit = (p.get("commit") or "unknown")[:10] + ("+dirty" if p.get("commit_dirty") else "")
+    return (
+        f"{record['experiment']} · scale={p['scale']} · {p['dataset']} · {p['device']} · "
+        f"seed {p['seed']} · {p['date'][:10]} · commit {commit} · torch {p['torch']} · "
+        f"{p['wall_time_s'] / 60:.1f} min"
+    )
