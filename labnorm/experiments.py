@@ -58,6 +58,7 @@ def run_experiment(
     scale = get_scale(scale)
     dev = torch.device(device) if device else default_device()
     torch.manual_seed(seed)
+    code = _results.code_version()
     t0 = time.perf_counter()
     config, metrics, dataset = EXPERIMENTS[name].fn(scale, seed, dev)
     wall = time.perf_counter() - t0
@@ -66,7 +67,7 @@ def run_experiment(
         "description": EXPERIMENTS[name].description,
         "config": config,
         "metrics": metrics,
-        "provenance": _results.provenance(scale=scale, seed=seed, dataset=dataset, device=dev, wall_time_s=wall),
+        "provenance": _results.provenance(scale=scale, seed=seed, dataset=dataset, device=dev, wall_time_s=wall, code=code),
     }
     if save:
         record["path"] = str(_results.save_results(record).name)

@@ -57,18 +57,25 @@ def device_name(device: torch.device | str | None = None) -> str:
     return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def provenance(
-    *, scale: str, seed: int, dataset: str | None, device: torch.device | str | None,
-    wall_time_s: float,
-) -> dict[str, Any]:
-    """Everything a reader needs to know where a number came from."""
+def code_version() -> dict[str, Any]:
+    """The git commit of the code, and whether tracked files differed from it.
+
+    Take it when a run *starts*: edits made while it runs do not change what ran.
+    """
     commit = _git("rev-parse", "HEAD")
     # A run from uncommitted code says so: its commit alone does not reproduce it.
     dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit or "unknown", "commit_dirty": bool(dirty) if dirty is not None else None}
+
+
+def provenance(
+    *, scale: str, seed: int, dataset: str | None, device: torch.device | str | None,
+    wall_time_s: float, code: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything a reader needs to know where a number came from."""
     return {
         "labnorm_version": __version__,
-        "commit": commit or "unknown",
-        "commit_dirty": bool(dirty) if dirty is not None else None,
+        **(code or code_version()),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "device": device_name(device),
