@@ -49,6 +49,22 @@ def _channel_view(t: torch.Tensor, ndim: int) -> torch.Tensor:
     return t.reshape(1, -1, *([1] * (ndim - 2)))
 
 
+def _shifted_var_mean(x: torch.Tensor, dim: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""Biased variance and mean of `x - s` over `dim`, where $s$ is one sample of each slice.
+
+    Returns `(var, mean_of_shifted, s)`. Variance and normalized output do not depend on
+    the constant $s$, but rounding does: for float32 data with mean 100 and std 0.01,
+    $x - s$ is exact (the values are close), its mean is tiny and exact to float32
+    precision, and $(x - s) - \bar{(x - s)}$ keeps every significant digit. Unshifted,
+    the mean rounds at 100's float32 spacing ($7.6 \cdot 10^{-6}$, 0.08% of the std).
+    """
+    # $s$: the first element of every slice, kept with size-1 dims for broadcasting
+    index = tuple(slice(0, 1) if d in dim else slice(None) for d in range(x.dim()))
+    s = x[index].detach()
+    var, mean = torch.var_mean(x - s, dim=dim, correction=0, keepdim=True)
+    return var, mean, s
+
+
 def _check_channels(layer: str, x: torch.Tensor, channels: int, expected_rank: str) -> None:
     """A clear error for input whose channel dimension (dim 1) is not the layer's."""
     if x.shape[1] != channels:
@@ -146,14 +162,17 @@ class BatchNorm2d(nn.Module):
                     "BatchNorm2d: expected more than 1 value per channel when training, "
                     f"got input of shape {tuple(x.shape)}"
                 )
-            # $\mu_c$ and the biased $\sigma^2_c$ over $(N, H, W)$; `var_mean` is numerically stable.
-            var, mean = torch.var_mean(xs, dim=(0, 2, 3), correction=0)
+            # $\mu_c$ and the biased $\sigma^2_c$ over $(N, H, W)$, computed on $x - s$ for accuracy
+            var, mean, shift = _shifted_var_mean(xs, dim=(0, 2, 3))
             if self.training and self.track_running_stats:
-                self._update_running_stats(mean, var, count)
+                self._update_running_stats((mean + shift).flatten(), var.flatten(), count)
+            # $x - \mu = (x - s) - (\mu - s)$
+            centred = (xs - shift) - mean
         else:
-            mean, var = self.running_mean, self.running_var
+            var = _channel_view(self.running_var, 4)
+            centred = xs - _channel_view(self.running_mean, 4)
         # $\hat{x} = (x - \mu) / \sqrt{\sigma^2 + \epsilon}$
-        y = (xs - _channel_view(mean, 4)) * _channel_view(torch.rsqrt(var + self.eps), 4)
+        y = centred * torch.rsqrt(var + self.eps)
         # $y = \gamma \hat{x} + \beta$
         if self.affine:
             y = y * _channel_view(self.weight, 4) + _channel_view(self.bias, 4)
@@ -238,10 +257,10 @@ class GroupNorm(nn.Module):
         # $[N, C, *] \to [N, G, C/G \cdot *]$: one row per (sample, group).
         # `reshape` follows the logical order, so channels_last and strided inputs work (it copies).
         xg = xs.reshape(n, self.num_groups, -1)
-        # $\mu_{n,g}$ and the biased $\sigma^2_{n,g}$ of each row
-        var, mean = torch.var_mean(xg, dim=-1, correction=0, keepdim=True)
+        # $\mu_{n,g}$ and the biased $\sigma^2_{n,g}$ of each row, computed on $x - s$ for accuracy
+        var, mean, shift = _shifted_var_mean(xg, dim=(2,))
         # Normalize each row, then restore the input's shape
-        y = ((xg - mean) * torch.rsqrt(var + self.eps)).reshape(x.shape)
+        y = (((xg - shift) - mean) * torch.rsqrt(var + self.eps)).reshape(x.shape)
         # Per-channel affine $\gamma_c, \beta_c$
         if self.affine:
             y = y * _channel_view(self.weight, x.dim()) + _channel_view(self.bias, x.dim())
