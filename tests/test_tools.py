@@ -1,0 +1,114 @@
+"""Scales, results files with provenance, the norm factory, the experiment runner and CLI."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import labnorm
+from labnorm import results, scale
+from labnorm.experiments import EXPERIMENTS, run_experiment
+from labnorm.models import SmallCNN
+from labnorm.norms import available_norms, make_norm
+
+
+def test_scale_is_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("LABNORM_SCALE", "smoke")
+    assert scale.get_scale() == "smoke"
+    assert scale.pick(smoke=1, cpu=2, gpu=3) == 1
+    assert scale.pick(smoke=1, cpu=2, gpu=3, scale="gpu") == 3
+    monkeypatch.delenv("LABNORM_SCALE")
+    assert scale.get_scale() == "cpu"
+    monkeypatch.setenv("LABNORM_SCALE", "huge")
+    with pytest.raises(ValueError, match=r"\$LABNORM_SCALE must be one of smoke, cpu, gpu; got 'huge'"):
+        scale.get_scale()
+
+
+def test_norm_factory():
+    assert {"none", "bn", "gn", "torch-bn", "torch-gn"} <= set(available_norms())
+    assert isinstance(make_norm("bn", 8), labnorm.BatchNorm2d)
+    gn = make_norm("gn", 48)
+    assert isinstance(gn, labnorm.GroupNorm) and gn.num_groups == 16  # gcd(48, 32)
+    assert make_norm("gn:4", 8).num_groups == 4
+    with pytest.raises(ValueError, match="unknown norm 'xn'"):
+        make_norm("xn", 8)
+
+
+@pytest.mark.parametrize("norm", ["none", "bn", "gn:8", "torch-bn"])
+def test_small_cnn_forward(norm):
+    out = SmallCNN(norm=norm, width=8)(torch.randn(2, 3, 32, 32))
+    assert out.shape == (2, 10)
+
+
+def test_labnorm_and_torch_norms_train_the_same_model_identically():
+    # The factory's labnorm BN and torch BN are interchangeable inside a model.
+    torch.manual_seed(0)
+    a = SmallCNN(norm="bn", width=8).double()
+    b = SmallCNN(norm="torch-bn", width=8).double()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(4, 3, 32, 32, dtype=torch.float64)
+    assert torch.allclose(a(x), b(x), atol=1e-10)
+
+
+def _record(name="demo", scale_="cpu", seed=0):
+    prov = results.provenance(scale=scale_, seed=seed, dataset="toy", device="cpu", wall_time_s=1.234)
+    return {"experiment": name, "config": {"a": 1}, "metrics": {"acc": 0.5}, "provenance": prov}
+
+
+def test_results_round_trip_with_provenance(tmp_path):
+    path = results.save_results(_record(), tmp_path)
+    assert path.name == "demo__cpu__seed0.json"
+    rec = results.load_results(path)
+    for key in ("commit", "torch", "device", "scale", "dataset", "seed", "wall_time_s", "date", "labnorm_version"):
+        assert key in rec["provenance"], key
+    assert rec["provenance"]["torch"] == torch.__version__
+    line = results.provenance_line(rec)
+    assert "scale=cpu" in line and "toy" in line and torch.__version__ in line
+    with pytest.raises(ValueError, match="lacks 'provenance'"):
+        results.save_results({"experiment": "x", "config": {}, "metrics": {}}, tmp_path)
+
+
+def test_find_reference_prefers_the_largest_scale(tmp_path):
+    assert results.find_reference("demo", tmp_path) is None
+    results.save_results(_record(scale_="smoke"), tmp_path)
+    assert results.find_reference("demo", tmp_path)["provenance"]["scale"] == "smoke"
+    results.save_results(_record(scale_="gpu"), tmp_path)
+    results.save_results(_record(scale_="cpu"), tmp_path)
+    assert results.find_reference("demo", tmp_path)["provenance"]["scale"] == "gpu"
+
+
+def _fake_experiment(scale_, seed, device):
+    return {"n": 3}, {"value": seed + 0.5}, "toy"
+
+
+def test_run_experiment_saves_a_record(tmp_path, monkeypatch):
+    from labnorm import experiments
+
+    monkeypatch.setenv("LABNORM_RESULTS", str(tmp_path))
+    monkeypatch.setitem(EXPERIMENTS, "fake", experiments.Experiment("fake", "a test", _fake_experiment))
+    rec = run_experiment("fake", "smoke", seed=2)
+    saved = json.loads((tmp_path / "fake__smoke__seed2.json").read_text())
+    assert saved["metrics"] == {"value": 2.5} and saved["config"] == {"n": 3}
+    assert saved["provenance"]["scale"] == "smoke" and saved["provenance"]["seed"] == 2
+    assert rec["provenance"]["dataset"] == "toy"
+    with pytest.raises(ValueError, match="unknown experiment"):
+        run_experiment("nope", "smoke")
+
+
+def test_cli_lists_experiments(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "labnorm", "list"], capture_output=True, text=True, check=True,
+        env={**__import__("os").environ, "LABNORM_RESULTS": str(tmp_path)},
+    ).stdout
+    assert "bn_gn_batch_size" in out and "saved: none" in out
+
+
+def test_committed_results_carry_provenance():
+    for path in sorted(results.results_dir().glob("*.json")):
+        rec = results.load_results(path)
+        prov = rec["provenance"]
+        for key in ("commit", "torch", "device", "scale", "dataset", "seed", "wall_time_s", "date"):
+            assert prov.get(key) not in (None, ""), f"{path.name}: {key}"
+        assert path.name == f"{rec['experiment']}__{prov['scale']}__seed{prov['seed']}.json"
