@@ -16,11 +16,11 @@ setup: $(BIN)/python
 	npm ci --no-audit --no-fund
 
 serve: setup
-	$(BIN)/mkdocs serve
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 site: setup
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 test: setup
 	LABNORM_SCALE=smoke $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

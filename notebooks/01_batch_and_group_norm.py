@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -59,6 +61,7 @@ from labnorm import results
 from labnorm.experiments import run_experiment
 
 torch.manual_seed(0)
+plt.rcParams["figure.dpi"] = 72  # keeps the saved notebook small
 SCALE = labnorm.get_scale()
 print(f"labnorm {labnorm.__version__}, torch {torch.__version__}, scale {SCALE}")
 
@@ -310,7 +313,8 @@ plot_runs(live, f"this run: scale={SCALE}, {live['provenance']['dataset']}")
 #
 # The largest saved run of this experiment, from `results/` (written by
 # `python -m labnorm run bn_gn_batch_size --scale cpu`; its provenance line says where and
-# when it ran).
+# when it ran). The seconds per run come from a shared 2-core machine with other work running:
+# they are not a speed comparison of the layers (that lives in `benchmarks/`).
 
 # %%
 reference = results.find_reference("bn_gn_batch_size")

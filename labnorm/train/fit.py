@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 __all__ = ["fit", "evaluate", "progress_enabled"]
 

@@ -1,0 +1,94 @@
+"""Speed of labnorm's BatchNorm2d / GroupNorm relative to torch's fused kernels.
+
+    python benchmarks/bench_norms.py [--device cuda] [--threads 2]
+
+For each layer and shape, times forward + backward in training mode (and the eval-mode
+forward of batch norm) for labnorm's layer and torch's, in the same process one after the
+other, with `torch.utils.benchmark` (which picks the repeat count and reports the median).
+Reports the ratio labnorm ÷ torch and writes
+`benchmarks/results/norms__<device type>.json` with provenance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.utils.benchmark as tb
+from torch import nn
+
+import labnorm
+from labnorm.results import provenance
+
+SHAPES = [(64, 64, 32, 32), (8, 256, 14, 14)]
+
+
+def _train_step(layer: nn.Module, x: torch.Tensor):
+    def step():
+        layer(x).sum().backward()
+
+    return step
+
+
+def measure(device: torch.device, min_run_time: float) -> list[dict]:
+    rows = []
+    for shape in SHAPES:
+        c = shape[1]
+        x = torch.randn(shape, device=device, requires_grad=True)
+        cases = {
+            "BatchNorm2d train fwd+bwd": (labnorm.BatchNorm2d(c), nn.BatchNorm2d(c), True),
+            "BatchNorm2d eval fwd": (labnorm.BatchNorm2d(c).eval(), nn.BatchNorm2d(c).eval(), False),
+            "GroupNorm(32) fwd+bwd": (labnorm.GroupNorm(32, c), nn.GroupNorm(32, c), True),
+        }
+        for name, (ours, ref, backward) in cases.items():
+            times = {}
+            for who, layer in (("labnorm", ours.to(device)), ("torch", ref.to(device))):
+                if backward:
+                    fn = _train_step(layer, x)
+                else:
+                    def fn(layer=layer):
+                        with torch.no_grad():
+                            layer(x)
+                timer = tb.Timer(stmt="fn()", globals={"fn": fn})
+                times[who] = timer.blocked_autorange(min_run_time=min_run_time).median
+            rows.append({
+                "case": name,
+                "shape": list(shape),
+                "labnorm_ms": times["labnorm"] * 1e3,
+                "torch_ms": times["torch"] * 1e3,
+                "ratio_labnorm_over_torch": times["labnorm"] / times["torch"],
+            })
+            print(f"{name:<28} {str(shape):<18} labnorm {times['labnorm'] * 1e3:8.3f} ms   "
+                  f"torch {times['torch'] * 1e3:8.3f} ms   ratio {rows[-1]['ratio_labnorm_over_torch']:.2f}")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--min-run-time", type=float, default=1.0, help="seconds per measurement")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    t0 = time.perf_counter()
+    rows = measure(device, args.min_run_time)
+    record = {
+        "benchmark": "norms",
+        "what": "median time of labnorm's layer and torch's on the same input, same process; ratio = labnorm / torch",
+        "rows": rows,
+        "provenance": provenance(scale="benchmark", seed=0, dataset=None, device=device,
+                                 wall_time_s=time.perf_counter() - t0),
+    }
+    out = Path(__file__).resolve().parent / "results" / f"norms__{device.type}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {out.name}")
+
+
+if __name__ == "__main__":
+    main()
