@@ -3,8 +3,11 @@
 //    elements with \( \) and \[ \] delimiters.
 //  - Notebook pages (mkdocs-jupyter via nbconvert): markdown cells keep their raw $…$ and
 //    $$…$$, inside `.jp-RenderedMarkdown`. Material's usual recipe scans only `.arithmatex`
-//    and misses these, so both classes and both delimiter styles are enabled here.
-// Code cells and outputs are not in the processed classes: a `$` in code stays as it is.
+//    and misses these: its `ignoreHtmlClass: ".*|"` also matches elements with *no* class, so
+//    the <p> inside a notebook's markdown cell is ignored again even below a processed class.
+//    Here nothing is ignored by default except cell outputs; <pre>/<code> (code cells, printed
+//    text) are skipped by MathJax anyway, so a `$` in code stays as it is. On plain pages a
+//    literal dollar sign must be written `\$`.
 window.MathJax = {
   tex: {
     inlineMath: [["\\(", "\\)"], ["$", "$"]],
@@ -13,7 +16,7 @@ window.MathJax = {
     processEnvironments: true,
   },
   options: {
-    ignoreHtmlClass: ".*|",
+    ignoreHtmlClass: "tex2jax_ignore|jp-OutputArea",
     processHtmlClass: "arithmatex|jp-RenderedMarkdown",
   },
 };
