@@ -171,11 +171,18 @@ class BatchNorm2d(nn.Module):
         else:
             var = _channel_view(self.running_var, 4)
             centred = xs - _channel_view(self.running_mean, 4)
-        # $\hat{x} = (x - \mu) / \sqrt{\sigma^2 + \epsilon}$
-        y = centred * torch.rsqrt(var + self.eps)
-        # $y = \gamma \hat{x} + \beta$
-        if self.affine:
-            y = y * _channel_view(self.weight, 4) + _channel_view(self.bias, 4)
+        # $1 / \sqrt{\sigma^2 + \epsilon}$, per channel
+        inv_std = torch.rsqrt(var + self.eps)
+        if not self.affine:
+            # $\hat{x} = (x - \mu) / \sqrt{\sigma^2 + \epsilon}$
+            y = centred * inv_std
+        else:
+            # $y = \gamma \hat{x} + \beta = \beta + (x - \mu) \cdot \gamma / \sqrt{\sigma^2 + \epsilon}$:
+            # fold $\gamma$ into the per-channel scale, then one fused multiply-add over the input.
+            # (Folding $\mu$ into the shift too would save one more pass, but $x \cdot s - \mu s$
+            # cancels catastrophically when the mean is large and the spread small.)
+            scale = _channel_view(self.weight, 4) * inv_std
+            y = torch.addcmul(_channel_view(self.bias, 4), centred, scale)
         return y.to(x.dtype)
 
     @torch.no_grad()
@@ -261,9 +268,9 @@ class GroupNorm(nn.Module):
         var, mean, shift = _shifted_var_mean(xg, dim=(2,))
         # Normalize each row, then restore the input's shape
         y = (((xg - shift) - mean) * torch.rsqrt(var + self.eps)).reshape(x.shape)
-        # Per-channel affine $\gamma_c, \beta_c$
+        # Per-channel affine $\gamma_c \hat{x} + \beta_c$, as one fused multiply-add
         if self.affine:
-            y = y * _channel_view(self.weight, x.dim()) + _channel_view(self.bias, x.dim())
+            y = torch.addcmul(_channel_view(self.bias, x.dim()), y, _channel_view(self.weight, x.dim()))
         return y.to(x.dtype)
 
     def extra_repr(self) -> str:
