@@ -1,25 +1,45 @@
-r"""Models built with the `norm=` factory.
+r"""CIFAR-10 models built with the `norm=` factory.
 
-`SmallCNN` is the quick CIFAR-10 network of the batch-size experiment: three
-stages of conv 3×3 → norm → ReLU → max-pool 2, widths $w, 2w, 4w$, then global
-average pooling and a linear classifier. Convolutions followed by a
-normalization have no bias (the norm's $\beta$ replaces it).
+Every conv → norm pair comes from `make_conv(norm, ...)` and `make_norm(norm, ...)`, so one
+string switches a whole network between techniques, including those that live in the conv
+(Weight Standardization). `build_model(name, norm)` builds any of them by name:
+
+| name          | what                                                                    |
+|---------------|-------------------------------------------------------------------------|
+| `resnet18`    | CIFAR ResNet-18: 3×3 stem, no max-pool, stages of 64/128/256/512 channels, two basic blocks each |
+| `vgg16`       | the VGG of labml's Weight Standardization experiment: VGG-16's 13 convs (conv → norm → ReLU), a 2×2 max-pool after each of the 5 blocks, one linear layer |
+| `switchnorm_cnn` | the toy model of the keras-switchnorm CIFAR example: six 3×3 convs (64, 64, 128/2, 128, 256/2, 256), global average pooling, one linear layer |
+| `fast_resnet` | a small residual net for quick sweeps (the "ResNet-9" layout of fast CIFAR training): prep conv, three stages with pooling, two residual stages |
+| `small_cnn`   | three conv → norm → ReLU → max-pool stages; the batch-size experiment of notebook 01 |
+
+`width` scales every channel count (1.0 is the published width), so smoke runs can use a
+thin copy of the same architecture.
+
+Differences from the sources: convs before a norm have no bias (labml's VGG keeps one; the
+norm's $\beta$ makes it redundant), and labnorm's models output logits, not softmax.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
-from .norms import make_norm
+from .norms import make_conv, make_norm
 
-__all__ = ["SmallCNN"]
+__all__ = ["SmallCNN", "ResNet18", "VGG16", "SwitchNormCNN", "FastResNet", "MODELS", "build_model"]
 
 
-def conv_norm_act(c_in: int, c_out: int, norm: str) -> nn.Sequential:
-    """conv 3×3 → norm → ReLU; the conv has a bias only when there is no norm."""
+def _w(channels: int, width: float) -> int:
+    """A channel count scaled by `width`, at least 8 and a multiple of 8 (so GN's groups divide it)."""
+    return max(8, int(round(channels * width / 8)) * 8)
+
+
+def conv_norm_act(c_in: int, c_out: int, norm: str, stride: int = 1) -> nn.Sequential:
+    """conv 3×3 → norm → ReLU, the pair chosen by the factory."""
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, padding=1, bias=(norm == "none")),
+        make_conv(norm, c_in, c_out, 3, stride=stride),
         make_norm(norm, c_out),
         nn.ReLU(inplace=True),
     )
@@ -41,3 +61,128 @@ class SmallCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # $[N, 4w, 4, 4] \to [N, 4w]$ by global average pooling
         return self.head(self.features(x).mean((2, 3)))
+
+
+class BasicBlock(nn.Module):
+    r"""Two 3×3 conv → norm layers with an identity (or 1×1 conv → norm) shortcut: $y = \mathrm{ReLU}(F(x) + S(x))$."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, norm: str) -> None:
+        super().__init__()
+        self.conv1 = make_conv(norm, c_in, c_out, 3, stride=stride)
+        self.norm1 = make_norm(norm, c_out)
+        self.conv2 = make_conv(norm, c_out, c_out, 3)
+        self.norm2 = make_norm(norm, c_out)
+        self.shortcut = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(make_conv(norm, c_in, c_out, 1, stride=stride), make_norm(norm, c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.norm1(self.conv1(x)))
+        out = self.norm2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """CIFAR ResNet-18: 3×3 stem with no max-pool, then 4 stages of 2 basic blocks."""
+
+    def __init__(self, norm: str = "bn", width: float = 1.0, num_classes: int = 10) -> None:
+        super().__init__()
+        chans = [_w(c, width) for c in (64, 128, 256, 512)]
+        self.stem = conv_norm_act(3, chans[0], norm)
+        layers, c_in = [], chans[0]
+        for i, c in enumerate(chans):
+            # The first block of stages 2-4 halves the resolution.
+            stride = 1 if i == 0 else 2
+            layers += [BasicBlock(c_in, c, stride, norm), BasicBlock(c, c, 1, norm)]
+            c_in = c
+        self.layers = nn.Sequential(*layers)
+        self.head = nn.Linear(c_in, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.layers(self.stem(x)).mean((2, 3)))
+
+
+VGG16_BLOCKS = [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]]
+
+
+class VGG16(nn.Module):
+    """The VGG of labml's Weight Standardization CIFAR-10 experiment (VGG-16's conv layout)."""
+
+    def __init__(self, norm: str = "bn", width: float = 1.0, num_classes: int = 10) -> None:
+        super().__init__()
+        layers, c_in = [], 3
+        for block in VGG16_BLOCKS:
+            for c in block:
+                layers.append(conv_norm_act(c_in, _w(c, width), norm))
+                c_in = _w(c, width)
+            # Five 2×2 pools take 32×32 down to 1×1.
+            layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(c_in, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).flatten(1))
+
+
+class SwitchNormCNN(nn.Module):
+    """The toy CIFAR-10 model of the keras-switchnorm example: six convs, global average pooling."""
+
+    def __init__(self, norm: str = "bn", width: float = 1.0, num_classes: int = 10) -> None:
+        super().__init__()
+        plan = [(64, 1), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1)]  # (channels, stride)
+        layers, c_in = [], 3
+        for c, stride in plan:
+            layers.append(conv_norm_act(c_in, _w(c, width), norm, stride=stride))
+            c_in = _w(c, width)
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(c_in, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).mean((2, 3)))
+
+
+class Residual(nn.Module):
+    """$x + F(x)$ with $F$ two conv → norm → ReLU layers."""
+
+    def __init__(self, c: int, norm: str) -> None:
+        super().__init__()
+        self.f = nn.Sequential(conv_norm_act(c, c, norm), conv_norm_act(c, c, norm))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.f(x)
+
+
+class FastResNet(nn.Module):
+    """A small residual net for quick sweeps: prep (64) → 128 + pool + residual → 256 + pool →
+    512 + pool + residual → global max-pool → linear, logits scaled by 1/8."""
+
+    def __init__(self, norm: str = "bn", width: float = 1.0, num_classes: int = 10) -> None:
+        super().__init__()
+        c1, c2, c3, c4 = (_w(c, width) for c in (64, 128, 256, 512))
+        self.net = nn.Sequential(
+            conv_norm_act(3, c1, norm),
+            conv_norm_act(c1, c2, norm), nn.MaxPool2d(2), Residual(c2, norm),
+            conv_norm_act(c2, c3, norm), nn.MaxPool2d(2),
+            conv_norm_act(c3, c4, norm), nn.MaxPool2d(2), Residual(c4, norm),
+        )
+        self.head = nn.Linear(c4, num_classes, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Global max-pool, then a fixed 1/8 scale on the logits (keeps the initial loss near log 10).
+        return self.head(self.net(x).amax((2, 3))) * 0.125
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "resnet18": ResNet18,
+    "vgg16": VGG16,
+    "switchnorm_cnn": SwitchNormCNN,
+    "fast_resnet": FastResNet,
+    "small_cnn": SmallCNN,
+}
+
+
+def build_model(name: str, norm: str = "bn", **kwargs) -> nn.Module:
+    """A model from `MODELS` with normalization `norm`, e.g. `build_model("resnet18", "gn")`."""
+    if name not in MODELS:
+        raise ValueError(f"build_model: unknown model {name!r}; known: {', '.join(MODELS)}")
+    return MODELS[name](norm=norm, **kwargs)

@@ -11,7 +11,11 @@ techniques. A spec is a registered name with an optional argument after a colon:
 | `gn`, `gn:G`| `labnorm.GroupNorm` with $G$ groups (default 32, reduced to a divisor of $C$) |
 | `torch-bn`, `torch-gn[:G]` | torch's own layers, for reference runs |
 
-A technique module adds itself with `@register_norm("name")`.
+A technique module adds itself with `@register_norm("name")`. The factory also owns the
+**conv/norm pairing**: a technique that lives in the convolution rather than after it
+(Weight Standardization: `"ws+bn"`) registers a conv builder with `register_conv("ws+bn")`,
+and `make_conv(spec, ...)` returns that conv instead of `nn.Conv2d`. Models build every
+conv → norm pair through `make_conv` and `make_norm`, so a new technique needs no model change.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from torch import nn
 
 from .batch_norm import BatchNorm2d, GroupNorm
 
-__all__ = ["register_norm", "make_norm", "available_norms"]
+__all__ = ["register_norm", "register_conv", "make_norm", "make_conv", "available_norms"]
 
 # name -> builder(num_channels, argument or None)
 _NORMS: dict[str, Callable[[int, str | None], nn.Module]] = {}
+# name -> conv builder(c_in, c_out, kernel_size, stride, padding, bias), for norms that live in the conv
+_CONVS: dict[str, Callable[..., nn.Module]] = {}
 
 
 def register_norm(name: str):
@@ -39,6 +45,36 @@ def register_norm(name: str):
         return builder
 
     return wrap
+
+
+def register_conv(name: str):
+    """Decorator: the conv that norm `name` pairs with (default `nn.Conv2d`)."""
+
+    def wrap(builder: Callable[..., nn.Module]):
+        if name in _CONVS:
+            raise ValueError(f"register_conv: {name!r} is already registered")
+        _CONVS[name] = builder
+        return builder
+
+    return wrap
+
+
+def make_conv(
+    spec: str, c_in: int, c_out: int, kernel_size: int = 3, stride: int = 1, padding: int | None = None,
+    bias: bool | None = None,
+) -> nn.Module:
+    r"""The convolution that goes before norm `spec`: `nn.Conv2d` unless the norm registered its own.
+
+    `padding` defaults to "same" for odd kernels; `bias` defaults to True only for `"none"`
+    (a following norm's $\beta$ makes a conv bias redundant).
+    """
+    name = spec.partition(":")[0]
+    if name not in _NORMS:
+        raise ValueError(f"make_conv: unknown norm {spec!r}; known: {', '.join(available_norms())}")
+    padding = kernel_size // 2 if padding is None else padding
+    bias = (name == "none") if bias is None else bias
+    build = _CONVS.get(name, nn.Conv2d)
+    return build(c_in, c_out, kernel_size, stride=stride, padding=padding, bias=bias)
 
 
 def available_norms() -> list[str]:

@@ -1,26 +1,35 @@
 r"""A one-cycle training loop for the experiments.
 
 `fit` trains with SGD (Nesterov momentum) or Adam under
-`torch.optim.lr_scheduler.OneCycleLR` — the total number of steps is computed
-here from the loader and the epoch count — evaluates after every epoch, logs the
-loss of every step, and stops early (recording where) when the loss stops being
-finite, which is what a normalization that breaks down at small batch does.
-On CUDA it uses bf16 autocast and channels_last.
+`torch.optim.lr_scheduler.OneCycleLR` — the total number of steps is computed here from
+the loader and the epoch count — evaluates after every epoch, and logs the loss of every
+step. On CUDA it uses bf16 autocast and channels_last, and the step loop never waits for
+the GPU: losses and correct counts stay on the device and are read once per epoch (and the
+finiteness check once every `check_every` steps).
+
+**Checkpoints.** With `checkpoint=path`, the model, optimizer, scheduler, RNG states and
+history are saved after every epoch; `fit(..., checkpoint=path, resume=True)` continues
+from the last one. The training batches of epoch $e$ depend only on the loader's seed and
+$e$ (`DeviceBatches.set_epoch`), so on the CPU an interrupted run resumed from its
+checkpoint reaches bitwise the same weights as an uninterrupted one.
+
+A run whose loss stops being finite stops early and records where (`diverged_at_step`),
+which is what a normalization that breaks down at a small batch does.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any, Iterable
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-__all__ = ["fit", "evaluate", "progress_enabled"]
+__all__ = ["fit", "evaluate", "progress_enabled", "make_optimizer"]
 
 
 def progress_enabled() -> bool:
@@ -34,15 +43,23 @@ def evaluate(model: nn.Module, batches: Iterable, device: torch.device | str = "
     was_training = model.training
     model.eval()
     dev = torch.device(device)
-    total, loss_sum, correct = 0, 0.0, 0
+    total, loss_sum, correct = 0, torch.zeros((), device=dev), torch.zeros((), device=dev, dtype=torch.long)
     for x, y in batches:
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             out = model(x)
-        loss_sum += nn.functional.cross_entropy(out.float(), y, reduction="sum").item()
-        correct += (out.argmax(1) == y).sum().item()
+        loss_sum += nn.functional.cross_entropy(out.float(), y, reduction="sum")
+        correct += (out.argmax(1) == y).sum()
         total += len(y)
     model.train(was_training)
-    return {"loss": loss_sum / total, "acc": correct / total}
+    return {"loss": loss_sum.item() / total, "acc": correct.item() / total}
+
+
+def make_optimizer(params, name: str, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"fit: optimizer must be 'sgd' or 'adam', got {name!r}")
 
 
 def fit(
@@ -58,27 +75,25 @@ def fit(
     label_smoothing: float = 0.0,
     pct_start: float = 0.25,
     device: torch.device | str = "cpu",
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    check_every: int = 50,
     progress: bool | None = None,
     desc: str = "",
 ) -> dict[str, Any]:
     """Train `model` for `epochs` passes over `train`; return its history.
 
     `train` and `test` are iterables of `(images, labels)` batches with a `len()`,
-    e.g. `labnorm.data.DeviceBatches`. The history holds `step_loss` (every step),
-    `epochs` (per-epoch train/test loss and accuracy, seconds, images per second)
-    and `diverged_at_step` (None if the loss stayed finite).
+    e.g. `labnorm.data.DeviceBatches` (whose `set_epoch` is called when present). The
+    history holds `step_loss` (every step), `epochs` (per-epoch train/test loss and
+    accuracy, seconds, images per second), `lr` (per step) and `diverged_at_step`
+    (None if the loss stayed finite).
     """
     dev = torch.device(device)
     model.to(dev)
     if dev.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay)
-    elif optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    else:
-        raise ValueError(f"fit: optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+    opt = make_optimizer([p for p in model.parameters() if p.requires_grad], optimizer, lr, momentum, weight_decay)
     steps_per_epoch = len(train)
     # One cycle over the whole run: warm up for `pct_start` of the steps, then anneal.
     sched = torch.optim.lr_scheduler.OneCycleLR(
@@ -86,37 +101,61 @@ def fit(
     )
     criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     show = progress_enabled() if progress is None else progress
-    history: dict[str, Any] = {"step_loss": [], "epochs": [], "diverged_at_step": None}
-    step = 0
-    for epoch in range(epochs):
+    history: dict[str, Any] = {"step_loss": [], "lr": [], "epochs": [], "diverged_at_step": None}
+    start_epoch = 0
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    if resume and ckpt is not None and ckpt.is_file():
+        state = torch.load(ckpt, map_location=dev, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng_cpu"])
+        if dev.type == "cuda" and state.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(state["rng_cuda"], dev)
+        history = state["history"]
+        start_epoch = state["epoch"]
+    step = len(history["step_loss"])
+    for epoch in range(start_epoch, epochs):
+        if history["diverged_at_step"] is not None:
+            break
         model.train()
+        if hasattr(train, "set_epoch"):
+            train.set_epoch(epoch)
         t0 = time.perf_counter()
-        seen, loss_sum, correct = 0, 0.0, 0
+        # Device-side accumulators: nothing in the step loop waits for the device.
+        losses, lrs = [], []
+        correct = torch.zeros((), device=dev, dtype=torch.long)
+        seen = 0
         bar = tqdm(train, total=steps_per_epoch, disable=not show, desc=f"{desc} epoch {epoch + 1}/{epochs}", leave=False)
-        for x, y in bar:
+        for i, (x, y) in enumerate(bar):
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
                 out = model(x)
                 loss = criterion(out.float(), y)
-            value = loss.item()
-            history["step_loss"].append(value)
-            if not math.isfinite(value):
-                history["diverged_at_step"] = step
-                break
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            lrs.append(sched.get_last_lr()[0])
             sched.step()
-            step += 1
+            losses.append(loss.detach())
+            correct += (out.argmax(1) == y).sum()
             seen += len(y)
-            loss_sum += value * len(y)
-            correct += (out.argmax(1) == y).sum().item()
+            # One host sync every `check_every` steps to stop a diverged run.
+            if (i + 1) % check_every == 0 and not torch.isfinite(loss).item():
+                break
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         seconds = time.perf_counter() - t0
+        epoch_losses = torch.stack(losses).float().tolist() if losses else []
+        finite = [v for v in epoch_losses if v == v and abs(v) != float("inf")]
+        if len(finite) < len(epoch_losses):
+            history["diverged_at_step"] = step + len(finite)
+        history["step_loss"] += epoch_losses
+        history["lr"] += lrs
+        step += len(epoch_losses)
         record = {
             "epoch": epoch + 1,
-            "train_loss": loss_sum / max(seen, 1),
-            "train_acc": correct / max(seen, 1),
+            "train_loss": sum(epoch_losses) / max(len(epoch_losses), 1),
+            "train_acc": correct.item() / max(seen, 1),
             "seconds": seconds,
             "images_per_s": seen / seconds if seconds > 0 else float("nan"),
         }
@@ -124,6 +163,23 @@ def fit(
             ev = evaluate(model, test, dev)
             record.update(test_loss=ev["loss"], test_acc=ev["acc"])
         history["epochs"].append(record)
-        if history["diverged_at_step"] is not None:
-            break
+        if ckpt is not None:
+            _save_checkpoint(ckpt, model, opt, sched, history, epoch + 1, dev)
     return history
+
+
+def _save_checkpoint(path: Path, model, opt, sched, history, epoch: int, dev: torch.device) -> None:
+    state = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "rng_cpu": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+        "history": history,
+        "epoch": epoch,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    # Atomic replace: an interruption while saving leaves the previous checkpoint intact.
+    tmp.replace(path)
