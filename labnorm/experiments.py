@@ -16,11 +16,12 @@ import torch
 
 from . import results as _results
 from .data import DeviceBatches, default_sizes, load_cifar10, scaled_subset
-from .models import SmallCNN
+from .models import SmallCNN, build_model
 from .scale import get_scale, pick
-from .train.fit import fit
+from .train.fit import fit, make_optimizer
+from .train.lr_finder import LRFinder
 
-__all__ = ["EXPERIMENTS", "experiment", "run_experiment", "default_device"]
+__all__ = ["EXPERIMENTS", "experiment", "run_experiment", "load_or_run", "default_device"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,18 @@ def run_experiment(
     if save:
         record["path"] = str(_results.save_results(record).name)
     return record
+
+
+def load_or_run(name: str, scale: str | None = None, seed: int = 0, *, rerun: bool = False) -> dict[str, Any]:
+    """The saved run of `name` at `scale` if there is one (and not `rerun`), else a live run (not saved).
+
+    The record's `"source"` says which: `"saved"` or `"live"`.
+    """
+    scale = get_scale(scale)
+    path = _results.results_path(name, scale, seed)
+    if path.is_file() and not rerun:
+        return {**_results.load_results(path), "source": "saved"}
+    return {**run_experiment(name, scale, seed, save=False), "source": "live"}
 
 
 def _curve(values: list[float], points: int = 120) -> list[list[float]]:
@@ -137,3 +150,86 @@ def bn_gn_batch_size(scale: str, seed: int, device: torch.device) -> tuple[dict,
                 "seconds": time.perf_counter() - t0,
             })
     return config, {"runs": runs}, train.variant
+
+
+def _subsample(values: list[float], points: int = 200) -> list[float]:
+    step = max(1, len(values) // points)
+    return values[::step]
+
+
+@experiment(
+    "lr_range_test_resnet18",
+    "LR range test (exponential, smoothed) of a CIFAR ResNet-18 at batch 64 with BN, GN and no norm, "
+    "SGD momentum 0.9.",
+)
+def lr_range_test_resnet18(scale: str, seed: int, device: torch.device) -> tuple[dict, dict, str]:
+    config = {
+        "model": "resnet18",
+        "width": pick(smoke=0.125, cpu=0.25, gpu=1.0, scale=scale),
+        "batch_size": pick(smoke=16, cpu=64, gpu=64, scale=scale),
+        "num_iter": pick(smoke=20, cpu=100, gpu=200, scale=scale),
+        "start_lr": 1e-5,
+        "end_lr": 10.0,
+        "step_mode": "exp",
+        "smooth_f": 0.05,
+        "diverge_th": 5.0,
+        "norms": ["bn", "gn", "none"],
+        "optimizer": "SGD momentum 0.9, weight decay 5e-4",
+    }
+    train = load_cifar10("train")
+    curves = []
+    for norm in config["norms"]:
+        torch.manual_seed(seed)
+        model = build_model("resnet18", norm, width=config["width"]).to(device)
+        opt = make_optimizer(model.parameters(), "sgd", config["start_lr"], 0.9, 5e-4)
+        finder = LRFinder(model, opt, torch.nn.CrossEntropyLoss(), device=device)
+        batches = DeviceBatches(train, config["batch_size"], train=True, device=device, seed=seed)
+        t0 = time.perf_counter()
+        hist = finder.range_test(batches, start_lr=config["start_lr"], end_lr=config["end_lr"],
+                                 num_iter=config["num_iter"], step_mode="exp",
+                                 smooth_f=config["smooth_f"], diverge_th=config["diverge_th"])
+        curves.append({"norm": norm, "lr": hist["lr"], "loss": hist["loss"],
+                       "suggested_lr": finder.suggest(skip_start=min(10, len(hist["lr"]) // 5), skip_end=5),
+                       "stopped_at": len(hist["lr"]), "seconds": time.perf_counter() - t0})
+    return config, {"curves": curves}, train.variant
+
+
+@experiment(
+    "one_cycle_fast_resnet",
+    "One-cycle training (OneCycleLR, SGD Nesterov, label smoothing 0.2) of the fast ResNet with BN on CIFAR-10.",
+)
+def one_cycle_fast_resnet(scale: str, seed: int, device: torch.device) -> tuple[dict, dict, str]:
+    n_train, n_test = pick(smoke=(512, 256), cpu=(8000, 2000), gpu=(50000, 10000), scale=scale)
+    config = {
+        "model": "fast_resnet",
+        "norm": "bn",
+        "width": pick(smoke=0.125, cpu=0.5, gpu=1.0, scale=scale),
+        "epochs": pick(smoke=1, cpu=4, gpu=10, scale=scale),
+        "batch_size": pick(smoke=64, cpu=128, gpu=512, scale=scale),
+        "max_lr": 0.2,
+        "label_smoothing": 0.2,
+        "weight_decay": 5e-4,
+        "pct_start": 0.25,
+        "train_images": n_train,
+        "test_images": n_test,
+    }
+    train = scaled_subset(load_cifar10("train"), n_train, seed)
+    test = scaled_subset(load_cifar10("test"), n_test, seed)
+    torch.manual_seed(seed)
+    model = build_model("fast_resnet", config["norm"], width=config["width"])
+    hist = fit(
+        model,
+        DeviceBatches(train, config["batch_size"], train=True, device=device, seed=seed),
+        DeviceBatches(test, 500, train=False, device=device),
+        epochs=config["epochs"], lr=config["max_lr"], label_smoothing=config["label_smoothing"],
+        weight_decay=config["weight_decay"], pct_start=config["pct_start"], device=device,
+    )
+    metrics = {
+        "epochs": hist["epochs"],
+        "loss_curve": _curve(hist["step_loss"]),
+        "lr": _subsample(hist["lr"]),
+        "steps": len(hist["step_loss"]),
+        "final_test_acc": hist["epochs"][-1].get("test_acc"),
+        "diverged_at_step": hist["diverged_at_step"],
+    }
+    return config, metrics, train.variant
