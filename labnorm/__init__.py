@@ -9,5 +9,6 @@ __version__ = "0.1.0"
 
 from .batch_norm import BatchNorm2d, GroupNorm  # noqa: E402
 from .scale import get_scale, pick  # noqa: E402
+from .train.lr_finder import LRFinder  # noqa: E402
 
-__all__ = ["BatchNorm2d", "GroupNorm", "get_scale", "pick", "__version__"]
+__all__ = ["BatchNorm2d", "GroupNorm", "LRFinder", "get_scale", "pick", "__version__"]

@@ -112,3 +112,35 @@ def test_committed_results_carry_provenance():
         for key in ("commit", "torch", "device", "scale", "dataset", "seed", "wall_time_s", "date"):
             assert prov.get(key) not in (None, ""), f"{path.name}: {key}"
         assert path.name == f"{rec['experiment']}__{prov['scale']}__seed{prov['seed']}.json"
+
+
+def test_load_or_run_prefers_the_saved_run(tmp_path, monkeypatch):
+    from labnorm import experiments
+
+    monkeypatch.setenv("LABNORM_RESULTS", str(tmp_path))
+    calls = []
+
+    def counting(scale_, seed, device):
+        calls.append(scale_)
+        return {"n": 1}, {"value": len(calls)}, "toy"
+
+    monkeypatch.setitem(EXPERIMENTS, "counted", experiments.Experiment("counted", "a test", counting))
+    live = experiments.load_or_run("counted", "smoke")
+    assert live["source"] == "live" and calls == ["smoke"]
+    assert not list(tmp_path.glob("*.json")), "a live run is not saved"
+    run_experiment("counted", "smoke")  # saved: value 2
+    saved = experiments.load_or_run("counted", "smoke")
+    assert saved["source"] == "saved" and saved["metrics"] == {"value": 2} and len(calls) == 2
+    assert experiments.load_or_run("counted", "smoke", rerun=True)["source"] == "live"
+
+
+def test_results_json_schema():
+    """Every committed results file: top-level keys, and provenance with every field STYLE.md §5 asks for."""
+    for path in sorted(results.results_dir().glob("*.json")):
+        rec = json.loads(path.read_text())
+        assert {"experiment", "description", "config", "metrics", "provenance"} <= set(rec), path.name
+        assert rec["experiment"] in EXPERIMENTS, path.name
+        prov = rec["provenance"]
+        assert {"labnorm_version", "commit", "commit_dirty", "torch", "python", "device", "scale", "dataset",
+                "seed", "wall_time_s", "date"} <= set(prov), path.name
+        assert prov["commit_dirty"] is False, f"{path.name} was run from uncommitted code"
