@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -133,6 +135,9 @@ def range_test_scratch(model, optimizer, loader, start_lr, end_lr, num_iter, smo
 
 # %%
 # NBVAL_CHECK_OUTPUT
+import contextlib
+import io
+
 from torch.utils.data import DataLoader, TensorDataset
 
 
@@ -163,10 +168,12 @@ print("scratch = labnorm, learning rates:  ", same(lrs_s, hist["lr"], 1e-12))
 print("scratch = labnorm, smoothed losses: ", same(losses_s, hist["loss"]))
 print("labnorm restored the model:         ", all(torch.equal(v, before[k]) for k, v in model.state_dict().items()))
 try:
-    import torch_lr_finder
+    # torch-lr-finder prints a progress bar and messages: keep them out of the output
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        import torch_lr_finder
 
-    ref = torch_lr_finder.LRFinder(*setup(), nn.CrossEntropyLoss(), device="cpu")
-    ref.range_test(loader, **args)
+        ref = torch_lr_finder.LRFinder(*setup(), nn.CrossEntropyLoss(), device="cpu")
+        ref.range_test(loader, **args)
     print("labnorm = torch-lr-finder:          ", same(hist["lr"], ref.history["lr"], 1e-12)
           and same(hist["loss"], ref.history["loss"]))
 except ImportError:
@@ -190,7 +197,11 @@ def plot_range_tests(record):
     ax.set(xscale="log", xlabel="learning rate", ylabel="smoothed training loss",
            title=f"ResNet-18 (width {record['config']['width']}), batch {record['config']['batch_size']}: "
                  "dotted = steepest descent")
-    ax.set_ylim(top=min(ax.get_ylim()[1], 3 * max(c["loss"][0] for c in record["metrics"]["curves"])))
+    # The diverging end of a curve reaches huge values: zoom on the interesting range
+    curves = record["metrics"]["curves"]
+    low = min(min(v for v in c["loss"] if math.isfinite(v)) for c in curves)
+    high = max(c["loss"][0] for c in curves)
+    ax.set_ylim(low - 0.1 * (high - low), high + 0.6 * (high - low))
     ax.legend(fontsize=8)
     fig.tight_layout()
     plt.show()
@@ -284,7 +295,38 @@ for name, plot in (("lr_range_test_resnet18", plot_range_tests), ("one_cycle_fas
 # %% [markdown]
 # ## What we found
 #
-# FINDINGS
+# Computed from the saved runs (the figures are not typed in):
+
+# %%
+ref = results.find_reference("lr_range_test_resnet18")
+if ref is not None:
+    for c in ref["metrics"]["curves"]:
+        i = min(range(len(c["loss"])), key=lambda k: c["loss"][k])
+        print(f"{c['norm']:<5} loss {c['loss'][0]:.3f} -> lowest {c['loss'][i]:.3f} at lr {c['lr'][i]:.3g}; "
+              f"steepest descent at {c['suggested_lr']:.3g}; {c['stopped_at']} of {ref['config']['num_iter']} steps")
+ref = results.find_reference("one_cycle_fast_resnet")
+if ref is not None:
+    cfg, last = ref["config"], ref["metrics"]["epochs"][-1]
+    print(f"fast ResNet (width {cfg['width']}), {cfg['epochs']} epochs on {cfg['train_images']} images: "
+          f"test accuracy {last['test_acc']:.3f} ({ref['provenance']['scale']} scale, {ref['provenance']['device']})")
+
+# %% [markdown]
+# * **Batch norm gives the textbook curve.** With BN the loss is flat while the learning rate
+#   is tiny, falls steeply over about two decades and turns up past its lowest point; the
+#   steepest-descent point sits a decade below the lowest loss, the usual place to start a
+#   one-cycle peak search.
+# * **Group norm learns less in the same 100 steps and turns up earlier**, more than a decade
+#   before BN. Its steepest-descent "suggestion" lands *after* the blow-up, on the way down
+#   from a spike: on a short, noisy curve the heuristic fails, which is why `suggest()`
+#   documents itself as a starting point and the plot should always be read.
+# * **Without normalization the network does not learn at all** in 100 steps at any learning
+#   rate, then diverges: the range test on an unnormalized deep ResNet says nothing useful about
+#   a good learning rate, one more face of what normalization buys.
+# * **Scale.** These runs are small (a quarter-width ResNet-18 and 100 steps on the CPU; the
+#   one-cycle run is a half-width fast ResNet for a few epochs on a subset of the JPEG copy of
+#   CIFAR-10). The paper-sized `gpu` runs — full-width ResNet-18, and the fast ResNet on the full
+#   data, where the goal is ≥ 93.5% test accuracy — have not been run yet: no GPU was available
+#   when these results were made.
 
 # %% [markdown]
 # ## Exercises
