@@ -7,15 +7,26 @@
 2. **MathJax, served by the site.** The site must render math with no network (no CDN), so
    MathJax comes from the npm package (`npm ci` installs it from package.json) and is
    published under `assets/mathjax/`. Without it the build warns, and a strict build fails.
+3. **Annotated source.** For every module listed under `extra.annotated` in mkdocs.yml
+   (module → the notebooks that build it), `scripts/annotate.py` generates
+   `source/<module>.md`: notes and code side by side, linked to the notebooks; each of those
+   notebook pages gets a link back at its top (`on_page_content`).
+4. **Results.** `scripts/results_page.py` generates `results.md` and its figures from the
+   saved runs in `results/` and `benchmarks/results/`.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File, Files
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import annotate  # noqa: E402
+import results_page  # noqa: E402
 
 log = logging.getLogger("mkdocs.hooks.labnorm")
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +44,13 @@ def on_files(files: Files, config, **kwargs) -> Files:
     # (1) notebooks/NN_name.ipynb from the repository root
     for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         _add(files, ROOT, f"notebooks/{nb.name}", config)
+    # (3) annotated source pages, (4) the results page
+    for module, notebooks in _annotated(config).items():
+        files.append(File.generated(config, _source_page(module), content=_annotated_page(module, notebooks, config)))
+    markdown, images = results_page.build(ROOT, config["repo_url"].rstrip("/"))
+    files.append(File.generated(config, "results.md", content=markdown))
+    for name, png in images.items():
+        files.append(File.generated(config, name, content=png))
     # (2) MathJax under assets/mathjax/, from node_modules
     if not (MATHJAX / "tex-mml-chtml.js").is_file():
         log.warning("MathJax is not installed (node_modules/mathjax): run `npm ci`; math will not render")
@@ -45,3 +63,39 @@ def on_files(files: Files, config, **kwargs) -> Files:
                 File(rel, str(MATHJAX), str(Path(config["site_dir"]) / "assets" / "mathjax"), False)
             )
     return files
+
+
+def _annotated(config) -> dict[str, list[str]]:
+    """{module path: [notebook stems]} from mkdocs.yml's `extra.annotated`."""
+    return dict(config["extra"].get("annotated", {}))
+
+
+def _source_page(module: str) -> str:
+    # labnorm/train/lr_finder.py -> source/train/lr_finder.md
+    return "source/" + module.removeprefix("labnorm/").removesuffix(".py") + ".md"
+
+
+def _annotated_page(module: str, notebooks: list[str], config) -> str:
+    page_path = Path(_source_page(module))
+    links = []
+    for stem in notebooks:
+        rel = Path("../" * (len(page_path.parts) - 1)) / "notebooks" / f"{stem}.ipynb"
+        links.append((stem.replace("_", " ", 1), rel.as_posix()))
+    url = f"{config['repo_url'].rstrip('/')}/blob/main/{module}"
+    return annotate.page(module, (ROOT / module).read_text(), url, links)
+
+
+def on_page_content(html: str, page, config, files, **kwargs) -> str:
+    """Put a link to the annotated source of its modules at the top of each notebook page."""
+    src = page.file.src_uri
+    if not (src.startswith("notebooks/") and src.endswith(".ipynb")):
+        return html
+    stem = Path(src).stem
+    depth = len(Path(page.file.dest_uri).parts) - 1
+    links = [
+        f'<a href="{"../" * depth}{_source_page(m).removesuffix(".md")}/"><code>{m}</code></a>'
+        for m, stems in _annotated(config).items() if stem in stems
+    ]
+    if not links:
+        return html
+    return f'<p class="annotated-link">Annotated source: {" · ".join(links)}</p>\n' + html

@@ -1,5 +1,6 @@
-"""The built site in a real browser (headless Chromium): math typeset on notebook pages, figures
-visible. Skipped where Chromium or playwright is missing, unless LABNORM_REQUIRE_BROWSER=1
+"""The built site in a real browser (headless Chromium): math typeset on notebook, annotated and
+API pages, figures visible, notes beside code, search answering; screenshots are saved in the
+built site's `screenshots/` folder. Skipped where Chromium or playwright is missing, unless LABNORM_REQUIRE_BROWSER=1
 (CI sets it, so there a missing browser fails instead)."""
 
 import functools
@@ -36,6 +37,7 @@ def server(tmp_path_factory):
     site = tmp_path_factory.mktemp("site")
     subprocess.run([sys.executable, "-m", "mkdocs", "build", "-q", "-d", str(site)], cwd=ROOT, check=True,
                    env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    (site / "screenshots").mkdir()
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
@@ -75,7 +77,61 @@ def test_notebook_page_renders_math_and_plots(server, browser, ipynb):
         "() => [...document.querySelectorAll('.jp-OutputArea img')].map(i => [i.naturalWidth, i.clientWidth])"
     )
     assert sizes and all(nw > 100 and cw > 100 for nw, cw in sizes), sizes
-    shots = site / "screenshots"
-    shots.mkdir(exist_ok=True)
-    page.screenshot(path=str(shots / f"{ipynb.stem}.png"))
+    page.screenshot(path=str(site / "screenshots" / f"{ipynb.stem}.png"))
+    page.close()
+
+
+def test_annotated_page_shows_notes_beside_code(server, browser):
+    url, site = server
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{url}/source/batch_norm/")
+    page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20000)
+    page.evaluate("() => MathJax.startup.promise")
+    sections = page.locator(".annotated-section")
+    assert sections.count() > 10
+    # In a section with both, the notes sit left of the code, on the same row.
+    pairs = page.evaluate("""() => [...document.querySelectorAll('.annotated-section')].map(s => {
+        const n = s.querySelector('.annotated-notes').getBoundingClientRect();
+        const c = s.querySelector('.annotated-code pre');
+        if (!c || !s.querySelector('.annotated-notes').innerText.trim()) return null;
+        const r = c.getBoundingClientRect();
+        return [n.right <= r.left + 1, Math.abs(n.top - r.top) < 120];
+    }).filter(x => x)""")
+    assert pairs and all(left and row for left, row in pairs), pairs
+    # The notes' math is typeset, and the page links back to its notebook
+    assert page.locator(".annotated-notes mjx-container").count() > 5
+    assert page.locator('a[href*="notebooks/01_batch_and_group_norm"]').count() >= 1
+    page.screenshot(path=str(site / "screenshots" / "annotated_batch_norm.png"))
+    # ... and the notebook page links here
+    page.goto(f"{url}/notebooks/01_batch_and_group_norm/")
+    page.locator(".annotated-link a").first.click()
+    page.wait_for_url("**/source/batch_norm/")
+    page.close()
+
+
+def test_search_returns_results(server, browser):
+    url, site = server
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{url}/")
+    page.locator("label.md-search__icon, .md-search__input").first.click()
+    page.locator(".md-search__input").fill("group norm")
+    page.wait_for_selector(".md-search-result__item", timeout=20000)
+    assert page.locator(".md-search-result__item").count() > 0
+    page.screenshot(path=str(site / "screenshots" / "search.png"))
+    page.close()
+
+
+def test_results_and_api_pages(server, browser):
+    url, site = server
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{url}/results/")
+    sizes = page.evaluate("() => [...document.querySelectorAll('article img')].map(i => i.naturalWidth)")
+    assert sizes and all(w > 100 for w in sizes), sizes
+    assert page.locator("text=CIFAR-10 (JPEG q75 copy)").count() > 0
+    page.screenshot(path=str(site / "screenshots" / "results.png"))
+    page.goto(f"{url}/api/")
+    page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20000)
+    page.evaluate("() => MathJax.startup.promise")
+    assert page.locator("text=BatchNorm2d").count() > 0
+    assert page.locator("article mjx-container").count() > 5
     page.close()

@@ -1,0 +1,145 @@
+"""Build the site's Results page from `results/*.json` and `benchmarks/results/*.json`.
+
+Called by `scripts/mkdocs_hooks.py` at build time: returns the page's Markdown and its PNG
+figures (drawn with matplotlib), nothing is written to the repository. Every table and
+figure comes with the provenance of the run it shows (device, scale, dataset variant,
+commit, date, wall time). Experiments without a dedicated table get their config only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Callable
+
+
+def _fig_png(draw: Callable) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=80)
+    draw(ax)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _provenance(rec: dict, repo_url: str) -> str:
+    p = rec["provenance"]
+    commit = p.get("commit") or "unknown"
+    commit_md = f"[`{commit[:10]}`]({repo_url}/commit/{commit})" if commit != "unknown" else "unknown"
+    if p.get("commit_dirty"):
+        commit_md += " (uncommitted changes)"
+    return _table(
+        ["device", "scale", "dataset", "commit", "date", "wall time", "torch", "seed"],
+        [[p.get("device"), p.get("scale"), p.get("dataset") or "—", commit_md, (p.get("date") or "")[:10],
+          f"{p.get('wall_time_s', 0) / 60:.1f} min", p.get("torch"), p.get("seed")]],
+    )
+
+
+# --------------------------------------------------------------------------- per experiment
+
+
+def _bn_gn(rec: dict) -> tuple[str, Callable | None]:
+    runs = rec["metrics"]["runs"]
+    rows = [[r["norm"], r["batch_size"], f"{r['lr']:.4g}",
+             "diverged" if r["final_test_acc"] is None else f"{r['final_test_acc']:.3f}",
+             "" if r["final_test_loss"] is None else f"{r['final_test_loss']:.3f}"] for r in runs]
+
+    def draw(ax):
+        for norm, marker in (("bn", "o"), ("gn:8", "s")):
+            sel = [r for r in runs if r["norm"] == norm]
+            ax.plot([r["batch_size"] for r in sel], [r["final_test_acc"] or 0 for r in sel], marker=marker, label=norm)
+        ax.set(xscale="log", xlabel="batch size", ylabel="final test accuracy")
+        ax.legend()
+
+    return _table(["norm", "batch", "lr", "test acc", "test loss"], rows), draw
+
+
+def _lr_range(rec: dict) -> tuple[str, Callable | None]:
+    curves = rec["metrics"]["curves"]
+    rows = []
+    for c in curves:
+        i = min(range(len(c["loss"])), key=lambda k: c["loss"][k])
+        sugg = "—" if c["suggested_lr"] is None else f"{c['suggested_lr']:.3g}"
+        rows.append([c["norm"], f"{c['loss'][i]:.3f}", f"{c['lr'][i]:.3g}", sugg, c["stopped_at"]])
+
+    def draw(ax):
+        low = min(min(c["loss"]) for c in curves)
+        high = max(c["loss"][0] for c in curves)
+        for c in curves:
+            ax.plot(c["lr"], c["loss"], label=c["norm"])
+        ax.set(xscale="log", xlabel="learning rate", ylabel="smoothed loss",
+               ylim=(low - 0.1 * (high - low), high + 0.6 * (high - low)))
+        ax.legend()
+
+    return _table(["norm", "lowest loss", "at lr", "steepest descent", "steps"], rows), draw
+
+
+def _one_cycle(rec: dict) -> tuple[str, Callable | None]:
+    epochs = rec["metrics"]["epochs"]
+    rows = [[e["epoch"], f"{e['train_loss']:.3f}", f"{e.get('test_acc', float('nan')):.3f}",
+             f"{e['images_per_s']:.0f}"] for e in epochs]
+
+    def draw(ax):
+        ax.plot([e["epoch"] for e in epochs], [e.get("test_acc") for e in epochs], marker="o")
+        ax.set(xlabel="epoch", ylabel="test accuracy")
+
+    return _table(["epoch", "train loss", "test acc", "images/s"], rows), draw
+
+
+RENDERERS = {"bn_gn_batch_size": _bn_gn, "lr_range_test_resnet18": _lr_range, "one_cycle_fast_resnet": _one_cycle}
+
+
+def _benchmark(rec: dict) -> str:
+    rows = rec["rows"]
+    header = [k for k in rows[0] if k not in ("shape",)]
+    return _table(header, [[f"{r[k]:.3g}" if isinstance(r[k], float) else r[k] for k in header] for r in rows])
+
+
+def build(root: Path, repo_url: str) -> tuple[str, dict[str, bytes]]:
+    """(Markdown of results.md, {file name under results/: PNG bytes})."""
+    parts = [
+        "# Results\n",
+        "Every saved run of this repository, read from `results/*.json` (experiments) and "
+        "`benchmarks/results/*.json` (speed) when the site is built. Each table says where its "
+        "numbers come from. Runs on the offline JPEG copy of CIFAR-10 are labelled "
+        "\"CIFAR-10 (JPEG q75 copy)\".\n",
+    ]
+    images: dict[str, bytes] = {}
+    for path in sorted((root / "results").glob("*.json")):
+        rec = json.loads(path.read_text())
+        name = rec["experiment"]
+        parts.append(f"## {name} · {rec['provenance']['scale']}\n")
+        parts.append(f"{rec.get('description', '')}\n")
+        parts.append(_provenance(rec, repo_url))
+        render = RENDERERS.get(name)
+        if render:
+            table, draw = render(rec)
+            parts.append(table)
+            if draw is not None:
+                png = f"{path.stem}.png"
+                images[png] = _fig_png(draw)
+                parts.append(f"![{name} at {rec['provenance']['scale']} scale]({png})\n")
+        cfg = ", ".join(f"`{k}`={v}" for k, v in rec.get("config", {}).items())
+        parts.append(f"Config: {cfg}\n")
+    bench = sorted((root / "benchmarks" / "results").glob("*.json"))
+    if bench:
+        parts.append("## Benchmarks\n")
+        for path in bench:
+            rec = json.loads(path.read_text())
+            parts.append(f"### {path.stem}\n\n{rec.get('what', '')}\n")
+            parts.append(_provenance(rec, repo_url))
+            parts.append(_benchmark(rec))
+    return "\n".join(parts), images

@@ -1,0 +1,77 @@
+"""The site's generators: annotated source sections and the results page."""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import annotate  # noqa: E402
+import results_page  # noqa: E402
+
+SOURCE = '''"""Module title.
+
+$$y = x$$
+"""
+
+import torch
+
+# The constant, explained.
+K = 3  # noqa: E501
+
+
+@torch.no_grad()
+def f(x):
+    """Doubles $x$."""
+    # twice
+    return 2 * x
+
+
+def g():
+    return 1
+'''
+
+
+def test_sections_pair_notes_with_the_code_they_describe():
+    secs = annotate.sections(SOURCE)
+    assert secs[0].notes == ["Module title.\n\n$$y = x$$"] and secs[0].code == ["import torch"]
+    assert secs[1].notes == ["The constant, explained."] and secs[1].code == ["K = 3  # noqa: E501"]
+    # The decorator and signature follow their docstring, so the note comes first.
+    assert secs[2].notes == ["Doubles $x$."]
+    assert secs[2].code == ["@torch.no_grad()", "def f(x):"] and secs[2].first_line == 12
+    assert secs[3].notes == ["twice"]
+    assert secs[3].code[0] == "    return 2 * x"
+    assert "def g():" in secs[3].code  # no docstring: stays with the code before it
+
+
+def test_every_code_line_appears_once_and_nothing_else():
+    import ast
+    from collections import Counter
+
+    for module in ["labnorm/batch_norm.py", "labnorm/train/lr_finder.py", "labnorm/data.py"]:
+        source = (ROOT / module).read_text()
+        docstrings, _ = annotate._docstring_lines(ast.parse(source))
+        in_doc = {n for first, (last, _) in docstrings.items() for n in range(first, last + 1)}
+        lines = source.splitlines()
+        expected = Counter(
+            line for n, line in enumerate(lines, 1)
+            if line.strip() and n not in in_doc and not line.strip().startswith("#")
+        )
+        got = Counter(line for s in annotate.sections(source) for line in s.code if line.strip())
+        assert got == expected, module
+
+
+def test_page_links_source_and_notebooks():
+    md = annotate.page("labnorm/x.py", SOURCE, "https://example.org/x.py", [("01 demo", "../notebooks/01_demo.ipynb")])
+    assert "[`labnorm/x.py`](https://example.org/x.py)" in md
+    assert "[01 demo](../notebooks/01_demo.ipynb)" in md
+    assert md.count('class="annotated-section"') == len(annotate.sections(SOURCE))
+    assert 'href="https://example.org/x.py#L12"' in md
+
+
+def test_results_page_has_every_saved_run_with_provenance():
+    md, images = results_page.build(ROOT, "https://github.com/labnorm/labnorm")
+    for path in sorted((ROOT / "results").glob("*.json")):
+        assert f"{path.stem}.png" in images and images[f"{path.stem}.png"][:4] == b"\x89PNG"
+    assert md.count("| device | scale | dataset | commit |") == len(list((ROOT / "results").glob("*.json"))) + len(
+        list((ROOT / "benchmarks" / "results").glob("*.json")))
+    assert "CIFAR-10 (JPEG q75 copy)" in md and "https://github.com/labnorm/labnorm/commit/" in md
