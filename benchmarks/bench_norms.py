@@ -13,16 +13,14 @@ Reports the ratios labnorm ÷ torch and writes
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import torch
 import torch.utils.benchmark as tb
 from torch import nn
 
 import labnorm
-from labnorm.results import provenance
+from labnorm.results import save_benchmark
 
 SHAPES = [(64, 64, 32, 32), (8, 256, 14, 14)]
 
@@ -95,20 +93,13 @@ def main() -> None:
     device = torch.device(args.device)
     t0 = time.perf_counter()
     rows = measure(device, args.min_run_time, not args.no_compile)
-    record = {
-        "benchmark": "norms",
-        "what": "median time of labnorm's layer (eager and torch.compile'd) and torch's on the same input, "
-                "same process; ratio = labnorm / torch",
-        "threads": torch.get_num_threads(),
-        "rows": rows,
-        "provenance": provenance(scale="benchmark", seed=0, dataset=None, device=device,
-                                 wall_time_s=time.perf_counter() - t0),
-    }
-    out = Path(__file__).resolve().parent / "results" / f"norms__{device.type}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(record, indent=1) + "\n")
+    out = save_benchmark(
+        "norms", device, time.perf_counter() - t0,
+        what="median time of labnorm's layer (eager and torch.compile'd) and torch's on the same input, "
+             "same process; ratio = labnorm / torch",
+        threads=torch.get_num_threads(), rows=rows,
+    )
     print(f"wrote {out.name}")
-
 
 if __name__ == "__main__":
     main()

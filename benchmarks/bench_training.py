@@ -12,15 +12,13 @@ machines. Writes `benchmarks/results/training__<device type>.json` with provenan
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from labnorm.models import MODELS, build_model
-from labnorm.results import provenance
+from labnorm.results import save_benchmark
 
 NORMS = ["bn", "gn", "none", "torch-bn", "torch-gn"]
 
@@ -72,20 +70,14 @@ def main() -> None:
         for norm in NORMS:
             rows.append({"model": name, "norm": norm, "images_per_s": ips[norm], "ratio_to_bn": ips[norm] / ips["bn"]})
             print(f"{name:<15} {norm:<9} {ips[norm]:9.1f} images/s   ×{ips[norm] / ips['bn']:.2f} of bn")
-    record = {
-        "benchmark": "training",
-        "what": "training images/s (SGD step on random CIFAR-shaped batches); ratio to the BN variant in the same run",
-        "config": {"batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup, "width": args.width,
-                   "threads": torch.get_num_threads()},
-        "rows": rows,
-        "provenance": provenance(scale="benchmark", seed=0, dataset=None, device=device,
-                                 wall_time_s=time.perf_counter() - t0),
-    }
-    out = Path(__file__).resolve().parent / "results" / f"training__{device.type}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(record, indent=1) + "\n")
+    out = save_benchmark(
+        "training", device, time.perf_counter() - t0,
+        what="training images/s (SGD step on random CIFAR-shaped batches); ratio to the BN variant in the same run",
+        config={"batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup, "width": args.width,
+                "threads": torch.get_num_threads()},
+        rows=rows,
+    )
     print(f"wrote {out.name}")
-
 
 if __name__ == "__main__":
     main()

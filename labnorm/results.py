@@ -32,6 +32,7 @@ __all__ = [
     "load_results",
     "find_reference",
     "provenance_line",
+    "save_benchmark",
 ]
 
 # The repository root, when labnorm is imported from a checkout.
@@ -136,3 +137,17 @@ def provenance_line(record: dict[str, Any]) -> str:
         f"seed {p['seed']} · {p['date'][:10]} · commit {commit} · torch {p['torch']} · "
         f"{p['wall_time_s'] / 60:.1f} min"
     )
+
+
+def save_benchmark(
+    name: str, device: torch.device, wall_time_s: float, directory: Path | None = None, **fields: Any
+) -> Path:
+    """Write `benchmarks/results/<name>__<device type>.json` (or into `directory`): `fields` plus provenance."""
+    record = {"benchmark": name, **fields,
+              "provenance": provenance(scale="benchmark", seed=0, dataset=None, device=device,
+                                       wall_time_s=wall_time_s)}
+    folder = directory or _REPO_ROOT / "benchmarks" / "results"
+    out = folder / f"{name}__{torch.device(device).type}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1) + "\n")
+    return out

@@ -14,6 +14,21 @@ def _close(a, b, tol):
     assert (a - b).abs().max().item() <= tol, (a - b).abs().max().item()
 
 
+def _forward_backward_agree(ours, ref, base, tol, grad_tol):
+    """Same output, input gradient and (if affine) parameter gradients for the same input."""
+    x, x2 = base.clone().requires_grad_(), base.clone().requires_grad_()
+    y, y2 = ours(x), ref(x2)
+    _close(y, y2, tol)
+    g = torch.randn_like(y)
+    y.backward(g)
+    y2.backward(g)
+    _close(x.grad, x2.grad, tol * 10)
+    if ours.affine:
+        _close(ours.weight.grad, ref.weight.grad, grad_tol)
+        _close(ours.bias.grad, ref.bias.grad, grad_tol)
+    return y
+
+
 def _pair_bn(dtype, **kw):
     ours = labnorm.BatchNorm2d(6, **kw).to(dtype)
     ref = nn.BatchNorm2d(6, **kw).to(dtype)
@@ -36,17 +51,9 @@ def test_batchnorm_matches_torch_over_training_then_eval(dtype, momentum, affine
     ours, ref = _pair_bn(dtype, momentum=momentum, affine=affine, track_running_stats=track)
     # Several training steps on batches of different shapes, means and scales
     for step, shape in enumerate([(4, 6, 5, 5), (3, 6, 7, 2), (8, 6, 1, 3), (2, 6, 4, 4)]):
-        x = (torch.randn(shape, dtype=dtype) * (step + 1) + step).requires_grad_()
-        x2 = x.detach().clone().requires_grad_()
-        y, y2 = ours(x), ref(x2)
-        _close(y, y2, tol)
-        g = torch.randn_like(y)
-        y.backward(g)
-        y2.backward(g)
-        _close(x.grad, x2.grad, tol * 10)
         if affine:
-            _close(ours.weight.grad, ref.weight.grad, tol * 10)
-            _close(ours.bias.grad, ref.bias.grad, tol * 10)
+            ours.weight.grad = ours.bias.grad = ref.weight.grad = ref.bias.grad = None
+        _forward_backward_agree(ours, ref, torch.randn(shape, dtype=dtype) * (step + 1) + step, tol, tol * 10)
         if track:
             _close(ours.running_mean, ref.running_mean, tol)
             _close(ours.running_var, ref.running_var, tol)
@@ -186,20 +193,10 @@ def test_groupnorm_matches_torch(dtype, groups, layout, affine):
     elif layout == "non_contiguous":
         base = base.transpose(2, 3)
         assert not base.is_contiguous()
-    x = base.clone().requires_grad_()
-    x2 = base.clone().requires_grad_()
-    y, y2 = ours(x), ref(x2)
-    _close(y, y2, tol)
-    g = torch.randn_like(y)
-    y.backward(g)
-    y2.backward(g)
-    _close(x.grad, x2.grad, tol * 10)
-    if affine:
-        _close(ours.weight.grad, ref.weight.grad, tol * 100)
-        _close(ours.bias.grad, ref.bias.grad, tol * 100)
+    y = _forward_backward_agree(ours, ref, base, tol, tol * 100)
     # No running statistics: eval mode computes the same.
     ours.eval()
-    _close(ours(x.detach()), y.detach(), 0)
+    _close(ours(base), y.detach(), 0)
 
 
 @pytest.mark.parametrize("shape", [(4, 6), (2, 6, 7), (2, 6, 3, 2, 2)])

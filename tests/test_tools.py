@@ -144,3 +144,17 @@ def test_results_json_schema():
         assert {"labnorm_version", "commit", "commit_dirty", "torch", "python", "device", "scale", "dataset",
                 "seed", "wall_time_s", "date"} <= set(prov), path.name
         assert prov["commit_dirty"] is False, f"{path.name} was run from uncommitted code"
+
+
+def test_save_benchmark_writes_rows_with_provenance(tmp_path):
+    path = results.save_benchmark("demo", torch.device("cpu"), 1.5, directory=tmp_path, rows=[{"ratio": 2.0}])
+    rec = json.loads(path.read_text())
+    assert path.name == "demo__cpu.json" and rec["benchmark"] == "demo" and rec["rows"] == [{"ratio": 2.0}]
+    assert rec["provenance"]["scale"] == "benchmark" and rec["provenance"]["torch"] == torch.__version__
+
+
+def test_committed_benchmarks_carry_provenance():
+    folder = results._REPO_ROOT / "benchmarks" / "results"
+    for path in sorted(folder.glob("*.json")):
+        rec = json.loads(path.read_text())
+        assert rec["rows"] and {"commit", "torch", "device", "date"} <= set(rec["provenance"]), path.name
