@@ -20,6 +20,7 @@ from .models import SmallCNN, build_model
 from .scale import get_scale, pick
 from .train.fit import fit, make_optimizer
 from .train.lr_finder import LRFinder
+from .weight_norm import data_dependent_init
 
 __all__ = ["EXPERIMENTS", "experiment", "run_experiment", "load_or_run", "default_device"]
 
@@ -233,3 +234,56 @@ def one_cycle_fast_resnet(scale: str, seed: int, device: torch.device) -> tuple[
         "diverged_at_step": hist["diverged_at_step"],
     }
     return config, metrics, train.variant
+
+
+@experiment(
+    "weight_norm_cifar",
+    "The same small CIFAR-10 CNN with no norm, weight norm, WN + data-dependent init, WN + mean-only BN "
+    "and batch norm, trained with Adam and with SGD (one-cycle).",
+)
+def weight_norm_cifar(scale: str, seed: int, device: torch.device) -> tuple[dict, dict, str]:
+    n_train, n_test = pick(smoke=(512, 256), cpu=(10000, 2000), gpu=(50000, 10000), scale=scale)
+    config = {
+        "model": "SmallCNN",
+        "width": pick(smoke=8, cpu=32, gpu=64, scale=scale),
+        "epochs": pick(smoke=1, cpu=3, gpu=20, scale=scale),
+        "batch_size": 64,
+        "train_images": n_train,
+        "test_images": n_test,
+        "variants": ["none", "wn", "wn+init", "wn+mobn", "bn"],
+        "optimizers": {"adam": {"lr": 3e-3, "weight_decay": 0.0}, "sgd": {"lr": 0.05, "weight_decay": 5e-4}},
+        "schedule": "OneCycleLR, pct_start 0.25",
+        "init_batch": 500,
+    }
+    train = scaled_subset(load_cifar10("train"), n_train, seed)
+    test = scaled_subset(load_cifar10("test"), n_test, seed)
+    runs = []
+    for opt_name, opt_cfg in config["optimizers"].items():
+        for variant in config["variants"]:
+            torch.manual_seed(seed)
+            norm = "wn" if variant == "wn+init" else variant
+            model = SmallCNN(norm=norm, width=config["width"]).to(device)
+            if variant == "wn+init":
+                # Salimans & Kingma's init on one un-augmented batch of training images
+                x, _ = next(iter(DeviceBatches(train, config["init_batch"], train=False, device=device)))
+                data_dependent_init(model, x)
+            t0 = time.perf_counter()
+            hist = fit(
+                model,
+                DeviceBatches(train, config["batch_size"], train=True, device=device, seed=seed),
+                DeviceBatches(test, 500, train=False, device=device),
+                epochs=config["epochs"], lr=opt_cfg["lr"], optimizer=opt_name,
+                weight_decay=opt_cfg["weight_decay"], device=device, desc=f"{opt_name} {variant}",
+            )
+            last = hist["epochs"][-1]
+            runs.append({
+                "optimizer": opt_name,
+                "variant": variant,
+                "epochs": hist["epochs"],
+                "loss_curve": _curve(hist["step_loss"]),
+                "diverged_at_step": hist["diverged_at_step"],
+                "final_test_acc": last.get("test_acc"),
+                "final_test_loss": last.get("test_loss"),
+                "seconds": time.perf_counter() - t0,
+            })
+    return config, {"runs": runs}, train.variant

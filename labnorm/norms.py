@@ -10,6 +10,8 @@ techniques. A spec is a registered name with an optional argument after a colon:
 | `bn`        | `labnorm.BatchNorm2d`                               |
 | `gn`, `gn:G`| `labnorm.GroupNorm` with $G$ groups (default 32, reduced to a divisor of $C$) |
 | `torch-bn`, `torch-gn[:G]` | torch's own layers, for reference runs |
+| `wn`        | weight-normalized conv (one $g$ per output channel, with bias), no norm layer |
+| `wn+mobn`   | weight-normalized conv without bias, then `labnorm.MeanOnlyBatchNorm` |
 
 A technique module adds itself with `@register_norm("name")`. The factory also owns the
 **conv/norm pairing**: a technique that lives in the convolution rather than after it
@@ -26,6 +28,7 @@ from typing import Callable
 from torch import nn
 
 from .batch_norm import BatchNorm2d, GroupNorm
+from .weight_norm import MeanOnlyBatchNorm, weight_norm
 
 __all__ = ["register_norm", "register_conv", "make_norm", "make_conv", "available_norms"]
 
@@ -118,3 +121,26 @@ def _torch_bn(c: int, arg: str | None) -> nn.Module:
 @register_norm("torch-gn")
 def _torch_gn(c: int, arg: str | None) -> nn.Module:
     return nn.GroupNorm(_groups(c, arg), c)
+
+
+@register_norm("wn")
+def _wn(c: int, arg: str | None) -> nn.Module:
+    # Weight norm lives in the conv (register_conv below): nothing after it.
+    return nn.Identity()
+
+
+@register_conv("wn")
+def _wn_conv(c_in, c_out, kernel_size, stride=1, padding=0, bias=True) -> nn.Module:
+    # No norm layer follows, so the conv keeps its bias whatever the caller asked.
+    return weight_norm(nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, bias=True), dim="output")
+
+
+@register_norm("wn+mobn")
+def _wn_mobn(c: int, arg: str | None) -> nn.Module:
+    return MeanOnlyBatchNorm(c)
+
+
+@register_conv("wn+mobn")
+def _wn_mobn_conv(c_in, c_out, kernel_size, stride=1, padding=0, bias=False) -> nn.Module:
+    # The mean-only BN's bias replaces the conv's.
+    return weight_norm(nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, bias=False), dim="output")
