@@ -114,7 +114,8 @@ def weight_norm(module: nn.Module, name: str = "weight", dim: int | str | None =
 
 def remove_weight_norm(module: nn.Module, name: str = "weight") -> nn.Module:
     """Replace the parametrization by a plain parameter holding the current $w$."""
-    if not any(isinstance(p, WeightNorm) for p in getattr(module, "parametrizations", {}).get(name, [])):
+    if not (parametrize.is_parametrized(module, name)
+            and any(isinstance(p, WeightNorm) for p in module.parametrizations[name])):
         raise ValueError(f"remove_weight_norm: {type(module).__name__}.{name} has no weight norm")
     parametrize.remove_parametrizations(module, name, leave_parametrized=True)
     return module
