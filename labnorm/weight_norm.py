@@ -46,8 +46,10 @@ _TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 def _norm_except(v: torch.Tensor, dim: int | None, eps: float) -> torch.Tensor:
     r"""$\sqrt{\sum v^2 + \epsilon}$ over every dim except `dim` (all dims when `dim` is None), keepdim."""
     dims = tuple(d for d in range(v.dim()) if d != dim) if dim is not None else tuple(range(v.dim()))
-    sq = v.pow(2).sum(dim=dims, keepdim=dim is not None)
-    return torch.sqrt(sq + eps) if eps > 0 else torch.sqrt(sq)
+    if eps == 0:
+        # One fused op (what torch's own weight norm computes)
+        return torch.linalg.vector_norm(v, dim=dims, keepdim=dim is not None)
+    return torch.sqrt(v.pow(2).sum(dim=dims, keepdim=dim is not None) + eps)
 
 
 class WeightNorm(nn.Module):
