@@ -205,7 +205,7 @@ for label, make in (("torch", lambda m: torch_weight_norm(m)), ("labnorm eps=1e-
     m = make(nn.Linear(3, 4))
     with torch.no_grad():
         m.parametrizations.weight.original1[0].zero_()
-    print(f"zero row, {label}: finite = {bool(torch.isfinite(m.weight).all())}")
+    print(f"zero row, {label}: {'finite' if torch.isfinite(m.weight).all() else 'NaN'}")
 
 # %% [markdown]
 # ## Data-dependent initialization, seen

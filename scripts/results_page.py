@@ -99,7 +99,25 @@ def _one_cycle(rec: dict) -> tuple[str, Callable | None]:
     return _table(["epoch", "train loss", "test acc", "images/s"], rows), draw
 
 
-RENDERERS = {"bn_gn_batch_size": _bn_gn, "lr_range_test_resnet18": _lr_range, "one_cycle_fast_resnet": _one_cycle}
+def _weight_norm(rec: dict) -> tuple[str, Callable | None]:
+    runs = rec["metrics"]["runs"]
+    rows = [[r["optimizer"], r["variant"], f"{r['final_test_acc']:.3f}", f"{r['final_test_loss']:.3f}",
+             f"{r['epochs'][0].get('test_acc', float('nan')):.3f}"] for r in runs]
+
+    def draw(ax):
+        variants = list(dict.fromkeys(r["variant"] for r in runs))
+        for k, opt in enumerate(("adam", "sgd")):
+            acc = {r["variant"]: r["final_test_acc"] for r in runs if r["optimizer"] == opt}
+            ax.bar([i + 0.4 * k for i in range(len(variants))], [acc.get(v, 0) for v in variants], width=0.4, label=opt)
+        ax.set_xticks([i + 0.2 for i in range(len(variants))], variants)
+        ax.set(ylabel="final test accuracy")
+        ax.legend()
+
+    return _table(["optimizer", "variant", "test acc", "test loss", "epoch-1 acc"], rows), draw
+
+
+RENDERERS = {"bn_gn_batch_size": _bn_gn, "lr_range_test_resnet18": _lr_range, "one_cycle_fast_resnet": _one_cycle,
+             "weight_norm_cifar": _weight_norm}
 
 
 def _benchmark(rec: dict) -> str:
