@@ -88,6 +88,11 @@ def load_or_run(name: str, scale: str | None = None, seed: int = 0, *, rerun: bo
     return {**run_experiment(name, scale, seed, save=False), "source": "live"}
 
 
+def _cifar_subsets(n_train: int, n_test: int, seed: int):
+    """Class-balanced subsets of CIFAR-10's train and test splits (the whole split at gpu scale)."""
+    return scaled_subset(load_cifar10("train"), n_train, seed), scaled_subset(load_cifar10("test"), n_test, seed)
+
+
 def _curve(values: list[float], points: int = 120) -> list[list[float]]:
     """Downsample a per-step loss log to `points` (step, mean loss) pairs for plotting."""
     n = len(values)
@@ -122,8 +127,7 @@ def bn_gn_batch_size(scale: str, seed: int, device: torch.device) -> tuple[dict,
         "optimizer": "SGD, Nesterov momentum 0.9, weight decay 5e-4, OneCycleLR (pct_start 0.25)",
         "augmentation": "random crop (pad 4) + horizontal flip",
     }
-    train = scaled_subset(load_cifar10("train"), n_train, seed)
-    test = scaled_subset(load_cifar10("test"), n_test, seed)
+    train, test = _cifar_subsets(n_train, n_test, seed)
     runs = []
     for norm in config["norms"]:
         for bs in config["batch_sizes"]:
@@ -214,8 +218,7 @@ def one_cycle_fast_resnet(scale: str, seed: int, device: torch.device) -> tuple[
         "train_images": n_train,
         "test_images": n_test,
     }
-    train = scaled_subset(load_cifar10("train"), n_train, seed)
-    test = scaled_subset(load_cifar10("test"), n_test, seed)
+    train, test = _cifar_subsets(n_train, n_test, seed)
     torch.manual_seed(seed)
     model = build_model("fast_resnet", config["norm"], width=config["width"])
     hist = fit(
@@ -255,8 +258,7 @@ def weight_norm_cifar(scale: str, seed: int, device: torch.device) -> tuple[dict
         "schedule": "OneCycleLR, pct_start 0.25",
         "init_batch": 500,
     }
-    train = scaled_subset(load_cifar10("train"), n_train, seed)
-    test = scaled_subset(load_cifar10("test"), n_test, seed)
+    train, test = _cifar_subsets(n_train, n_test, seed)
     runs = []
     for opt_name, opt_cfg in config["optimizers"].items():
         for variant in config["variants"]:

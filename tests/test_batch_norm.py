@@ -29,16 +29,18 @@ def _forward_backward_agree(ours, ref, base, tol, grad_tol):
     return y
 
 
-def _pair_bn(dtype, **kw):
-    ours = labnorm.BatchNorm2d(6, **kw).to(dtype)
-    ref = nn.BatchNorm2d(6, **kw).to(dtype)
+def _same_random_affine(ours, ref):
+    """Non-trivial affine parameters, identical in both layers."""
     if ours.affine:
-        # Non-trivial affine parameters, identical in both.
         with torch.no_grad():
             ours.weight.uniform_(0.5, 1.5)
             ours.bias.uniform_(-0.5, 0.5)
         ref.load_state_dict(ours.state_dict())
     return ours, ref
+
+
+def _pair_bn(dtype, **kw):
+    return _same_random_affine(labnorm.BatchNorm2d(6, **kw).to(dtype), nn.BatchNorm2d(6, **kw).to(dtype))
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -169,14 +171,8 @@ def test_batchnorm_compiles():
 
 
 def _pair_gn(groups, channels, dtype, affine=True):
-    ours = labnorm.GroupNorm(groups, channels, affine=affine).to(dtype)
-    ref = nn.GroupNorm(groups, channels, affine=affine).to(dtype)
-    if affine:
-        with torch.no_grad():
-            ours.weight.uniform_(0.5, 1.5)
-            ours.bias.uniform_(-0.5, 0.5)
-        ref.load_state_dict(ours.state_dict())
-    return ours, ref
+    return _same_random_affine(labnorm.GroupNorm(groups, channels, affine=affine).to(dtype),
+                               nn.GroupNorm(groups, channels, affine=affine).to(dtype))
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
