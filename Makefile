@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine (see README.md):
-#   make serve   set up, then serve the site on http://127.0.0.1:8000
+#   make serve   set up, then serve the site on http://127.0.0.1:8000/labnorm/
 #   make test    set up, then unit tests + nbval over every notebook at smoke scale + strict site build
 # VENV: the virtualenv to use (created when missing). PYTHON: the interpreter that creates it.
 VENV ?= .venv
