@@ -11,8 +11,10 @@ from .batch_norm import BatchNorm2d, GroupNorm  # noqa: E402
 from .scale import get_scale, pick  # noqa: E402
 from .train.lr_finder import LRFinder  # noqa: E402
 from .weight_norm import MeanOnlyBatchNorm, data_dependent_init, remove_weight_norm, weight_norm  # noqa: E402
+from .weight_std import WSConv1d, WSConv2d, WSConvTranspose2d, weight_standardization  # noqa: E402
 
 __all__ = [
     "BatchNorm2d", "GroupNorm", "MeanOnlyBatchNorm", "weight_norm", "remove_weight_norm", "data_dependent_init",
+    "weight_standardization", "WSConv1d", "WSConv2d", "WSConvTranspose2d",
     "LRFinder", "get_scale", "pick", "__version__",
 ]

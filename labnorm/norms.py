@@ -12,6 +12,7 @@ techniques. A spec is a registered name with an optional argument after a colon:
 | `torch-bn`, `torch-gn[:G]` | torch's own layers, for reference runs |
 | `wn`        | weight-normalized conv (one $g$ per output channel, with bias), no norm layer |
 | `wn+mobn`   | weight-normalized conv without bias, then `labnorm.MeanOnlyBatchNorm` |
+| `ws+bn`, `ws+gn[:G]` | `labnorm.WSConv2d` (Weight Standardization, the paper's definition), then BN / GN |
 
 A technique module adds itself with `@register_norm("name")`. The factory also owns the
 **conv/norm pairing**: a technique that lives in the convolution rather than after it
@@ -29,6 +30,7 @@ from torch import nn
 
 from .batch_norm import BatchNorm2d, GroupNorm
 from .weight_norm import MeanOnlyBatchNorm, weight_norm
+from .weight_std import WSConv2d
 
 __all__ = ["register_norm", "register_conv", "make_norm", "make_conv", "available_norms"]
 
@@ -144,3 +146,22 @@ def _wn_mobn(c: int, arg: str | None) -> nn.Module:
 def _wn_mobn_conv(c_in, c_out, kernel_size, stride=1, padding=0, bias=False) -> nn.Module:
     # The mean-only BN's bias replaces the conv's.
     return weight_norm(nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, bias=False), dim="output")
+
+
+@register_norm("ws+bn")
+def _ws_bn(c: int, arg: str | None) -> nn.Module:
+    return BatchNorm2d(c)
+
+
+@register_norm("ws+gn")
+def _ws_gn(c: int, arg: str | None) -> nn.Module:
+    return GroupNorm(_groups(c, arg), c)
+
+
+@register_conv("ws+bn")
+@register_conv("ws+gn")
+def _ws_conv(c_in, c_out, kernel_size, stride=1, padding=0, bias=False) -> nn.Module:
+    # Weight Standardization lives in the conv; a 1×1 conv from 1 channel (fan-in 1) stays plain.
+    if c_in * kernel_size * kernel_size < 2:
+        return nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, bias=bias)
+    return WSConv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, bias=bias)
