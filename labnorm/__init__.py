@@ -7,6 +7,7 @@ Importing labnorm never touches the network.
 
 __version__ = "0.1.0"
 
+from .batch_channel_norm import BatchChannelNorm2d, EstimatedBatchNorm2d  # noqa: E402
 from .batch_norm import BatchNorm2d, GroupNorm  # noqa: E402
 from .scale import get_scale, pick  # noqa: E402
 from .train.lr_finder import LRFinder  # noqa: E402
@@ -14,7 +15,7 @@ from .weight_norm import MeanOnlyBatchNorm, data_dependent_init, remove_weight_n
 from .weight_std import WSConv1d, WSConv2d, WSConvTranspose2d, weight_standardization  # noqa: E402
 
 __all__ = [
-    "BatchNorm2d", "GroupNorm", "MeanOnlyBatchNorm", "weight_norm", "remove_weight_norm", "data_dependent_init",
+    "BatchNorm2d", "GroupNorm", "BatchChannelNorm2d", "EstimatedBatchNorm2d", "MeanOnlyBatchNorm", "weight_norm", "remove_weight_norm", "data_dependent_init",
     "weight_standardization", "WSConv1d", "WSConv2d", "WSConvTranspose2d",
     "LRFinder", "get_scale", "pick", "__version__",
 ]

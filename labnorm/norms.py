@@ -13,6 +13,7 @@ techniques. A spec is a registered name with an optional argument after a colon:
 | `wn`        | weight-normalized conv (one $g$ per output channel, with bias), no norm layer |
 | `wn+mobn`   | weight-normalized conv without bias, then `labnorm.MeanOnlyBatchNorm` |
 | `ws+bn`, `ws+gn[:G]` | `labnorm.WSConv2d` (Weight Standardization, the paper's definition), then BN / GN |
+| `bcn[:G]`, `ws+bcn[:G]` | `labnorm.BatchChannelNorm2d` (32 groups, reduced to a divisor of $C$), after a plain / WS conv |
 
 A technique module adds itself with `@register_norm("name")`. The factory also owns the
 **conv/norm pairing**: a technique that lives in the convolution rather than after it
@@ -28,6 +29,7 @@ from typing import Callable
 
 from torch import nn
 
+from .batch_channel_norm import BatchChannelNorm2d
 from .batch_norm import BatchNorm2d, GroupNorm
 from .weight_norm import MeanOnlyBatchNorm, weight_norm
 from .weight_std import WSConv2d
@@ -158,8 +160,15 @@ def _ws_gn(c: int, arg: str | None) -> nn.Module:
     return GroupNorm(_groups(c, arg), c)
 
 
+@register_norm("bcn")
+@register_norm("ws+bcn")
+def _bcn(c: int, arg: str | None) -> nn.Module:
+    return BatchChannelNorm2d(c, num_groups=_groups(c, arg))
+
+
 @register_conv("ws+bn")
 @register_conv("ws+gn")
+@register_conv("ws+bcn")
 def _ws_conv(c_in, c_out, kernel_size, stride=1, padding=0, bias=False) -> nn.Module:
     # Weight Standardization lives in the conv; a 1×1 conv from 1 channel (fan-in 1) stays plain.
     if c_in * kernel_size * kernel_size < 2:

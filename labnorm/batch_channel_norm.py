@@ -1,0 +1,136 @@
+r"""# Batch-Channel Normalization
+
+Batch-Channel Normalization (BCN, Qiao et al., [Micro-Batch Training with Batch-Channel
+Normalization and Weight Standardization](https://arxiv.org/abs/1903.10520)) is batch norm
+followed by a channel (group) norm:
+
+$$\dot x = \gamma^{b}_c \frac{x - \hat\mu_c}{\hat\sigma_c} + \beta^{b}_c, \qquad
+  y_{n,g} = \gamma^{c}_g \, \frac{\dot x_{n,g} - \mu_{n,g}}{\sqrt{\sigma^2_{n,g} + \epsilon}} + \beta^{c}_g$$
+
+The batch part uses information from the whole batch (which keeps the network away from
+elimination singularities, the paper argues); the channel part makes every sample's groups
+well-scaled however small the batch. As in the official repository, the channel part has one
+affine pair per *group* (parameters `weight`, `bias` of shape $[1, G, 1]$) and the batch part is
+`bn` — so the official checkpoints' keys load as they are.
+
+The batch part comes in two forms:
+
+* `estimate=False` (the official default): an ordinary `BatchNorm2d` with batch statistics in
+  training. At initialization BCN then equals `BatchNorm2d` followed by `GroupNorm`.
+* `estimate=True`: the paper's micro-batch setting, where $\hat\mu, \hat\sigma$ are *estimates*
+  used in training and eval alike (`EstimatedBatchNorm2d`). Two ways to update them exist:
+  - `"official"` (the official `EstBN`): $\hat\mu \leftarrow (1-r)\hat\mu + r\,\bar x$ and
+    $\hat\sigma^2 \leftarrow (1-r)\hat\sigma^2 + r\,\overline{(x - \hat\mu_{old})^2}$ — the
+    variance is centred on the *previous* running mean; the rate $r$ is the buffer
+    `estbn_moving_speed` (here initialized to `momentum`; the official code starts it at 0 and
+    lets the training script set it);
+  - `"labml"` (labml's `EstimatedBatchNorm`): the batch's own biased variance, centred on the
+    batch mean, with rate `momentum`.
+
+  Both then normalize with the freshly updated estimates; gradients do not flow through them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .batch_norm import BatchNorm2d
+
+__all__ = ["BatchChannelNorm2d", "EstimatedBatchNorm2d"]
+
+
+class EstimatedBatchNorm2d(nn.Module):
+    r"""Batch norm with estimated statistics in training and eval (see the module docstring)."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, variant: str = "official") -> None:
+        super().__init__()
+        if variant not in ("official", "labml"):
+            raise ValueError(f"EstimatedBatchNorm2d: variant must be 'official' or 'labml', got {variant!r}")
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.variant = variant
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+        # The official name of the update rate, kept so its checkpoints load
+        self.register_buffer("estbn_moving_speed", torch.tensor([float(momentum)]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.num_features:
+            raise ValueError(
+                f"EstimatedBatchNorm2d: expected an input [N, {self.num_features}, H, W], got shape {tuple(x.shape)}"
+            )
+        view = (1, -1, 1, 1)
+        if self.training:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                dims = (0, 2, 3)
+                if self.variant == "official":
+                    r = float(self.estbn_moving_speed)
+                    batch_mean = x.mean(dims)
+                    # Centred on the running mean *before* this update
+                    centred_var = (x - self.running_mean.view(view)).pow(2).mean(dims)
+                    self.running_mean.mul_(1 - r).add_(batch_mean, alpha=r)
+                    self.running_var.mul_(1 - r).add_(centred_var, alpha=r)
+                else:
+                    r = self.momentum
+                    var, batch_mean = torch.var_mean(x, dim=dims, correction=0)
+                    self.running_mean.mul_(1 - r).add_(batch_mean, alpha=r)
+                    self.running_var.mul_(1 - r).add_(var, alpha=r)
+        # Normalize with the (just updated) estimates, then the per-channel affine
+        x_hat = (x - self.running_mean.view(view)) / torch.sqrt(self.running_var.view(view) + self.eps)
+        return self.weight.view(view) * x_hat + self.bias.view(view)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, variant={self.variant!r}"
+
+
+class BatchChannelNorm2d(nn.Module):
+    r"""Batch norm, then channel (group) norm with one affine pair per group (see the module docstring).
+
+    Args:
+        num_channels: $C$.
+        num_groups: $G$, must divide $C$ (32 as in the paper).
+        eps: of both parts.
+        momentum: of the batch part (torch's convention; the estimates' rate when `estimate`).
+        estimate: use estimated statistics in the batch part (`EstimatedBatchNorm2d`).
+        estimate_variant: `"official"` or `"labml"`, when `estimate`.
+    """
+
+    def __init__(
+        self, num_channels: int, num_groups: int = 32, eps: float = 1e-5, momentum: float = 0.1,
+        estimate: bool = False, estimate_variant: str = "official",
+    ) -> None:
+        super().__init__()
+        if num_groups < 1 or num_channels % num_groups != 0:
+            raise ValueError(
+                f"BatchChannelNorm2d: num_channels ({num_channels}) must be divisible by num_groups ({num_groups})"
+            )
+        self.num_channels = num_channels
+        self.num_groups = num_groups
+        self.eps = eps
+        self.estimate = estimate
+        self.bn = (EstimatedBatchNorm2d(num_channels, eps, momentum, estimate_variant) if estimate
+                   else BatchNorm2d(num_channels, eps=eps, momentum=momentum))
+        # One affine pair per group, shaped to broadcast over [N, G, C/G·H·W]
+        self.weight = nn.Parameter(torch.ones(1, num_groups, 1))
+        self.bias = nn.Parameter(torch.zeros(1, num_groups, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.num_channels:
+            raise ValueError(
+                f"BatchChannelNorm2d: expected an input [N, {self.num_channels}, H, W], got shape {tuple(x.shape)}"
+            )
+        out = self.bn(x)
+        # Channel part: one row per (sample, group), biased variance, eps inside the sqrt
+        rows = out.reshape(x.shape[0], self.num_groups, -1)
+        var, mean = torch.var_mean(rows, dim=-1, correction=0, keepdim=True)
+        rows = (rows - mean) * torch.rsqrt(var + self.eps)
+        return (self.weight * rows + self.bias).reshape(x.shape)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_channels}, num_groups={self.num_groups}, eps={self.eps}, estimate={self.estimate}"
