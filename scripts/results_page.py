@@ -122,8 +122,14 @@ RENDERERS = {"bn_gn_batch_size": _bn_gn, "lr_range_test_resnet18": _lr_range, "o
 
 def _benchmark(rec: dict) -> str:
     rows = rec["rows"]
-    header = [k for k in rows[0] if k not in ("shape",)]
-    return _table(header, [[f"{r[k]:.3g}" if isinstance(r[k], float) else r[k] for k in header] for r in rows])
+    # Rows may differ in their keys (e.g. one timing column per baseline): take them all, in order.
+    header = [k for k in dict.fromkeys(k for r in rows for k in r) if k != "shape"]
+
+    def cell(r, k):
+        v = r.get(k, "")
+        return f"{v:.3g}" if isinstance(v, float) else v
+
+    return _table(header, [[cell(r, k) for k in header] for r in rows])
 
 
 def build(root: Path, repo_url: str) -> tuple[str, dict[str, bytes]]:
