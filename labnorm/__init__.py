@@ -15,7 +15,8 @@ from .weight_norm import MeanOnlyBatchNorm, data_dependent_init, remove_weight_n
 from .weight_std import WSConv1d, WSConv2d, WSConvTranspose2d, weight_standardization  # noqa: E402
 
 __all__ = [
-    "BatchNorm2d", "GroupNorm", "BatchChannelNorm2d", "EstimatedBatchNorm2d", "MeanOnlyBatchNorm", "weight_norm", "remove_weight_norm", "data_dependent_init",
+    "BatchNorm2d", "GroupNorm", "BatchChannelNorm2d", "EstimatedBatchNorm2d",
+    "MeanOnlyBatchNorm", "weight_norm", "remove_weight_norm", "data_dependent_init",
     "weight_standardization", "WSConv1d", "WSConv2d", "WSConvTranspose2d",
     "LRFinder", "get_scale", "pick", "__version__",
 ]

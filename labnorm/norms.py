@@ -108,11 +108,13 @@ def _none(c: int, arg: str | None) -> nn.Module:
 
 
 @register_norm("bn")
+@register_norm("ws+bn")
 def _bn(c: int, arg: str | None) -> nn.Module:
     return BatchNorm2d(c)
 
 
 @register_norm("gn")
+@register_norm("ws+gn")
 def _gn(c: int, arg: str | None) -> nn.Module:
     return GroupNorm(_groups(c, arg), c)
 
@@ -148,16 +150,6 @@ def _wn_mobn(c: int, arg: str | None) -> nn.Module:
 def _wn_mobn_conv(c_in, c_out, kernel_size, stride=1, padding=0, bias=False) -> nn.Module:
     # The mean-only BN's bias replaces the conv's.
     return weight_norm(nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, bias=False), dim="output")
-
-
-@register_norm("ws+bn")
-def _ws_bn(c: int, arg: str | None) -> nn.Module:
-    return BatchNorm2d(c)
-
-
-@register_norm("ws+gn")
-def _ws_gn(c: int, arg: str | None) -> nn.Module:
-    return GroupNorm(_groups(c, arg), c)
 
 
 @register_norm("bcn")
