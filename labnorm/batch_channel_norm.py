@@ -35,7 +35,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .batch_norm import BatchNorm2d
+from .batch_norm import BatchNorm2d, GroupNorm
 
 __all__ = ["BatchChannelNorm2d", "EstimatedBatchNorm2d"]
 
@@ -116,7 +116,9 @@ class BatchChannelNorm2d(nn.Module):
         self.estimate = estimate
         self.bn = (EstimatedBatchNorm2d(num_channels, eps, momentum, estimate_variant) if estimate
                    else BatchNorm2d(num_channels, eps=eps, momentum=momentum))
-        # One affine pair per group, shaped to broadcast over [N, G, C/G·H·W]
+        # Channel part: group norm without its per-channel affine (no parameters, no state-dict keys) ...
+        self.channel_norm = GroupNorm(num_groups, num_channels, eps=eps, affine=False)
+        # ... and one affine pair per group instead, shaped to broadcast over [N, G, C/G·H·W]
         self.weight = nn.Parameter(torch.ones(1, num_groups, 1))
         self.bias = nn.Parameter(torch.zeros(1, num_groups, 1))
 
@@ -125,11 +127,8 @@ class BatchChannelNorm2d(nn.Module):
             raise ValueError(
                 f"BatchChannelNorm2d: expected an input [N, {self.num_channels}, H, W], got shape {tuple(x.shape)}"
             )
-        out = self.bn(x)
-        # Channel part: one row per (sample, group), biased variance, eps inside the sqrt
-        rows = out.reshape(x.shape[0], self.num_groups, -1)
-        var, mean = torch.var_mean(rows, dim=-1, correction=0, keepdim=True)
-        rows = (rows - mean) * torch.rsqrt(var + self.eps)
+        # Channel part: each (sample, group) normalized, then the per-group affine
+        rows = self.channel_norm(self.bn(x)).reshape(x.shape[0], self.num_groups, -1)
         return (self.weight * rows + self.bias).reshape(x.shape)
 
     def extra_repr(self) -> str:

@@ -93,6 +93,21 @@ def _cifar_subsets(n_train: int, n_test: int, seed: int):
     return scaled_subset(load_cifar10("train"), n_train, seed), scaled_subset(load_cifar10("test"), n_test, seed)
 
 
+def _run_record(hist: dict, seconds: float, **labels: Any) -> dict:
+    """One training run of an experiment: its labels, per-epoch metrics, loss curve and final figures."""
+    last = hist["epochs"][-1]
+    return {
+        **labels,
+        "epochs": hist["epochs"],
+        "loss_curve": _curve(hist["step_loss"]),
+        "steps": len(hist["step_loss"]),
+        "diverged_at_step": hist["diverged_at_step"],
+        "final_test_acc": last.get("test_acc"),
+        "final_test_loss": last.get("test_loss"),
+        "seconds": seconds,
+    }
+
+
 def _curve(values: list[float], points: int = 120) -> list[list[float]]:
     """Downsample a per-step loss log to `points` (step, mean loss) pairs for plotting."""
     n = len(values)
@@ -141,19 +156,7 @@ def bn_gn_batch_size(scale: str, seed: int, device: torch.device) -> tuple[dict,
                 DeviceBatches(test, 500, train=False, device=device),
                 epochs=config["epochs"], lr=lr, device=device, desc=f"{norm} b{bs}",
             )
-            last = hist["epochs"][-1]
-            runs.append({
-                "norm": norm,
-                "batch_size": bs,
-                "lr": lr,
-                "epochs": hist["epochs"],
-                "loss_curve": _curve(hist["step_loss"]),
-                "steps": len(hist["step_loss"]),
-                "diverged_at_step": hist["diverged_at_step"],
-                "final_test_acc": last.get("test_acc"),
-                "final_test_loss": last.get("test_loss"),
-                "seconds": time.perf_counter() - t0,
-            })
+            runs.append(_run_record(hist, time.perf_counter() - t0, norm=norm, batch_size=bs, lr=lr))
     return config, {"runs": runs}, train.variant
 
 
@@ -277,15 +280,5 @@ def weight_norm_cifar(scale: str, seed: int, device: torch.device) -> tuple[dict
                 epochs=config["epochs"], lr=opt_cfg["lr"], optimizer=opt_name,
                 weight_decay=opt_cfg["weight_decay"], device=device, desc=f"{opt_name} {variant}",
             )
-            last = hist["epochs"][-1]
-            runs.append({
-                "optimizer": opt_name,
-                "variant": variant,
-                "epochs": hist["epochs"],
-                "loss_curve": _curve(hist["step_loss"]),
-                "diverged_at_step": hist["diverged_at_step"],
-                "final_test_acc": last.get("test_acc"),
-                "final_test_loss": last.get("test_loss"),
-                "seconds": time.perf_counter() - t0,
-            })
+            runs.append(_run_record(hist, time.perf_counter() - t0, optimizer=opt_name, variant=variant))
     return config, {"runs": runs}, train.variant

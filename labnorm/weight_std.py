@@ -72,7 +72,19 @@ def weight_standardization(
 
 
 class _WSMixin:
-    """Shared by the WS convs: standardize `self.weight` in every forward."""
+    """Shared by the WS convs: standardize `self.weight` in every forward.
+
+    `_OUT_DIM` is the weight dim that indexes output channels (0 for convs, 1 for transposed convs).
+    """
+
+    _OUT_DIM = 0
+
+    def __init__(self, *args, eps: float | None = None, variant: str = "paper", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_ws(eps, variant, out_dim=self._OUT_DIM)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.standardized_weight(), self.bias)
 
     def _init_ws(self, eps: float | None, variant: str, out_dim: int) -> None:
         if variant not in VARIANTS:
@@ -98,23 +110,9 @@ class WSConv2d(_WSMixin, nn.Conv2d):
     """`nn.Conv2d` with Weight Standardization: same arguments (plus `eps`, `variant`), same
     parameters and state-dict keys, so a plain conv's checkpoint loads as it is."""
 
-    def __init__(self, *args, eps: float | None = None, variant: str = "paper", **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._init_ws(eps, variant, out_dim=0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.standardized_weight(), self.bias)
-
 
 class WSConv1d(_WSMixin, nn.Conv1d):
     """`nn.Conv1d` with Weight Standardization."""
-
-    def __init__(self, *args, eps: float | None = None, variant: str = "paper", **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._init_ws(eps, variant, out_dim=0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.standardized_weight(), self.bias)
 
 
 class WSConvTranspose2d(_WSMixin, nn.ConvTranspose2d):
@@ -125,9 +123,7 @@ class WSConvTranspose2d(_WSMixin, nn.ConvTranspose2d):
     (With `groups > 1` each output channel of a group is standardized over that group's inputs.)
     """
 
-    def __init__(self, *args, eps: float | None = None, variant: str = "paper", **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._init_ws(eps, variant, out_dim=1)
+    _OUT_DIM = 1
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         output_padding = self._output_padding(x, output_size, self.stride, self.padding, self.kernel_size,
