@@ -113,8 +113,13 @@ def test_search_returns_results(server, browser):
     url, site = server
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(f"{url}/")
+    # The search worker builds its index after load; a query typed before it is ready is lost.
+    page.wait_for_function(
+        "() => (document.querySelector('.md-search-result__meta') || {}).innerText === 'Type to start searching'",
+        timeout=30000,
+    )
     page.locator("label.md-search__icon, .md-search__input").first.click()
-    page.locator(".md-search__input").fill("group norm")
+    page.locator(".md-search__input").press_sequentially("group norm", delay=20)
     page.wait_for_selector(".md-search-result__item", timeout=20000)
     assert page.locator(".md-search-result__item").count() > 0
     page.screenshot(path=str(site / "screenshots" / "search.png"))
