@@ -1,18 +1,31 @@
-"""What Weight Standardization costs in a ResNet-18 training step, at batch 64 and batch 2.
+"""What Weight Standardization costs in a training step, at batch 64 and batch 2 — and what makes it cheap.
 
-    python benchmarks/bench_weight_std.py [--device cuda] [--steps-64 3] [--steps-2 20]
+    python benchmarks/bench_weight_std.py [--device cuda] [--rounds-64 5] [--rounds-2 40] [--no-compile]
 
-Ratios measured in one run: WS+BN ÷ BN and WS+GN ÷ GN, for labnorm's `WSConv2d` and for the
-seed post's implementation (the WS repository's README: mean of mean of mean, unbiased std
-+ 1e-5, expand_as), each a full SGD step of a CIFAR ResNet-18 on random 32×32 batches.
-Standardizing costs O(|W|) against the conv's O(N·H·W·|W|), so the arithmetic limit of the
-ratio is about 1.0 even at batch 2; what remains is the cost of the extra small operations.
-Writes `benchmarks/results/weight_std__<device type>.json` with provenance.
+Standardizing costs O(|W|) against the conv's O(N·H·W·|W|), so the arithmetic limit of the ratio
+is about 1.0 even at batch 2; what costs is the extra small operations and the weight-sized
+temporaries they allocate. Each row times one SGD step of the same network with its convs swapped
+for one implementation of WS, and reports the ratio to the same network with plain convs. All
+implementations of a row are timed round-robin in one run (medians), so machine noise hits them
+alike:
+
+- `labnorm`: `WSConv2d` — the closed-form autograd function (`_Standardize`), two weight-sized
+  temporaries per step;
+- `formula`: the same standardization written with autograd's ops (`var_mean`, subtract, divide:
+  labnorm's first implementation);
+- `compiled`: that formula under `torch.compile` (the standardization only; the conv stays eager);
+- `post`: the seed post's code (the WS repository's README: mean of mean of mean, unbiased std
+  + 1e-5, `expand_as`).
+
+Networks: a CIFAR ResNet-18 with BN and with GN (WS+BN ÷ BN, WS+GN ÷ GN), and the issue's stack
+of three 64→64 3×3 convs at 16×16. A last table times eval forwards at batch 2, where `WSConv2d`
+caches the standardized weight. Writes `benchmarks/results/weight_std__<device type>.json`.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -20,8 +33,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from labnorm.models import build_model
-from labnorm.norms import _bn, _gn, register_conv, register_norm
 from labnorm.results import save_benchmark
+from labnorm.weight_std import WSConv2d
 
 
 class PostWSConv2d(nn.Conv2d):
@@ -36,61 +49,120 @@ class PostWSConv2d(nn.Conv2d):
         return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
-# Benchmark-only norms: the post's conv before BN / GN
-register_norm("post-ws+bn")(_bn)
-register_norm("post-ws+gn")(_gn)
-register_conv("post-ws+bn")(register_conv("post-ws+gn")(
-    lambda c_in, c_out, k, stride=1, padding=0, bias=False: PostWSConv2d(c_in, c_out, k, stride=stride,
-                                                                         padding=padding, bias=bias)))
+def _formula(w: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    # The paper's WS with autograd's ops, as labnorm first wrote it
+    rows = w.reshape(w.shape[0], -1)
+    var, mean = torch.var_mean(rows, dim=1, keepdim=True, correction=0)
+    return ((rows - mean) / torch.sqrt(var + eps)).reshape(w.shape)
 
 
-def step_seconds(norm: str, batch: int, steps: int, device: torch.device) -> float:
-    torch.manual_seed(0)
-    model = build_model("resnet18", norm).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(batch, 3, 32, 32, device=device)
-    y = torch.randint(0, 10, (batch,), device=device)
+torch._dynamo.config.recompile_limit = 64  # one graph per weight shape (ResNet-18 has 12)
+_compiled_formula = torch.compile(_formula, dynamic=False)
 
-    def step():
-        opt.zero_grad(set_to_none=True)
-        nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
 
-    step()  # warm-up
-    times = []
-    for _ in range(steps):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]  # median
+class FormulaWSConv2d(nn.Conv2d):
+    def forward(self, x):
+        return self._conv_forward(x, _formula(self.weight), self.bias)
+
+
+class CompiledWSConv2d(nn.Conv2d):
+    def forward(self, x):
+        return self._conv_forward(x, _compiled_formula(self.weight), self.bias)
+
+
+IMPLEMENTATIONS = {"plain": nn.Conv2d, "labnorm": WSConv2d, "formula": FormulaWSConv2d,
+                   "compiled": CompiledWSConv2d, "post": PostWSConv2d}
+
+
+def swap_convs(model: nn.Module, cls: type) -> nn.Module:
+    """Every `nn.Conv2d` of `model` replaced by `cls` with the same arguments and weights."""
+    for name, child in model.named_children():
+        if type(child) is nn.Conv2d and cls is not nn.Conv2d:
+            new = cls(child.in_channels, child.out_channels, child.kernel_size, stride=child.stride,
+                      padding=child.padding, dilation=child.dilation, groups=child.groups,
+                      bias=child.bias is not None).to(child.weight.device)
+            new.load_state_dict(child.state_dict())
+            setattr(model, name, new)
+        else:
+            swap_convs(child, cls)
+    return model
+
+
+def conv_stack() -> nn.Module:
+    return nn.Sequential(*(nn.Conv2d(64, 64, 3, padding=1, bias=False) for _ in range(3)))
+
+
+def time_round_robin(models: dict[str, nn.Module], x: torch.Tensor, rounds: int, train: bool) -> dict[str, float]:
+    """Median seconds of one step per model, the models taking turns every round."""
+    device = x.device
+    y = torch.randint(0, 10, (x.shape[0],), device=device)
+    opts = {k: torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9) for k, m in models.items()}
+
+    def step(name):
+        m = models[name]
+        if not train:
+            with torch.no_grad():
+                return m(x)
+        opts[name].zero_grad(set_to_none=True)
+        out = m(x)
+        loss = F.cross_entropy(out, y) if out.ndim == 2 else out.square().mean()
+        loss.backward()
+        opts[name].step()
+
+    times = {k: [] for k in models}
+    for name in models:  # warm-up (and compilation)
+        step(name)
+        step(name)
+    for _ in range(rounds):
+        for name in models:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t0 = time.perf_counter()
+            step(name)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times[name].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def measure(net: str, batch: int, rounds: int, device: torch.device, impls: list[str], train: bool = True) -> dict:
+    models = {}
+    for impl in impls:
+        torch.manual_seed(0)
+        base = conv_stack() if net == "conv stack" else build_model("resnet18", net.split()[-1])
+        models[impl] = swap_convs(base, IMPLEMENTATIONS[impl]).to(device).train(train)
+    shape = (batch, 64, 16, 16) if net == "conv stack" else (batch, 3, 32, 32)
+    x = torch.randn(shape, device=device)
+    t = time_round_robin(models, x, rounds, train)
+    row = {"net": net, "batch": batch, "mode": "train step" if train else "eval forward",
+           "plain_ms": 1e3 * t["plain"]}
+    row.update({f"{k}_ratio": t[k] / t["plain"] for k in impls if k != "plain"})
+    print(f"{net:>14} batch {batch:>2} {row['mode']:>12}: plain {row['plain_ms']:8.1f} ms; ÷ plain: "
+          + ", ".join(f"{k} {row[f'{k}_ratio']:.3f}" for k in impls if k != "plain"), flush=True)
+    return row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--steps-64", type=int, default=3)
-    parser.add_argument("--steps-2", type=int, default=20)
+    parser.add_argument("--rounds-64", type=int, default=5)
+    parser.add_argument("--rounds-2", type=int, default=40)
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile contender")
     args = parser.parse_args()
     device = torch.device(args.device)
+    impls = [k for k in IMPLEMENTATIONS if not (args.no_compile and k == "compiled")]
     t0 = time.perf_counter()
     rows = []
-    for batch, steps in ((64, args.steps_64), (2, args.steps_2)):
-        for base in ("bn", "gn"):
-            t = {n: step_seconds(n, batch, steps, device) for n in (base, f"ws+{base}", f"post-ws+{base}")}
-            row = {"batch": batch, "base": base, **{f"{k}_s": v for k, v in t.items()},
-                   "ratio_labnorm_ws": t[f"ws+{base}"] / t[base], "ratio_post_ws": t[f"post-ws+{base}"] / t[base]}
-            rows.append(row)
-            print(f"batch {batch:>2} {base}: {t[base] * 1e3:8.1f} ms/step; WS+{base} ÷ {base}: labnorm "
-                  f"{row['ratio_labnorm_ws']:.3f}, post {row['ratio_post_ws']:.3f}")
-    out = save_benchmark("weight_std", device, time.perf_counter() - t0,
-                         what="ResNet-18 SGD step with WS convs / without, labnorm's WSConv2d and the post's; "
-                              "goals <= 1.05 at batch 64, <= 1.10 at batch 2",
-                         threads=torch.get_num_threads(), rows=rows)
-    print(f"wrote {out.name}")
+    for batch, rounds in ((64, args.rounds_64), (2, args.rounds_2)):
+        for net in ("conv stack", "resnet18 bn", "resnet18 gn"):
+            rows.append(measure(net, batch, rounds * (4 if net == "conv stack" else 1), device, impls))
+    rows.append(measure("resnet18 bn", 2, args.rounds_2, device, ["plain", "labnorm", "formula", "post"],
+                        train=False))
+    save_benchmark("weight_std", device, time.perf_counter() - t0,
+                   what="SGD step with WS convs ÷ the same net with plain convs (the BN/GN ResNet-18: "
+                        "WS+BN ÷ BN, WS+GN ÷ GN), implementations timed round-robin in one run; "
+                        "goals for labnorm on ResNet-18: <= 1.05 at batch 64, <= 1.10 at batch 2",
+                   threads=torch.get_num_threads(), rows=rows)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 F.conv with the standardized weight, edge cases, bf16, compile, factory."""
 
 import copy
+import io
 import math
 
 import pytest
@@ -84,6 +85,72 @@ def test_wsconv2d_equals_conv_with_standardized_weight(variant):
     y_ref.backward(g)
     assert (conv.weight.grad - w.grad).abs().max() <= 1e-10
     assert torch.autograd.gradcheck(lambda t: weight_standardization(t), (w.detach()[:2].clone().requires_grad_(),))
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_closed_form_backward_equals_autograd_of_the_formula(variant):
+    # labnorm's backward is written by hand (one temporary); autograd of the source's formula is the reference
+    torch.manual_seed(6)
+    w = (torch.randn(6, 4, 3, 3, dtype=torch.float64) * 0.3 + 0.05).requires_grad_()
+    w_ref = w.detach().clone().requires_grad_()
+    g = torch.randn(6, 4, 3, 3, dtype=torch.float64)
+    (weight_standardization(w, variant=variant) * g).sum().backward()
+    (FORMULAS[variant](w_ref) * g).sum().backward()
+    assert (w.grad - w_ref.grad).abs().max() <= 1e-10
+    assert torch.autograd.gradcheck(lambda t: weight_standardization(t, variant=variant),
+                                    (w.detach()[:2].clone().requires_grad_(),))
+    # Transposed layout (output channels on dim 1), through the same function
+    wt = w.detach().transpose(0, 1).clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: weight_standardization(t, variant=variant, out_dim=1), (wt,))
+
+
+def test_constant_filter_gets_finite_gradients():
+    w = torch.ones(2, 3, 3, 3, requires_grad=True)
+    for v in VARIANTS:
+        w.grad = None
+        weight_standardization(w, variant=v).pow(2).sum().backward()  # d/dW of |W_hat|^2 at W_hat = 0
+        assert torch.isfinite(w.grad).all(), v
+
+
+def test_float32_weight_with_a_large_mean_is_standardized_accurately():
+    # Statistics from the centred rows (two passes): no cancellation at mean 100, std 0.01
+    torch.manual_seed(7)
+    w32 = torch.randn(8, 16, 3, 3) * 0.01 + 100
+    exact = weight_standardization(w32.double(), eps=0.0)  # the same float32 values, in float64
+    assert (weight_standardization(w32, eps=0.0).double() - exact).abs().max() < 1e-5
+    # (what a one-pass E[w^2] - E[w]^2 in float32 would give: far off, or NaN)
+    naive = paper(w32, eps=0.0)
+    assert not torch.allclose(naive.double(), exact, atol=0.1)
+
+
+def test_eval_caches_the_standardized_weight_until_the_weight_changes():
+    torch.manual_seed(8)
+    conv = WSConv2d(4, 8, 3)
+    x = torch.randn(2, 4, 6, 6)
+    with torch.no_grad():
+        first = conv.standardized_weight()
+        assert conv.standardized_weight() is first  # cached
+        assert torch.allclose(conv(x), F.conv2d(x, paper(conv.weight), conv.bias), atol=1e-6)
+    assert conv.standardized_weight() is not first  # autograd on: computed, with a graph
+    assert conv.standardized_weight().requires_grad
+    opt = torch.optim.SGD(conv.parameters(), lr=0.1)
+    conv(x).square().mean().backward()
+    opt.step()  # an in-place update bumps the weight's version
+    with torch.no_grad():
+        after_step = conv.standardized_weight()
+        assert after_step is not first and torch.allclose(after_step, paper(conv.weight), atol=1e-6)
+        conv.load_state_dict(WSConv2d(4, 8, 3).state_dict())
+        assert torch.allclose(conv.standardized_weight(), paper(conv.weight), atol=1e-6)
+        conv.weight = nn.Parameter(torch.randn(8, 4, 3, 3))  # a replaced parameter
+        assert torch.allclose(conv.standardized_weight(), paper(conv.weight), atol=1e-6)
+        conv.double()
+        assert conv.standardized_weight().dtype == torch.float64
+    clone = copy.deepcopy(conv)  # the cache does not follow into copies or pickles
+    with torch.no_grad():
+        assert torch.allclose(clone.standardized_weight(), paper(clone.weight), atol=1e-6)
+    buffer = io.BytesIO()
+    torch.save(conv, buffer)
+    assert "_ws_cache" not in torch.load(io.BytesIO(buffer.getvalue()), weights_only=False).__dict__
 
 
 def test_wsconv2d_is_a_drop_in_for_conv2d():
