@@ -282,3 +282,147 @@ def weight_norm_cifar(scale: str, seed: int, device: torch.device) -> tuple[dict
             )
             runs.append(_run_record(hist, time.perf_counter() - t0, optimizer=opt_name, variant=variant))
     return config, {"runs": runs}, train.variant
+
+
+def _dead_channel_fraction(model: torch.nn.Module, x: torch.Tensor) -> float:
+    """Fraction of ReLU channels that are zero on at least 99% of their positions for the batch `x`
+    (a dead channel is the first kind of elimination singularity in the WS paper)."""
+    fractions = []
+
+    def hook(_module, _inputs, out):
+        fractions.append((out > 0).float().mean((0, 2, 3)))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.ReLU)]
+    model.eval()
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    alive = torch.cat(fractions)
+    return (alive < 0.01).float().mean().item()
+
+
+@experiment(
+    "ws_bcn_vgg",
+    "labml's Weight Standardization experiment: the VGG-16 layout on CIFAR-10 with BN, WS+BN, GN, WS+GN and "
+    "WS+BCN, one-cycle SGD at batch 64; dead ReLU channels and the WS variants' gaps on the trained weights.",
+)
+def ws_bcn_vgg(scale: str, seed: int, device: torch.device) -> tuple[dict, dict, str]:
+    from .weight_std import VARIANTS, WSConv2d, weight_standardization
+
+    n_train, n_test = pick(smoke=(512, 256), cpu=(8000, 2000), gpu=(50000, 10000), scale=scale)
+    config = {
+        "model": "vgg16",
+        "width": pick(smoke=0.125, cpu=0.25, gpu=1.0, scale=scale),
+        "epochs": pick(smoke=1, cpu=4, gpu=30, scale=scale),
+        "batch_size": 64,
+        "lr": 0.05,
+        "optimizer": "SGD, Nesterov momentum 0.9, weight decay 5e-4, OneCycleLR (pct_start 0.25)",
+        "train_images": n_train,
+        "test_images": n_test,
+        "norms": ["bn", "ws+bn", "gn", "ws+gn", "ws+bcn"],
+        "dead_channel_rule": "ReLU channel positive on < 1% of positions of 500 test images",
+    }
+    train, test = _cifar_subsets(n_train, n_test, seed)
+    probe, _ = next(iter(DeviceBatches(test, 500, train=False, device=device)))
+    runs, gaps = [], {}
+    for norm in config["norms"]:
+        torch.manual_seed(seed)
+        model = build_model("vgg16", norm, width=config["width"])
+        t0 = time.perf_counter()
+        hist = fit(
+            model,
+            DeviceBatches(train, config["batch_size"], train=True, device=device, seed=seed),
+            DeviceBatches(test, 500, train=False, device=device),
+            epochs=config["epochs"], lr=config["lr"], device=device, desc=norm,
+        )
+        record = _run_record(hist, time.perf_counter() - t0, norm=norm)
+        record["dead_channel_fraction"] = _dead_channel_fraction(model, probe)
+        runs.append(record)
+        if norm == "ws+bn":
+            # How far the named WS variants are from the paper's on the trained weights
+            weights = [m.weight.detach().double() for m in model.modules() if isinstance(m, WSConv2d)]
+            for variant in VARIANTS:
+                diffs = [(weight_standardization(w, variant=variant) - weight_standardization(w)).abs()
+                         for w in weights]
+                gaps[variant] = {"max_abs": max(d.max().item() for d in diffs),
+                                 "mean_abs": sum(d.sum().item() for d in diffs) / sum(d.numel() for d in diffs)}
+    return config, {"runs": runs, "variant_gaps_on_trained_ws_bn": gaps}, train.variant
+
+
+def _blow_up_step(losses: list[float], factor: float = 4.0, smooth_f: float = 0.05) -> int | None:
+    """First step (1-based) where the smoothed loss exceeds `factor` × its best so far, or is not finite —
+    the LR finder's divergence rule applied to a training run; None if it never does."""
+    best = avg = None
+    for i, loss in enumerate(losses):
+        if loss != loss or abs(loss) == float("inf"):
+            return i + 1
+        avg = loss if avg is None else smooth_f * loss + (1 - smooth_f) * avg
+        best = avg if best is None else min(best, avg)
+        if i >= 10 and avg > factor * best:
+            return i + 1
+    return None
+
+
+@experiment(
+    "ws_small_batches",
+    "The WS-on-ResNet post: LR range tests (Adam) of resnet18 and resnet18_ws with BN at batch 64 and 256, "
+    "then one-cycle Adam training of BN / WS+BN at batch 64, 2 and 256 and of GN / WS+GN at batch 2.",
+)
+def ws_small_batches(scale: str, seed: int, device: torch.device) -> tuple[dict, dict, str]:
+    n_train, n_test = pick(smoke=(256, 256), cpu=(5000, 2000), gpu=(50000, 10000), scale=scale)
+    config = {
+        "model": "resnet18",
+        "width": pick(smoke=0.125, cpu=0.25, gpu=1.0, scale=scale),
+        # fastai's defaults, as the post used them: Adam, lr_find from 1e-7 to 10 over 100 steps,
+        # fit_one_cycle's max lr 3e-3, pct_start 0.25. (fastai's decoupled weight decay 0.01 shrinks
+        # the weights by lr * 0.01 <= 3e-5 per step; left out rather than replaced by Adam's L2.)
+        "optimizer": "Adam, no weight decay, OneCycleLR pct_start 0.25",
+        "range_test": {"start_lr": 1e-7, "end_lr": 10.0, "num_iter": pick(smoke=15, cpu=100, gpu=100, scale=scale),
+                       "smooth_f": 0.05, "diverge_th": 5.0, "batch_sizes": [64, 256], "norms": ["bn", "ws+bn"]},
+        "max_lr": 3e-3,
+        "weight_decay": 0.0,
+        "epochs": pick(smoke=1, cpu=2, gpu=5, scale=scale),
+        "train_images": n_train,
+        "test_images": n_test,
+        "runs": [["bn", 64], ["ws+bn", 64], ["bn", 256], ["ws+bn", 256], ["bn", 2], ["ws+bn", 2],
+                 ["gn", 2], ["ws+gn", 2]],
+        "blow_up_rule": "smoothed loss (factor 0.05) above 4x its best so far after step 10, or not finite",
+    }
+    if scale == "smoke":
+        config["range_test"]["batch_sizes"] = [16, 32]
+        config["runs"] = [["bn", 16], ["ws+bn", 16], ["bn", 2], ["ws+bn", 2], ["gn", 2], ["ws+gn", 2]]
+    rt = config["range_test"]
+    full_train = load_cifar10("train")
+    curves = []
+    for bs in rt["batch_sizes"]:
+        for norm in rt["norms"]:
+            torch.manual_seed(seed)
+            model = build_model("resnet18", norm, width=config["width"]).to(device)
+            opt = make_optimizer(model.parameters(), "adam", rt["start_lr"], 0.9, config["weight_decay"])
+            finder = LRFinder(model, opt, torch.nn.CrossEntropyLoss(), device=device)
+            t0 = time.perf_counter()
+            hist = finder.range_test(DeviceBatches(full_train, bs, train=True, device=device, seed=seed),
+                                     start_lr=rt["start_lr"], end_lr=rt["end_lr"], num_iter=rt["num_iter"],
+                                     step_mode="exp", smooth_f=rt["smooth_f"], diverge_th=rt["diverge_th"])
+            curves.append({"norm": norm, "batch_size": bs, "lr": hist["lr"], "loss": hist["loss"],
+                           "suggested_lr": finder.suggest(skip_start=min(10, len(hist["lr"]) // 5), skip_end=5),
+                           "stopped_at": len(hist["lr"]), "seconds": time.perf_counter() - t0})
+    train, test = _cifar_subsets(n_train, n_test, seed)
+    runs = []
+    for norm, bs in config["runs"]:
+        torch.manual_seed(seed)
+        model = build_model("resnet18", norm, width=config["width"])
+        t0 = time.perf_counter()
+        hist = fit(
+            model,
+            DeviceBatches(train, bs, train=True, device=device, seed=seed),
+            DeviceBatches(test, 500, train=False, device=device),
+            epochs=config["epochs"], lr=config["max_lr"], optimizer="adam",
+            weight_decay=config["weight_decay"], device=device, desc=f"{norm} b{bs}",
+        )
+        record = _run_record(hist, time.perf_counter() - t0, norm=norm, batch_size=bs)
+        record["blow_up_step"] = _blow_up_step(hist["step_loss"])
+        record["first_steps_loss"] = hist["step_loss"][:200]
+        runs.append(record)
+    return config, {"range_tests": curves, "runs": runs}, train.variant

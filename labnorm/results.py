@@ -26,6 +26,7 @@ from .scale import SCALES
 
 __all__ = [
     "provenance",
+    "load_benchmark",
     "results_dir",
     "results_path",
     "save_results",
@@ -128,12 +129,19 @@ def find_reference(name: str, directory: Path | None = None) -> dict[str, Any] |
     return None
 
 
+def load_benchmark(name: str, device_type: str = "cpu") -> dict[str, Any] | None:
+    """The committed result of benchmark `name` on `device_type` (`benchmarks/results/`, next to the
+    results folder), or None."""
+    path = results_dir().parent / "benchmarks" / "results" / f"{name}__{device_type}.json"
+    return load_results(path) if path.is_file() else None
+
+
 def provenance_line(record: dict[str, Any]) -> str:
-    """One line under a plot: device, scale, dataset, date, commit, wall time."""
+    """One line under a plot or table: device, scale, dataset, date, commit, wall time."""
     p = record["provenance"]
     commit = (p.get("commit") or "unknown")[:10] + ("+dirty" if p.get("commit_dirty") else "")
     return (
-        f"{record['experiment']} · scale={p['scale']} · {p['dataset']} · {p['device']} · "
+        f"{record.get('experiment') or 'benchmark ' + record['benchmark']} · scale={p['scale']} · {p['dataset']} · {p['device']} · "
         f"seed {p['seed']} · {p['date'][:10]} · commit {commit} · torch {p['torch']} · "
         f"{p['wall_time_s'] / 60:.1f} min"
     )

@@ -116,8 +116,39 @@ def _weight_norm(rec: dict) -> tuple[str, Callable | None]:
     return _table(["optimizer", "variant", "test acc", "test loss", "epoch-1 acc"], rows), draw
 
 
+def _ws_bcn_vgg(rec: dict) -> tuple[str, Callable | None]:
+    runs = rec["metrics"]["runs"]
+    rows = [[r["norm"], "diverged" if r["final_test_acc"] is None else f"{r['final_test_acc']:.3f}",
+             "" if r["final_test_loss"] is None else f"{r['final_test_loss']:.3f}",
+             f"{r['dead_channel_fraction']:.1%}"] for r in runs]
+
+    def draw(ax):
+        for r in runs:
+            ax.plot([s for s, _ in r["loss_curve"]], [v for _, v in r["loss_curve"]], label=r["norm"])
+        ax.set(xlabel="step", ylabel="training loss")
+        ax.legend()
+
+    return _table(["norm", "test acc", "test loss", "dead ReLU channels"], rows), draw
+
+
+def _ws_small_batches(rec: dict) -> tuple[str, Callable | None]:
+    runs = rec["metrics"]["runs"]
+    rows = [[r["norm"], r["batch_size"], "diverged" if r["final_test_acc"] is None else f"{r['final_test_acc']:.3f}",
+             "" if r["final_test_loss"] is None else f"{r['final_test_loss']:.3f}",
+             "none" if r["blow_up_step"] is None else r["blow_up_step"],
+             f"{r['seconds'] / len(r['epochs']):.1f}"] for r in runs]
+
+    def draw(ax):
+        for c in rec["metrics"]["range_tests"]:
+            ax.plot(c["lr"], c["loss"], label=f"{c['norm']}, batch {c['batch_size']}")
+        ax.set(xscale="log", xlabel="learning rate", ylabel="smoothed loss (LR range test)")
+        ax.legend()
+
+    return _table(["norm", "batch", "test acc", "test loss", "blow-up step", "s/epoch"], rows), draw
+
+
 RENDERERS = {"bn_gn_batch_size": _bn_gn, "lr_range_test_resnet18": _lr_range, "one_cycle_fast_resnet": _one_cycle,
-             "weight_norm_cifar": _weight_norm}
+             "weight_norm_cifar": _weight_norm, "ws_bcn_vgg": _ws_bcn_vgg, "ws_small_batches": _ws_small_batches}
 
 
 def _benchmark(rec: dict) -> str:
