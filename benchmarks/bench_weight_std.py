@@ -9,11 +9,8 @@ for one implementation of WS, and reports the ratio to the same network with pla
 implementations of a row are timed round-robin in one run (medians), so machine noise hits them
 alike:
 
-- `labnorm`: `WSConv2d` as it is (`compute="auto"`): in a CPU training step, layers with few output
-  positions per filter apply WS to the conv's output (no weight-sized temporary in the forward),
-  the others use the weight path;
-- `labnorm_weight`: `WSConv2d(compute="weight")` — the closed-form autograd function
-  (`_Standardize`) on the weight, two weight-sized temporaries per step;
+- `labnorm`: `WSConv2d` — the closed-form autograd function (`_Standardize`), two weight-sized
+  temporaries per step;
 - `formula`: the same standardization written with autograd's ops (`var_mean`, subtract, divide:
   labnorm's first implementation);
 - `compiled`: that formula under `torch.compile` (the standardization only; the conv stays eager);
@@ -28,7 +25,6 @@ caches the standardized weight. Writes `benchmarks/results/weight_std__<device t
 from __future__ import annotations
 
 import argparse
-import functools
 import statistics
 import time
 
@@ -74,8 +70,8 @@ class CompiledWSConv2d(nn.Conv2d):
         return self._conv_forward(x, _compiled_formula(self.weight), self.bias)
 
 
-IMPLEMENTATIONS = {"plain": nn.Conv2d, "labnorm": WSConv2d, "labnorm_weight": functools.partial(WSConv2d, compute="weight"),
-                   "formula": FormulaWSConv2d, "compiled": CompiledWSConv2d, "post": PostWSConv2d}
+IMPLEMENTATIONS = {"plain": nn.Conv2d, "labnorm": WSConv2d, "formula": FormulaWSConv2d,
+                   "compiled": CompiledWSConv2d, "post": PostWSConv2d}
 
 
 def swap_convs(model: nn.Module, cls: type) -> nn.Module:
@@ -161,7 +157,7 @@ def main() -> None:
         for net in ("conv stack", "resnet18 bn", "resnet18 gn"):
             rows.append(measure(net, batch, rounds * (4 if net == "conv stack" else 1), device, impls))
     rows.append(measure("resnet18 bn", 2, args.rounds_2, device, ["plain", "labnorm", "formula", "post"],
-                        train=False))  # eval: labnorm uses its cached weight
+                        train=False))
     save_benchmark("weight_std", device, time.perf_counter() - t0,
                    what="SGD step with WS convs ÷ the same net with plain convs (the BN/GN ResNet-18: "
                         "WS+BN ÷ BN, WS+GN ÷ GN), implementations timed round-robin in one run; "

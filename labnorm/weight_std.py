@@ -31,19 +31,13 @@ float32 filter with **mean 100 and std 0.01** is standardized to within 1e-5 of 
 are centred on one of their entries first, as BN's shifted statistics).
 
 **Cost.** Written with autograd's ops the standardization made a ResNet-18 training step about 2×
-slower at batch 2 on CPU: each op allocates a weight-sized tensor and the backward walks the weight
-about twenty times, while the conv at batch 2 barely touches it. Three things bring it down, each
-measured by `benchmarks/bench_weight_std.py` (see the results page): `_Standardize` (below) has a
-closed-form backward and allocates two weight-sized tensors per step; in a CPU training step a layer
-with few output positions per filter standardizes its *output* instead of its weight
-(`_folded_forward`: the conv is linear in $W$, so $\mathrm{conv}(x,\hat W) = (\mathrm{conv}(x, W) -
-\mu\,\mathrm{conv}(x, \mathbf 1))/s$); and without autograd (eval) $\hat W$ is cached until the
-weight changes. `compute="weight"` or `"output"` forces one path.
+slower at batch 2 on CPU; `_Standardize` (below) has a closed-form backward and allocates two
+weight-sized tensors per step, and the convs cache $\hat W$ when autograd is off (eval). The
+benchmark `benchmarks/bench_weight_std.py` measures each step of this (see the results page).
 """
 
 from __future__ import annotations
 
-import math
 import weakref
 
 import torch
@@ -136,44 +130,6 @@ class _Standardize(torch.autograd.Function):
         return grad, None, None, None
 
 
-class _RowMoments(torch.autograd.Function):
-    r"""Per-row mean $\mu_i$ and divisor $s_i$ of a $[C_{out}, I]$ matrix in two reads and no
-    weight-sized temporary: $\sum_j W_{i,j}$ and $\sum_j W_{i,j}^2$ (one-pass moments, accurate while
-    $|\mu_i|$ is within a few $\sigma_i$ — the caller checks). Backward, with $k_i$ as in `_Standardize`:
-    $\partial L/\partial W_{i,j} = \bar g^{\mu}_i / I + g^{s}_i\, k_i\,(W_{i,j} - \mu_i)$."""
-
-    @staticmethod
-    def forward(ctx, rows: torch.Tensor, eps: float, unbiased: bool, eps_inside: bool):
-        fan_in = rows.shape[1]
-        c = fan_in - 1 if unbiased else fan_in
-        mean = rows.sum(1, keepdim=True).div_(fan_in)
-        sum_sq = torch.linalg.vector_norm(rows, dim=1, keepdim=True).square_()
-        std = (sum_sq - fan_in * mean.square()).clamp_min_(0).div_(c).sqrt_()
-        s = std.square().add_(eps).sqrt_() if eps_inside else std + eps
-        ctx.save_for_backward(rows, mean, s, std)
-        ctx.c, ctx.eps_inside = c, eps_inside
-        return mean, s, std
-
-    @staticmethod
-    def backward(ctx, g_mean, g_s, g_std):
-        rows, mean, s, std = ctx.saved_tensors
-        if ctx.eps_inside:
-            k = 1 / (ctx.c * s)
-        else:
-            k = torch.where(std > 0, 1 / (ctx.c * std), 0)
-        coef = g_s * k
-        grad = rows * coef
-        grad.add_(g_mean / rows.shape[1] - coef * mean)
-        return grad, None, None, None
-
-
-def _autocast_on(device_type: str) -> bool:
-    try:
-        return torch.is_autocast_enabled(device_type)
-    except TypeError:  # torch < 2.4
-        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
-
-
 class _WSMixin:
     """Shared by the WS convs: standardize `self.weight` in every forward.
 
@@ -182,70 +138,12 @@ class _WSMixin:
 
     _OUT_DIM = 0
 
-    def __init__(self, *args, eps: float | None = None, variant: str = "paper", compute: str = "auto",
-                 **kwargs) -> None:
+    def __init__(self, *args, eps: float | None = None, variant: str = "paper", **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if compute not in ("auto", "weight", "output"):
-            raise ValueError(f"{type(self).__name__}: compute must be 'auto', 'weight' or 'output', got {compute!r}")
-        self.compute = compute
         self._init_ws(eps, variant, out_dim=self._OUT_DIM)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._fold_into_output(x):
-            return self._folded_forward(x, self.weight)
         return self._conv_forward(x, self.standardized_weight(), self.bias)
-
-    def _fold_into_output(self, x: torch.Tensor) -> bool:
-        r"""Whether to apply WS on the conv's output instead of its weight (see `_folded_forward`).
-
-        Only where it is cheaper and safe: a training forward on the CPU without autocast (on a GPU
-        the weight's few passes cost microseconds, and the precision check in `_folded_forward`
-        would wait for the device), `groups=1`, not under `torch.compile`, and few output
-        positions per filter — $N \cdot H_{out} W_{out} \le I$, where the weight's passes outweigh
-        the output's (ResNet-18's last stage at batch 64, all but its first stage at batch 2).
-        """
-        if self.compute == "weight" or self._out_dim != 0 or self.groups != 1:
-            return False
-        if self.compute == "output":
-            return True
-        if x.device.type != "cpu" or torch.compiler.is_compiling() or _autocast_on("cpu"):
-            return False  # (under bf16 autocast the window sums would cancel at bf16 precision)
-        if not (torch.is_grad_enabled() and self.weight.requires_grad):
-            return False  # eval: the cached $\hat W$ is cheaper still
-        positions = x.shape[0] * math.prod(self._output_spatial(x))
-        return positions <= self.weight[0].numel()
-
-    def _output_spatial(self, x: torch.Tensor) -> list[int]:
-        sizes = []
-        for d, size in enumerate(x.shape[2:]):
-            k, st, dil = self.kernel_size[d], self.stride[d], self.dilation[d]
-            pad = 0 if self.padding == "valid" else (dil * (k - 1)) // 2 if self.padding == "same" else self.padding[d]
-            sizes.append((size + 2 * pad - dil * (k - 1) - 1) // st + 1)
-        return sizes
-
-    def _folded_forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        r"""$\mathrm{conv}(x, \hat W) = \big(\mathrm{conv}(x, W) - \mu \cdot \mathrm{conv}(x, \mathbf 1)\big) / s$.
-
-        The convolution is linear in the weight, so standardizing the filter can be done on the
-        output: subtract $\mu_i$ times the window sums of $x$ (a conv with one all-ones filter,
-        $1/C_{out}$ of the main conv's work) and divide channel $i$ by $s_i$. No weight-sized
-        tensor is made in the forward and one in the backward (`_RowMoments`), against
-        `_Standardize`'s two plus its five extra passes over the weight.
-
-        Subtracting $\mu_i \cdot \mathrm{conv}(x, \mathbf 1)$ cancels digits when $|\mu_i| \gg \sigma_i$,
-        so a layer whose filter means exceed $2\sigma_i$ (never the case for trained WS weights,
-        whose row means the WS gradient leaves unchanged) takes the weight path instead.
-        """
-        unbiased, eps_inside, _ = VARIANTS[self.variant]
-        mean, s, std = _RowMoments.apply(w.reshape(w.shape[0], -1), self.eps, unbiased, eps_inside)
-        if self.compute == "auto" and bool((mean.abs() > 2 * std).any()):
-            return self._conv_forward(x, weight_standardization(w, self.eps, self.variant), self.bias)
-        shape = (1, -1) + (1,) * (x.dim() - 2)
-        ones = torch.ones((1,) + tuple(w.shape[1:]), dtype=w.dtype, device=w.device)
-        window_sums = self._conv_forward(x, ones, None)
-        inv_s = s.reciprocal().view(shape)
-        y = self._conv_forward(x, w, None) * inv_s - window_sums * (mean.view(shape) * inv_s)
-        return y if self.bias is None else y + self.bias.view(shape)
 
     def _init_ws(self, eps: float | None, variant: str, out_dim: int) -> None:
         if variant not in VARIANTS:
@@ -253,9 +151,6 @@ class _WSMixin:
         self.eps = VARIANTS[variant][2] if eps is None else eps
         self.variant = variant
         self._out_dim = out_dim
-        if getattr(self, "compute", "auto") == "output" and (out_dim != 0 or self.groups != 1):
-            raise ValueError(f"{type(self).__name__}: compute='output' needs a conv with groups=1 "
-                             f"(got groups={self.groups}{', a transposed conv' if out_dim else ''})")
         fan_in = self.weight[(slice(None),) * out_dim + (0,)].numel()
         if fan_in < 2:
             raise ValueError(
@@ -287,8 +182,7 @@ class _WSMixin:
         return {k: v for k, v in state.items() if k != "_ws_cache"}  # a weak reference does not pickle
 
     def extra_repr(self) -> str:
-        compute = "" if getattr(self, "compute", "auto") == "auto" else f", compute={self.compute!r}"
-        return super().extra_repr() + f", eps={self.eps}, variant={self.variant!r}" + compute
+        return super().extra_repr() + f", eps={self.eps}, variant={self.variant!r}"
 
 
 class WSConv2d(_WSMixin, nn.Conv2d):

@@ -153,67 +153,6 @@ def test_eval_caches_the_standardized_weight_until_the_weight_changes():
     assert "_ws_cache" not in torch.load(io.BytesIO(buffer.getvalue()), weights_only=False).__dict__
 
 
-GEOMETRIES = [(WSConv2d, (3, 8, 9, 9), dict(padding=1, stride=2)), (WSConv1d, (3, 8, 11), dict(padding=2, dilation=2)),
-              (WSConv2d, (2, 8, 6, 6), dict(padding="same")), (WSConv2d, (2, 8, 6, 6), dict(padding=1, padding_mode="reflect"))]
-
-
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
-@pytest.mark.parametrize("cls, x_shape, kwargs", GEOMETRIES)
-def test_standardizing_the_output_equals_standardizing_the_weight(variant, cls, x_shape, kwargs):
-    # conv(x, W_hat) = (conv(x, W) - mu * conv(x, 1)) / s: forward, input, weight and bias gradients
-    torch.manual_seed(9)
-    by_weight = cls(8, 5, 3, variant=variant, compute="weight", **kwargs).double()
-    by_output = copy.deepcopy(by_weight)
-    by_output.compute = "output"
-    x = torch.randn(x_shape, dtype=torch.float64, requires_grad=True)
-    x2 = x.detach().clone().requires_grad_()
-    y, y2 = by_weight(x), by_output(x2)
-    g = torch.randn_like(y)
-    y.backward(g)
-    y2.backward(g)
-    assert (y - y2).abs().max() <= 1e-10
-    assert (x.grad - x2.grad).abs().max() <= 1e-10
-    assert (by_weight.weight.grad - by_output.weight.grad).abs().max() <= 1e-10
-    assert (by_weight.bias.grad - by_output.bias.grad).abs().max() <= 1e-10
-
-
-def test_output_path_gradcheck_and_float32():
-    torch.manual_seed(10)
-    conv = WSConv2d(3, 4, 3, padding=1, compute="output").double()
-    x = torch.randn(2, 3, 5, 5, dtype=torch.float64, requires_grad=True)
-    w = conv.weight.detach().clone().requires_grad_()
-    assert torch.autograd.gradcheck(conv._folded_forward, (x, w))
-    conv32 = WSConv2d(64, 64, 3, padding=1, compute="output")
-    x32 = torch.relu(torch.randn(2, 64, 8, 8))  # non-negative inputs: window sums do not cancel
-    ref = F.conv2d(x32.double(), paper(conv32.weight.double()), conv32.bias.double(), padding=1)
-    assert (conv32(x32).double() - ref).abs().max() / ref.abs().max() < 1e-5
-
-
-def test_auto_picks_the_output_path_only_where_it_is_cheaper_and_safe():
-    deep = WSConv2d(64, 64, 3, padding=1)  # I = 576
-    assert deep._fold_into_output(torch.randn(2, 64, 16, 16))  # 2 * 256 = 512 positions <= 576
-    assert not deep._fold_into_output(torch.randn(4, 64, 16, 16))  # 1024 > 576
-    with torch.no_grad():
-        assert not deep._fold_into_output(torch.randn(2, 64, 16, 16))  # eval: cached W_hat
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not deep._fold_into_output(torch.randn(2, 64, 16, 16))  # bf16 window sums would cancel
-    assert not WSConv2d(64, 64, 3, groups=2)._fold_into_output(torch.randn(1, 64, 4, 4))
-    assert not WSConv2d(64, 64, 3, compute="weight")._fold_into_output(torch.randn(1, 64, 4, 4))
-    with pytest.raises(ValueError, match="groups=1"):
-        WSConv2d(4, 4, 3, groups=2, compute="output")
-    with pytest.raises(ValueError, match="compute must be"):
-        WSConv2d(4, 4, 3, compute="fused")
-    # Filter means far above their spread: the output path would cancel digits, so auto takes the weight path
-    torch.manual_seed(11)
-    conv = WSConv2d(64, 64, 3, padding=1)
-    with torch.no_grad():
-        conv.weight.mul_(0.01).add_(100.0)
-    x = torch.relu(torch.randn(2, 64, 4, 4))
-    assert conv._fold_into_output(x)
-    ref = F.conv2d(x.double(), weight_standardization(conv.weight.detach().double()), conv.bias.double(), padding=1)
-    assert (conv(x).double() - ref).abs().max() / ref.abs().max() < 1e-5
-
-
 def test_wsconv2d_is_a_drop_in_for_conv2d():
     plain = nn.Conv2d(4, 8, 3, groups=2, bias=False)
     ws = WSConv2d(4, 8, 3, groups=2, bias=False)
