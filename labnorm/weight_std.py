@@ -130,6 +130,11 @@ class _Standardize(torch.autograd.Function):
         return grad, None, None, None
 
 
+def _compiling() -> bool:
+    is_compiling = getattr(torch.compiler, "is_compiling", None)  # torch >= 2.3
+    return bool(is_compiling and is_compiling())
+
+
 class _WSMixin:
     """Shared by the WS convs: standardize `self.weight` in every forward.
 
@@ -166,7 +171,7 @@ class _WSMixin:
         of the state dict. Under autograd or `torch.compile` $\hat W$ is computed every call.
         """
         w = self.weight
-        if torch.is_grad_enabled() and w.requires_grad or torch.compiler.is_compiling():
+        if torch.is_grad_enabled() and w.requires_grad or _compiling():
             return weight_standardization(w, self.eps, self.variant, self._out_dim)
         key = (w.data_ptr(), w._version, w.dtype, w.device, self.eps, self.variant)
         cached = self.__dict__.get("_ws_cache")

@@ -158,3 +158,28 @@ def test_committed_benchmarks_carry_provenance():
     for path in sorted(folder.glob("*.json")):
         rec = json.loads(path.read_text())
         assert rec["rows"] and {"commit", "torch", "device", "date"} <= set(rec["provenance"]), path.name
+
+
+def test_load_benchmark_and_its_provenance_line(tmp_path, monkeypatch):
+    results.save_benchmark("demo", torch.device("cpu"), 1.5, directory=tmp_path / "benchmarks" / "results",
+                           rows=[{"ratio": 2.0}])
+    monkeypatch.setenv("LABNORM_RESULTS", str(tmp_path / "results"))  # benchmarks/ sits beside results/
+    rec = results.load_benchmark("demo")
+    assert rec["rows"] == [{"ratio": 2.0}]
+    assert results.provenance_line(rec).startswith("benchmark demo · scale=benchmark")
+    assert results.load_benchmark("missing") is None
+
+
+def test_blow_up_rule_and_dead_channel_count():
+    from labnorm.experiments import _blow_up_step, _dead_channel_fraction
+
+    assert _blow_up_step([2.3] * 200) is None
+    assert _blow_up_step([2.3] * 39 + [50.0] * 10) == 43  # the smoothed loss passes 4x its best 4 steps later
+    assert _blow_up_step([2.3, 2.2, float("inf")]) == 3
+    # 4 channels, one of them pushed negative everywhere: a quarter of the channels is dead
+    conv = torch.nn.Conv2d(1, 4, 1)
+    with torch.no_grad():
+        conv.weight.fill_(0.0)
+        conv.bias.copy_(torch.tensor([1.0, 1.0, 1.0, -1.0]))
+    model = torch.nn.Sequential(conv, torch.nn.ReLU())
+    assert _dead_channel_fraction(model, torch.randn(3, 1, 5, 5)) == 0.25

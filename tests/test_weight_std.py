@@ -214,6 +214,9 @@ def test_compiles():
     conv = WSConv2d(3, 4, 3)
     x = torch.randn(2, 3, 6, 6)
     assert torch.allclose(torch.compile(conv, backend="aot_eager", fullgraph=True)(x), conv(x), atol=1e-6)
+    with torch.no_grad():  # eval under compile: computed in the graph, not read from the cache
+        conv.eval()
+        assert torch.allclose(torch.compile(conv, backend="aot_eager", fullgraph=True)(x), conv(x), atol=1e-6)
 
 
 def test_factory_pairs_ws_conv_with_bn_and_gn():
