@@ -1,0 +1,365 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Weight Standardization and Batch-Channel Normalization
+#
+# > *"WS is targeted at the micro-batch training setting where each GPU typically has 1-2 images
+# > for training."* — Qiao et al., [Micro-Batch Training with Batch-Channel Normalization and
+# > Weight Standardization](https://arxiv.org/abs/1903.10520) (2019)
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/labnorm/labnorm/blob/main/notebooks/03_weight_standardization.ipynb) · [download the notebook](https://github.com/labnorm/labnorm/raw/main/notebooks/03_weight_standardization.ipynb)
+#
+# The seed is labml's annotated [Weight Standardization](https://nn.labml.ai/normalization/weight_standardization/index.html)
+# page: reshape each conv weight to one row per output filter, take `var_mean`, subtract and divide,
+# and train a VGG with it on CIFAR-10 — paired with Batch-Channel Normalization. Here we
+#
+# 1. write WS from scratch and prove it equal to `labnorm.WSConv2d` and to timm's formula,
+# 2. derive its gradient and check numerically what the paper's smoothing argument rests on,
+# 3. measure how far the five published variants of WS are from each other on trained weights,
+# 4. build BCN and check it against `BatchNorm2d` → `GroupNorm`, and
+# 5. train labml's VGG on CIFAR-10 with BN, WS+BN, GN, WS+GN and WS+BCN, counting dead channels
+#    (the paper's elimination singularities) along the way.
+
+# %%
+# labnorm set-up: on Colab, or wherever labnorm is missing, fetch the repository
+# (code + saved reference results) and install labnorm from it. Its dependencies are
+# lower bounds that Colab already meets, so pip leaves torch as it is.
+import importlib
+import importlib.util
+import os
+import subprocess
+import sys
+
+REPO = "https://github.com/labnorm/labnorm"
+if importlib.util.find_spec("labnorm") is None:
+    subprocess.run(["git", "clone", "--depth", "1", REPO, "labnorm-repo"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "./labnorm-repo"], check=True)
+    os.environ.setdefault("LABNORM_RESULTS", os.path.abspath("labnorm-repo/results"))
+    importlib.invalidate_caches()
+
+# %%
+
+import matplotlib.pyplot as plt
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+import labnorm
+from labnorm import results
+from labnorm.experiments import load_or_run
+from labnorm.weight_std import VARIANTS
+
+torch.manual_seed(0)
+plt.rcParams["figure.dpi"] = 72  # keeps the saved notebook small
+SCALE = labnorm.get_scale()
+print(f"labnorm {labnorm.__version__}, torch {torch.__version__}, scale {SCALE}")
+
+# %% [markdown]
+# ## Theory
+#
+# A conv weight $W$ of shape $[C_{out}, C_{in}, k_h, k_w]$ is $C_{out}$ filters of
+# $I = C_{in} k_h k_w$ entries each. Weight Standardization replaces every filter by its
+# standardized version before the convolution (the paper's eq. 5–6):
+#
+# $$\hat W_{i,j} = \frac{W_{i,j} - \mu_i}{\sigma_i}, \qquad \mu_i = \frac1I \sum_j W_{i,j}, \qquad
+#   \sigma_i = \sqrt{\frac1I \sum_j (W_{i,j} - \mu_i)^2 + \epsilon}$$
+#
+# Nothing is learned and nothing depends on the batch: WS is a reparametrization, like weight
+# normalization (notebook 02) but removing the mean as well as the scale. Because it uses no
+# batch statistics it is meant to be paired with a normalization of the activations — GN for
+# micro-batches, where BN's statistics are too noisy — and the paper reports that WS+GN matches
+# or beats BN at large batches.
+#
+# **The gradient.** With $g = \partial L / \partial \hat W$, differentiating through $\mu_i$ and
+# $\sigma_i$ gives, per filter,
+#
+# $$\frac{\partial L}{\partial W_{i,\cdot}} = \frac{1}{\sigma_i}\Big(g_{i,\cdot} - \overline{g_{i}}
+#   - \hat W_{i,\cdot}\,\overline{g_i \hat W_i}\Big)$$
+#
+# (bars are means over the filter's $I$ entries; exact for any $\epsilon$, with $\sigma_i$ as
+# defined above). The bracket removes from $g$ its mean and its component along $\hat W$: with
+# $\epsilon = 0$ it is exactly $g$ projected onto the subspace orthogonal to $\mathbf 1$ and
+# $\hat W$ (with $\epsilon > 0$, $\lVert \hat W_i \rVert^2 < I$ and slightly less is removed). **The smoothing argument** of the paper (its Theorems 1–2) rests on
+# this: the projection can only shorten the gradient, so $\lVert \partial L/\partial W \rVert \le
+# \lVert g \rVert/\sigma$, and the same projection appears in the Hessian, lowering the Lipschitz
+# constants of the loss and of its gradient for a given $\sigma$. labnorm computes exactly this
+# formula in its backward (one temporary instead of autograd's chain of `var_mean` and division),
+# which is what made WS cheap enough to use — see the benchmark below.
+#
+# **Elimination singularities.** A channel that a ReLU keeps at zero for every input contributes
+# nothing and receives no gradient: the network has lost a unit. BN prevents this by centring every
+# channel over the batch, so each channel is positive about half the time. GN and LN normalize
+# *groups* of channels, and a single channel can drift to a permanently negative mean. The paper
+# argues that WS brings GN's channels back towards BN's behaviour: a zero-mean filter applied to
+# inputs whose channels have similar statistics gives an output near zero mean. We count dead
+# channels in the experiment.
+
+# %% [markdown]
+# ## Weight Standardization, line by line
+
+# %%
+def ws_scratch(w, eps=1e-5):
+    rows = w.reshape(w.shape[0], -1)  # one row per output filter: [C_out, I]
+    mu = rows.mean(1, keepdim=True)  # mu_i
+    var = ((rows - mu) ** 2).mean(1, keepdim=True)  # biased variance, as in the paper
+    return ((rows - mu) / torch.sqrt(var + eps)).reshape(w.shape)  # eps inside the square root
+
+
+w = nn.Conv2d(16, 32, 3).weight.detach().double()
+w_hat = ws_scratch(w)
+print("filters:", w.shape[0], "| entries per filter I =", w[0].numel())
+print(f"per-filter mean of W_hat within {w_hat.mean((1, 2, 3)).abs().max():.0e} of 0")
+print(f"per-filter std of W_hat: {w_hat.std((1, 2, 3), unbiased=False).min():.4f} … "
+      f"{w_hat.std((1, 2, 3), unbiased=False).max():.4f} (below 1 by sigma^2/(sigma^2 + eps))")
+
+# %% [markdown]
+# ## Parity: scratch = labnorm = timm's formula, and the projected gradient
+#
+# In float64: `labnorm.WSConv2d` against `F.conv2d` with the scratch weight (forward, input and
+# weight gradients); `variant="timm"` against timm's `StdConv2d` formula (a `batch_norm` over each
+# filter, $\epsilon = 10^{-6}$); the weight gradient against the projection formula above; BCN at
+# initialization against `BatchNorm2d` followed by `GroupNorm`. This cell's output is checked in CI.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+torch.manual_seed(0)
+
+
+def agree(a, b, tol=1e-10):
+    return (a - b).abs().max().item() <= tol
+
+
+checks = {}
+conv = labnorm.WSConv2d(8, 16, 3, padding=1, stride=2).double()
+x = torch.randn(4, 8, 9, 9, dtype=torch.float64, requires_grad=True)
+x_ref = x.detach().clone().requires_grad_()
+w = conv.weight.detach().clone().requires_grad_()
+y, y_ref = conv(x), F.conv2d(x_ref, ws_scratch(w), conv.bias, stride=2, padding=1)
+up = torch.randn_like(y)
+y.backward(up)
+y_ref.backward(up)
+checks["WSConv2d forward = conv(ws_scratch(W))"] = agree(y, y_ref)
+checks["grad input, grad W"] = agree(x.grad, x_ref.grad) and agree(conv.weight.grad, w.grad)
+
+# timm's StdConv2d standardizes with batch_norm over each filter, biased, eps 1e-6
+timm = F.batch_norm(w.detach().reshape(1, 16, -1), None, None, training=True, momentum=0.0, eps=1e-6)
+checks["variant='timm' = timm's formula"] = agree(labnorm.weight_standardization(w.detach(), variant="timm"),
+                                                  timm.reshape_as(w))
+
+# The projected gradient, with eps = 0 so the bracket is exactly a projection
+wd = w.detach().clone().requires_grad_()
+g = torch.randn_like(wd)
+(labnorm.weight_standardization(wd, eps=0.0) * g).sum().backward()
+rows, g_rows = wd.detach().reshape(16, -1), g.reshape(16, -1)
+sigma = rows.std(1, unbiased=False, keepdim=True)
+w_hat = (rows - rows.mean(1, keepdim=True)) / sigma
+projected = g_rows - g_rows.mean(1, keepdim=True) - w_hat * (g_rows * w_hat).mean(1, keepdim=True)
+checks["grad W = projection of grad W_hat / sigma"] = agree(wd.grad.reshape(16, -1), projected / sigma)
+checks["||grad W|| <= ||grad W_hat|| / sigma per filter"] = bool(
+    (wd.grad.reshape(16, -1).norm(dim=1) <= (g_rows / sigma).norm(dim=1) + 1e-12).all())
+
+# BCN at initialization: BatchNorm2d, then GroupNorm (per-channel affine 1/0 = per-group affine 1/0)
+bcn = labnorm.BatchChannelNorm2d(16, num_groups=4).double()
+ref = nn.Sequential(nn.BatchNorm2d(16), nn.GroupNorm(4, 16)).double()
+z = torch.randn(6, 16, 5, 5, dtype=torch.float64)
+checks["BCN = GroupNorm(BatchNorm2d(x)), train"] = agree(bcn(z), ref(z))
+checks["... running statistics"] = agree(bcn.bn.running_var, ref[0].running_var)
+checks["... eval"] = agree(bcn.eval()(z), ref.eval()(z))
+for name, ok in checks.items():
+    print(f"{name:<52} {ok}")
+
+# %% [markdown]
+# ## Five implementations, five answers
+#
+# Published code disagrees on two details: biased or unbiased variance, and $\epsilon$ inside the
+# square root or added to the standard deviation (see the table in `labnorm.weight_std`). Each is
+# selectable by `variant=` and tested against its own formula. On a freshly initialized ResNet
+# conv, the largest difference of each from the paper's definition:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+torch.manual_seed(0)
+w = nn.Conv2d(64, 64, 3).weight.detach().double()
+ref = labnorm.weight_standardization(w)
+for variant, (unbiased, eps_inside, eps) in VARIANTS.items():
+    gap = (labnorm.weight_standardization(w, variant=variant) - ref).abs().max().item()
+    print(f"{variant:<8} {'unbiased' if unbiased else 'biased  '} eps {'inside ' if eps_inside else 'outside'}"
+          f" {eps:.0e}: max |difference| {gap:.1e}")
+
+# %% [markdown]
+# The unbiased variance scales every entry by $\sqrt{(I-1)/I}$ (here $I = 576$: a relative
+# difference of $9\times10^{-4}$); $\epsilon$ matters when a filter's variance is comparable to
+# it — PyTorch's default init gives variances around $1/(3I)\approx 6\times10^{-4}$, so
+# $\epsilon = 10^{-5}$ shrinks $\hat W$ by about 1%, and $10^{-10}$ (BiT) not at all. The
+# experiment below prints the same gaps on *trained* weights.
+#
+# ## Batch-Channel Normalization
+#
+# BCN (same paper) is BN followed by a channel (group) norm with one affine pair per group. The
+# BN part brings in batch information — the paper's cure for elimination singularities — and the
+# channel part makes every sample well-scaled. For micro-batches, where a batch of 1–2 images
+# gives useless statistics, `estimate=True` makes the BN part normalize with running *estimates*
+# in training too (the official `EstBN`), updated from each batch:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+torch.manual_seed(0)
+bcn = labnorm.BatchChannelNorm2d(16, num_groups=4, estimate=True)
+x = torch.randn(2, 16, 6, 6) * 3 + 1  # a micro-batch of 2, far from zero mean / unit variance
+before = bcn.bn.running_mean.clone()
+y = bcn(x)
+print("running mean moved towards the batch mean:", bool((bcn.bn.running_mean - before).abs().max() > 0))
+print("output per (sample, group) normalized:",
+      bool(y.reshape(2, 4, -1).mean(-1).abs().max() < 1e-5))
+print("eval uses the same estimates:", torch.allclose(bcn.eval()(x), bcn.channel_norm(
+    (x - bcn.bn.running_mean.view(1, -1, 1, 1)) / torch.sqrt(bcn.bn.running_var.view(1, -1, 1, 1) + bcn.eps)
+    * bcn.bn.weight.view(1, -1, 1, 1) + bcn.bn.bias.view(1, -1, 1, 1)), atol=1e-5))
+
+# %% [markdown]
+# ## Experiment: VGG on CIFAR-10 with BN, WS+BN, GN, WS+GN and WS+BCN
+#
+# labml trains a VGG with WS and BCN on CIFAR-10. We train the same VGG-16 layout (13 convs, five
+# pools, one linear head) with each pairing: one-cycle SGD at batch 64, the same seed and data.
+# After training we count the **dead ReLU channels** — positive on under 1% of the positions of
+# 500 test images — and, on the WS+BN model's trained weights, the gaps between the WS variants.
+# At `smoke` scale this runs live; at `cpu`/`gpu` scale the saved run of that scale is loaded.
+
+# %%
+COLOURS = {"bn": "tab:red", "ws+bn": "tab:orange", "gn": "tab:blue", "ws+gn": "tab:cyan", "ws+bcn": "tab:green"}
+
+
+def plot_runs(record):
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.4))
+    for r in record["metrics"]["runs"]:
+        kw = dict(color=COLOURS[r["norm"]], label=r["norm"])
+        axes[0].plot([s for s, _ in r["loss_curve"]], [v for _, v in r["loss_curve"]], **kw)
+        axes[1].plot([e["epoch"] for e in r["epochs"]], [e.get("test_acc") for e in r["epochs"]], marker="o", **kw)
+    axes[0].set(title="training loss", xlabel="step", ylabel="loss")
+    axes[1].set(title="test accuracy", xlabel="epoch", ylabel="accuracy")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    plt.show()
+
+
+def table(record):
+    print(f"{'norm':<8}{'test acc':>10}{'test loss':>11}{'dead channels':>15}")
+    for r in record["metrics"]["runs"]:
+        print(f"{r['norm']:<8}{r['final_test_acc']:>10.3f}{r['final_test_loss']:>11.3f}"
+              f"{r['dead_channel_fraction']:>15.1%}")
+    print("WS variants vs the paper's, on the trained WS+BN weights:")
+    for variant, gap in record["metrics"]["variant_gaps_on_trained_ws_bn"].items():
+        print(f"  {variant:<8} max |diff| {gap['max_abs']:.1e}, mean |diff| {gap['mean_abs']:.1e}")
+
+
+vgg_run = load_or_run("ws_bcn_vgg", SCALE)
+print(f"{vgg_run['source']}: {results.provenance_line(vgg_run)}")
+table(vgg_run)
+plot_runs(vgg_run)
+
+# %% [markdown]
+# ## Reference results
+
+# %%
+ref = results.find_reference("ws_bcn_vgg")
+if ref is None:
+    print("no saved run (set LABNORM_RESULTS to the repository's results/ folder)")
+elif ref["provenance"]["scale"] == SCALE:
+    print(f"the reference is the run shown above — {results.provenance_line(ref)}")
+else:
+    print(results.provenance_line(ref))
+    table(ref)
+    plot_runs(ref)
+
+# %% [markdown]
+# ## What it costs
+#
+# From the committed benchmark (`benchmarks/bench_weight_std.py`, one run, implementations timed
+# round-robin): one SGD step with WS convs divided by the same step with plain convs, for a CIFAR
+# ResNet-18 (BN or GN after each conv) and for a stack of three 64→64 convs at 16×16. `labnorm` is
+# `WSConv2d` (the closed-form backward of `_Standardize`), `formula` the same math with autograd's
+# ops, `compiled` that formula under `torch.compile`, `post` the WS-on-ResNet post's code. The
+# last row times eval forwards, where `WSConv2d` reuses its cached $\hat W$.
+
+# %%
+bench = results.load_benchmark("weight_std")
+if bench is None:
+    print("no committed benchmark")
+else:
+    print(results.provenance_line(bench))
+    impls = ("labnorm", "formula", "compiled", "post")
+    print(f"{'net':<12}{'batch':>6}  {'mode':<13}" + "".join(f"{k:>15}" for k in impls))
+    for r in bench["rows"]:
+        print(f"{r['net']:<12}{r['batch']:>6}  {r['mode']:<13}"
+              + "".join(f"{r[k + '_ratio']:>15.3f}" if k + "_ratio" in r else f"{'—':>15}" for k in impls))
+
+# %% [markdown]
+# ## What we found
+#
+# Computed from the saved run (the figures are not typed in):
+
+# %%
+ref = results.find_reference("ws_bcn_vgg")
+if ref is not None:
+    runs = {r["norm"]: r for r in ref["metrics"]["runs"]}
+    for base in ("bn", "gn"):
+        print(f"WS+{base.upper()} − {base.upper()}: test acc {runs['ws+' + base]['final_test_acc'] - runs[base]['final_test_acc']:+.3f}, "
+              f"dead channels {runs[base]['dead_channel_fraction']:.1%} → {runs['ws+' + base]['dead_channel_fraction']:.1%}")
+    print(f"WS+BCN − BN: test acc {runs['ws+bcn']['final_test_acc'] - runs['bn']['final_test_acc']:+.3f}")
+    print(f"best: {max(runs, key=lambda k: runs[k]['final_test_acc'])}")
+    gaps = ref["metrics"]["variant_gaps_on_trained_ws_bn"]
+    print("largest gap between WS variants on trained weights: "
+          + ", ".join(f"{v} {g['max_abs']:.2f}" for v, g in gaps.items() if v != "paper"))
+
+# %% [markdown]
+# * **WS rescued GN on this VGG, and the dead channels say why.** Plain GN trained badly here, and
+#   after training a sizeable fraction of its ReLU channels were dead (positive on under 1% of
+#   positions); with WS in front of the same GN almost none were, and accuracy rose a lot. This is
+#   the paper's elimination-singularity argument seen directly: BN (with or without WS) had no dead
+#   channels at all, and WS brought GN's channels close to that.
+# * **WS+BN edged out BN** at the end of our short schedule, in line with the paper (WS helps BN
+#   too) — but one seed and a few epochs on a subset cannot separate a difference of this size
+#   from noise; the gap to GN is the robust finding.
+# * **WS+BCN did not beat BN here.** The paper's BCN results are for micro-batches, where BN
+#   fails; at batch 64, BN's own statistics are good and the channel part (16–32 groups here)
+#   adds a per-sample normalization the net did not need in four epochs. We did not reproduce a
+#   micro-batch BCN setting in this notebook (exercise 3).
+# * **The variants are not interchangeable on trained weights.** Trained filters shrink (weight
+#   decay), their variances approach $\epsilon$, and the choice of $\epsilon$ — $10^{-5}$ here,
+#   $10^{-6}$ in timm, $10^{-10}$ in BiT, added to the std in the WS repository — changes $\hat W$
+#   by several percent of its scale, far more than on freshly initialized weights. A checkpoint
+#   trained with one variant is a (slightly) different network under another.
+# * **Cost.** With autograd's ops WS made a batch-2 ResNet-18 step about twice as slow on this
+#   CPU; labnorm's closed-form backward cuts most of that, and the eval cache all of it in eval
+#   (the table above). What is left at batch 2 is memory traffic: the standardization reads and
+#   writes every weight a few times per step while the convolution at batch 2 does little work
+#   per weight. At batch 64 WS is within the benchmark's noise.
+# * **Scale.** These are `cpu`-scale runs (VGG at a quarter width, 8,000 training images, four
+#   epochs, 2 CPU cores, the JPEG copy of CIFAR-10). labml's run trains the full VGG on all of
+#   CIFAR-10; the `gpu` scale is that run, not made yet.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. With $\epsilon > 0$ the gradient formula still holds, but the bracket is no longer a
+#    projection: show that it removes only a fraction $\sigma^2/(\sigma^2+\epsilon)$ of $g$'s
+#    component along $\hat W$, and check it against autograd on a weight scaled by $10^{-3}$,
+#    where it matters.
+# 2. WS is invariant to adding a constant to a filter and to scaling it. Show that the WS gradient
+#    has zero mean per filter and is orthogonal to $W - \mu$ — so SGD without weight decay never
+#    changes a filter's mean. What does weight decay do to $\sigma$ over training?
+# 3. Train the VGG with `ws+bcn` at batch 4 with `estimate=True` (build the norm with
+#    `labnorm.BatchChannelNorm2d(c, estimate=True)`) and compare it to GN at the same batch.
+# 4. Count the second kind of elimination singularity: pairs of channels in a layer whose outputs
+#    are almost identical (cosine similarity > 0.99 over a batch). Does WS change the count?
