@@ -69,9 +69,14 @@ print(f"labnorm {labnorm.__version__}, torch {torch.__version__}, scale {SCALE}"
 # %% [markdown]
 # ## Why batch 2 is hard for BN, and what WS changes
 #
-# In training, BN normalizes each channel with the mean and variance of the current batch. At
-# batch 2 those are estimated from two images: in ResNet-18's last stage (4×4 feature maps) that
-# is 32 numbers per channel, and the estimates jump from batch to batch. The network is trained on
+# In training, BN normalizes each channel with the mean and variance of the current batch,
+#
+# $$\hat\mu_c = \frac1m \sum_{n,h,w} x_{n,c,h,w}, \qquad
+#   \hat\sigma^2_c = \frac1m \sum_{n,h,w} (x_{n,c,h,w} - \hat\mu_c)^2, \qquad m = N H W .$$
+#
+# For Gaussian activations the variance estimate has a relative standard error of about
+# $\sqrt{2/(m-1)}$. At batch 2 in ResNet-18's last stage (4×4 feature maps) $m = 32$: about 25%,
+# and the estimates jump from batch to batch. The network is trained on
 # one noisy normalization and evaluated with the running averages — a different function. GN
 # normalizes within each sample and does not care about the batch size.
 #
@@ -82,7 +87,12 @@ print(f"labnorm {labnorm.__version__}, torch {torch.__version__}, scale {SCALE}"
 # `resnet18_ws` here is `build_model("resnet18", "ws+bn")`: the same network with every conv a
 # `WSConv2d`. The check below shows it *is* ResNet-18 evaluated at standardized weights — the two
 # models differ only in the parametrization, so any difference in training comes from it. We also
-# check the blow-up rule used below (the LR finder's: the smoothed loss above 4× its best).
+# check the blow-up rule used below, the LR finder's: with the smoothed loss
+#
+# $$\bar L_t = 0.05\, L_t + 0.95\, \bar L_{t-1},$$
+#
+# a run blows up at the first step $t > 10$ where $\bar L_t > 4 \min_{s \le t} \bar L_s$, or where
+# the loss is not finite.
 
 # %%
 # NBVAL_CHECK_OUTPUT
