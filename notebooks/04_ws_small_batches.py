@@ -133,8 +133,10 @@ def plot_range_tests(record):
             ax.plot(c["lr"], c["loss"], color=COLOURS[c["norm"]], label=c["norm"])
             if c["suggested_lr"]:
                 ax.axvline(c["suggested_lr"], color=COLOURS[c["norm"]], ls=":")
+        sel = [c for c in curves if c["batch_size"] == bs]
+        low, high = min(min(c["loss"]) for c in sel), max(c["loss"][0] for c in sel)
         ax.set(xscale="log", title=f"LR range test, batch {bs} (dotted: steepest descent)",
-               xlabel="learning rate", ylabel="smoothed loss")
+               xlabel="learning rate", ylabel="smoothed loss", ylim=(low - 0.1 * (high - low), high + (high - low)))
         ax.legend(fontsize=8)
     fig.tight_layout()
     plt.show()
