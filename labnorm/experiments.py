@@ -165,6 +165,18 @@ def _subsample(values: list[float], points: int = 200) -> list[float]:
     return values[::step]
 
 
+def _range_test_curve(model, optimizer, batches, cfg: dict, device: torch.device) -> dict:
+    """One exponential LR range test with the settings in `cfg` (start_lr, end_lr, num_iter, smooth_f,
+    diverge_th): the smoothed curve, the steepest-descent suggestion, where it stopped, seconds."""
+    finder = LRFinder(model, optimizer, torch.nn.CrossEntropyLoss(), device=device)
+    t0 = time.perf_counter()
+    hist = finder.range_test(batches, start_lr=cfg["start_lr"], end_lr=cfg["end_lr"], num_iter=cfg["num_iter"],
+                             step_mode="exp", smooth_f=cfg["smooth_f"], diverge_th=cfg["diverge_th"])
+    return {"lr": hist["lr"], "loss": hist["loss"],
+            "suggested_lr": finder.suggest(skip_start=min(10, len(hist["lr"]) // 5), skip_end=5),
+            "stopped_at": len(hist["lr"]), "seconds": time.perf_counter() - t0}
+
+
 @experiment(
     "lr_range_test_resnet18",
     "LR range test (exponential, smoothed) of a CIFAR ResNet-18 at batch 64 with BN, GN and no norm, "
@@ -190,15 +202,8 @@ def lr_range_test_resnet18(scale: str, seed: int, device: torch.device) -> tuple
         torch.manual_seed(seed)
         model = build_model("resnet18", norm, width=config["width"]).to(device)
         opt = make_optimizer(model.parameters(), "sgd", config["start_lr"], 0.9, 5e-4)
-        finder = LRFinder(model, opt, torch.nn.CrossEntropyLoss(), device=device)
         batches = DeviceBatches(train, config["batch_size"], train=True, device=device, seed=seed)
-        t0 = time.perf_counter()
-        hist = finder.range_test(batches, start_lr=config["start_lr"], end_lr=config["end_lr"],
-                                 num_iter=config["num_iter"], step_mode="exp",
-                                 smooth_f=config["smooth_f"], diverge_th=config["diverge_th"])
-        curves.append({"norm": norm, "lr": hist["lr"], "loss": hist["loss"],
-                       "suggested_lr": finder.suggest(skip_start=min(10, len(hist["lr"]) // 5), skip_end=5),
-                       "stopped_at": len(hist["lr"]), "seconds": time.perf_counter() - t0})
+        curves.append({"norm": norm, **_range_test_curve(model, opt, batches, config, device)})
     return config, {"curves": curves}, train.variant
 
 
@@ -400,14 +405,8 @@ def ws_small_batches(scale: str, seed: int, device: torch.device) -> tuple[dict,
             torch.manual_seed(seed)
             model = build_model("resnet18", norm, width=config["width"]).to(device)
             opt = make_optimizer(model.parameters(), "adam", rt["start_lr"], 0.9, config["weight_decay"])
-            finder = LRFinder(model, opt, torch.nn.CrossEntropyLoss(), device=device)
-            t0 = time.perf_counter()
-            hist = finder.range_test(DeviceBatches(full_train, bs, train=True, device=device, seed=seed),
-                                     start_lr=rt["start_lr"], end_lr=rt["end_lr"], num_iter=rt["num_iter"],
-                                     step_mode="exp", smooth_f=rt["smooth_f"], diverge_th=rt["diverge_th"])
-            curves.append({"norm": norm, "batch_size": bs, "lr": hist["lr"], "loss": hist["loss"],
-                           "suggested_lr": finder.suggest(skip_start=min(10, len(hist["lr"]) // 5), skip_end=5),
-                           "stopped_at": len(hist["lr"]), "seconds": time.perf_counter() - t0})
+            batches = DeviceBatches(full_train, bs, train=True, device=device, seed=seed)
+            curves.append({"norm": norm, "batch_size": bs, **_range_test_curve(model, opt, batches, rt, device)})
     train, test = _cifar_subsets(n_train, n_test, seed)
     runs = []
     for norm, bs in config["runs"]:
