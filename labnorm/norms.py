@@ -31,6 +31,7 @@ from torch import nn
 
 from .batch_channel_norm import BatchChannelNorm2d
 from .batch_norm import BatchNorm2d, GroupNorm
+from .switch_norm import SwitchNorm2d
 from .weight_norm import MeanOnlyBatchNorm, weight_norm
 from .weight_std import WSConv2d
 
@@ -156,6 +157,12 @@ def _wn_mobn_conv(c_in, c_out, kernel_size, stride=1, padding=0, bias=False) -> 
 @register_norm("ws+bcn")
 def _bcn(c: int, arg: str | None) -> nn.Module:
     return BatchChannelNorm2d(c, num_groups=_groups(c, arg))
+
+
+@register_norm("sn")
+def _sn(c: int, arg: str | None) -> nn.Module:
+    # "sn" or "sn:M": Switchable Norm with Keras-convention momentum M (0.98 -> momentum 0.02)
+    return SwitchNorm2d(c) if arg is None else SwitchNorm2d(c, momentum=round(1 - float(arg), 10))
 
 
 @register_conv("ws+bn")

@@ -32,6 +32,8 @@ def test_norm_factory():
     gn = make_norm("gn", 48)
     assert isinstance(gn, labnorm.GroupNorm) and gn.num_groups == 16  # gcd(48, 32)
     assert make_norm("gn:4", 8).num_groups == 4
+    assert isinstance(make_norm("sn", 8), labnorm.SwitchNorm2d) and make_norm("sn", 8).momentum == 0.1
+    assert make_norm("sn:0.98", 8).momentum == 0.02  # the argument is Keras' momentum
     with pytest.raises(ValueError, match="unknown norm 'xn'"):
         make_norm("xn", 8)
 

@@ -1,0 +1,213 @@
+r"""# Switchable Normalization
+
+Switchable Normalization (SN, Luo et al., [Differentiable Learning-to-Normalize via Switchable
+Normalization](https://arxiv.org/abs/1806.10779)) normalizes with a learned mixture of the
+statistics of instance norm (IN: per sample and channel), layer norm (LN: per sample) and batch
+norm (BN: per channel):
+
+$$\hat x = \gamma \, \frac{x - \sum_k w_k \mu_k}{\sqrt{\sum_k w'_k \sigma^2_k + \epsilon}} + \beta,
+  \qquad w = \mathrm{softmax}(\lambda), \; w' = \mathrm{softmax}(\lambda'), \; k \in \{\mathrm{IN}, \mathrm{LN}, \mathrm{BN}\}$$
+
+with importance logits $\lambda$ (`mean_weight`) and $\lambda'$ (`var_weight`), ordered (IN, LN, BN)
+as in the official code. The three sets of statistics are computed once: IN's per-(sample,
+channel) moments first, LN's and BN's derived from them.
+
+**Two statistic conventions** (`statistics=`):
+
+* `"exact"` (default): every variance biased, LN and BN moments derived with the law of total
+  variance, $\sigma^2_{LN} = \overline{\sigma^2_{IN}} + \overline{(\mu_{IN} - \mu_{LN})^2}$ (no
+  $E[x^2] - E[x]^2$ cancellation). With one-hot importance weights the layer *is*
+  `InstanceNorm2d`, layer norm over $(C, H, W)$, or `BatchNorm2d` (running statistics included: the
+  running variance is the unbiased batch variance, as torch keeps it).
+* `"official"`: the formulas of switchablenorms/Switchable-Normalization's `SwitchNorm2d` — IN
+  variance *unbiased* (divide by $HW - 1$), LN and BN variances from
+  $\overline{\sigma^2_{IN} + \mu_{IN}^2} - \mu^2$, and that BN variance is also what the running
+  estimate tracks. An $N \times C \times 1 \times 1$ input is refused (the official code divides by
+  $HW - 1 = 0$ and returns NaN).
+
+**Momentum.** `momentum` follows PyTorch: the weight of the new batch,
+$r \leftarrow (1 - m)\,r + m\,\hat r$. The official code and the Keras port use the opposite
+convention ($r \leftarrow m\,r + (1-m)\,\hat r$): Keras' 0.98, 0.99, 0.997 are `momentum=` 0.02,
+0.01, 0.003 here.
+
+**Moving or batch average** (`using_moving_average`). With `True` the BN branch's eval statistics
+are running averages updated every training step. With `False` training leaves them alone; after
+training, `finalize_batch_average(model, batches, num_batches)` runs $K$ batches through the model
+and sets them to the pooled statistics of those batches — the paper's batch average, which the
+Keras port could not implement as a layer.
+
+Edge cases: a batch of one in training is fine while each channel still has more than one value
+($H W > 1$), and refused with a `ValueError` otherwise (as `BatchNorm2d` does); `last_gamma=True`
+starts $\gamma$ at 0 (the layer outputs $\beta$ — for the last norm of a residual branch); under
+bf16 autocast the statistics are computed in float32 and the output keeps the input's dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+
+__all__ = ["SwitchNorm2d", "finalize_batch_average"]
+
+
+class SwitchNorm2d(nn.Module):
+    r"""Switchable Normalization for $[N, C, H, W]$ input (see the module docstring).
+
+    Args:
+        num_features: $C$.
+        eps: added to the mixed variance.
+        momentum: of the running BN statistics, PyTorch's convention (Keras' 0.98 is 0.02).
+        using_moving_average: running averages (`True`) or the batch average finalized after
+            training by `finalize_batch_average` (`False`).
+        using_bn: include the BN branch (three importance weights) or not (IN and LN only).
+        last_gamma: initialize $\gamma$ to 0 instead of 1.
+        statistics: `"exact"` or `"official"`.
+    """
+
+    def __init__(
+        self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, using_moving_average: bool = True,
+        using_bn: bool = True, last_gamma: bool = False, statistics: str = "exact",
+    ) -> None:
+        super().__init__()
+        if statistics not in ("exact", "official"):
+            raise ValueError(f"SwitchNorm2d: statistics must be 'exact' or 'official', got {statistics!r}")
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"SwitchNorm2d: momentum is the weight of the new batch (PyTorch's convention), "
+                             f"in [0, 1]; got {momentum} (Keras' 0.98 is momentum=0.02)")
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.using_moving_average = using_moving_average
+        self.using_bn = using_bn
+        self.last_gamma = last_gamma
+        self.statistics = statistics
+        # Shapes and names as in the official code, so its checkpoints' keys match
+        self.weight = nn.Parameter(torch.full((1, num_features, 1, 1), 0.0 if last_gamma else 1.0))
+        self.bias = nn.Parameter(torch.zeros(1, num_features, 1, 1))
+        branches = 3 if using_bn else 2
+        self.mean_weight = nn.Parameter(torch.ones(branches))
+        self.var_weight = nn.Parameter(torch.ones(branches))
+        if using_bn:
+            # Running BN statistics start as BatchNorm2d's: mean 0, variance 1
+            self.register_buffer("running_mean", torch.zeros(1, num_features, 1))
+            self.register_buffer("running_var", torch.ones(1, num_features, 1))
+        self._accumulator: dict | None = None  # set by finalize_batch_average
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.num_features:
+            raise ValueError(f"SwitchNorm2d: expected an input [N, {self.num_features}, H, W], got shape {tuple(x.shape)}")
+        n, c, h, w = x.shape
+        spatial = h * w
+        if self.statistics == "official" and spatial == 1:
+            raise ValueError("SwitchNorm2d(statistics='official'): H*W = 1; the official formulas divide the instance "
+                             "variance by H*W - 1 (NaN). Use statistics='exact', where IN of one value is 0.")
+        use_batch = self.using_bn and (self.training or self._accumulator is not None)
+        if use_batch and n * spatial == 1:
+            raise ValueError("SwitchNorm2d: a batch of one 1x1 map has one value per channel; the BN branch "
+                             "cannot estimate a variance in training (as BatchNorm2d)")
+        # Statistics in float32 (at least), whatever autocast made of x
+        xs = x.reshape(n, c, spatial)
+        xs = xs.float() if xs.dtype in (torch.float16, torch.bfloat16) else xs
+
+        # IN: moments per (sample, channel), $[N, C, 1]$
+        var_in, mean_in = torch.var_mean(xs, dim=-1, keepdim=True,
+                                         correction=1 if self.statistics == "official" else 0)
+        # LN and BN, derived from IN's moments
+        mean_ln = mean_in.mean(1, keepdim=True)
+        if self.statistics == "exact":
+            # law of total variance: mean of the parts' variances + variance of the parts' means
+            var_ln = var_in.mean(1, keepdim=True) + (mean_in - mean_ln).square().mean(1, keepdim=True)
+        else:
+            second = var_in + mean_in.square()  # the official "temp"
+            var_ln = second.mean(1, keepdim=True) - mean_ln.square()
+        means, variances = [mean_in, mean_ln], [var_in, var_ln]
+
+        if self.using_bn:
+            if use_batch:
+                mean_bn = mean_in.mean(0, keepdim=True)
+                if self.statistics == "exact":
+                    var_bn = var_in.mean(0, keepdim=True) + (mean_in - mean_bn).square().mean(0, keepdim=True)
+                    # torch keeps the unbiased batch variance as the running estimate
+                    m = n * spatial
+                    var_track = var_bn * (m / (m - 1))
+                else:
+                    var_bn = second.mean(0, keepdim=True) - mean_bn.square()
+                    var_track = var_bn
+                self._track(mean_bn.detach(), var_track.detach(), n * spatial)
+            else:
+                mean_bn, var_bn = self.running_mean, self.running_var
+            means.append(mean_bn)
+            variances.append(var_bn)
+
+        # Importance weights: softmax over the branches
+        w_mean = torch.softmax(self.mean_weight, 0)
+        w_var = torch.softmax(self.var_weight, 0)
+        mean = sum(w * s for w, s in zip(w_mean, means))
+        var = sum(w * s for w, s in zip(w_var, variances))
+        out = ((xs - mean) / torch.sqrt(var + self.eps)).reshape(n, c, h, w)
+        return (out * self.weight + self.bias).to(x.dtype)
+
+    def _track(self, mean_bn: torch.Tensor, var_bn: torch.Tensor, count: int) -> None:
+        if self._accumulator is not None:
+            # Batch average: pool the batches' sums
+            acc = self._accumulator
+            acc["count"] += count
+            acc["sum"] += mean_bn.double() * count
+            # $\sum x^2$ of the batch, from its mean and (biased) variance
+            biased = var_bn.double() * ((count - 1) / count) if self.statistics == "exact" else var_bn.double()
+            acc["sum_sq"] += (biased + mean_bn.double().square()) * count
+        elif self.training and self.using_moving_average:
+            with torch.no_grad():
+                self.running_mean.lerp_(mean_bn.to(self.running_mean.dtype), self.momentum)
+                self.running_var.lerp_(var_bn.to(self.running_var.dtype), self.momentum)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"using_moving_average={self.using_moving_average}, using_bn={self.using_bn}, "
+                f"statistics={self.statistics!r}")
+
+
+@torch.no_grad()
+def finalize_batch_average(model: nn.Module, batches: Iterable, num_batches: int) -> int:
+    r"""Set every `SwitchNorm2d`'s BN statistics to the pooled statistics of `num_batches` batches.
+
+    The model runs in eval mode except its SN layers, which use batch statistics and pool them:
+    mean $= \sum x / M$ and variance $= (\sum x^2 - M\,\text{mean}^2)/(M - 1)$ over all $M$ values
+    seen per channel (`statistics="exact"`; with `"official"` the biased pooled variance, as that
+    code's running estimate). `batches` yields tensors or `(inputs, ...)` tuples. Returns the number
+    of batches used. The model's train/eval modes are restored.
+    """
+    layers = [m for m in model.modules() if isinstance(m, SwitchNorm2d) and m.using_bn]
+    if not layers:
+        raise ValueError("finalize_batch_average: the model has no SwitchNorm2d with a BN branch")
+    if num_batches < 1:
+        raise ValueError(f"finalize_batch_average: num_batches must be >= 1, got {num_batches}")
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    for layer in layers:
+        shape = layer.running_mean.shape
+        layer._accumulator = {"count": 0, "sum": torch.zeros(shape, dtype=torch.float64, device=layer.running_mean.device),
+                              "sum_sq": torch.zeros(shape, dtype=torch.float64, device=layer.running_mean.device)}
+    used = 0
+    try:
+        for batch in batches:
+            if used == num_batches:
+                break
+            model(batch[0] if isinstance(batch, (tuple, list)) else batch)
+            used += 1
+    finally:
+        for layer in layers:
+            acc, layer._accumulator = layer._accumulator, None
+            if used and acc["count"] > 1:
+                mean = acc["sum"] / acc["count"]
+                ss = acc["sum_sq"] - acc["count"] * mean.square()
+                var = ss / (acc["count"] - 1) if layer.statistics == "exact" else ss / acc["count"]
+                layer.running_mean.copy_(mean)
+                layer.running_var.copy_(var)
+        for module, training in modes.items():
+            module.training = training
+    if used == 0:
+        raise ValueError("finalize_batch_average: `batches` yielded nothing")
+    return used
