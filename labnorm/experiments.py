@@ -425,3 +425,53 @@ def ws_small_batches(scale: str, seed: int, device: torch.device) -> tuple[dict,
         record["first_steps_loss"] = hist["step_loss"][:200]
         runs.append(record)
     return config, {"range_tests": curves, "runs": runs}, train.variant
+
+
+@experiment(
+    "switch_norm_cifar",
+    "The keras-switchnorm toy CIFAR-10 CNN with Switchable Norm: running-average momentum (Keras-equivalent "
+    "0.98 / 0.99 / 0.997) against the batch average, and plain BN; importance weights per layer.",
+)
+def switch_norm_cifar(scale: str, seed: int, device: torch.device) -> tuple[dict, dict, str]:
+    from .switch_norm import SwitchNorm2d, finalize_batch_average
+
+    n_train, n_test = pick(smoke=(512, 256), cpu=(8000, 2000), gpu=(50000, 10000), scale=scale)
+    config = {
+        "model": "switchnorm_cnn",
+        "width": pick(smoke=0.125, cpu=0.25, gpu=1.0, scale=scale),
+        "epochs": pick(smoke=2, cpu=12, gpu=25, scale=scale),
+        "batch_size": 128,
+        "optimizer": "Adam, no weight decay, OneCycleLR (pct_start 0.25)",
+        "max_lr": 3e-3,
+        "train_images": n_train,
+        "test_images": n_test,
+        # (label, norm spec): "sn:M" is SN with the Keras momentum M (PyTorch momentum 1 - M)
+        "runs": [["sn 0.98", "sn:0.98"], ["sn 0.99", "sn:0.99"], ["sn 0.997", "sn:0.997"],
+                 ["sn batch average", "sn-ba"], ["bn", "bn"]],
+        "batch_average_batches": pick(smoke=2, cpu=20, gpu=50, scale=scale),
+    }
+    train, test = _cifar_subsets(n_train, n_test, seed)
+    runs = []
+    for label, norm in config["runs"]:
+        torch.manual_seed(seed)
+        model = build_model("switchnorm_cnn", norm, width=config["width"])
+        before_eval = None
+        if norm == "sn-ba":
+            # Fresh pooled BN statistics of K training batches (un-augmented) before every evaluation
+            def before_eval(m, k=config["batch_average_batches"]):
+                finalize_batch_average(m, DeviceBatches(train, config["batch_size"], train=False, device=device), k)
+        t0 = time.perf_counter()
+        hist = fit(
+            model,
+            DeviceBatches(train, config["batch_size"], train=True, device=device, seed=seed),
+            DeviceBatches(test, 500, train=False, device=device),
+            epochs=config["epochs"], lr=config["max_lr"], optimizer="adam", weight_decay=0.0,
+            device=device, desc=label, before_eval=before_eval,
+        )
+        record = _run_record(hist, time.perf_counter() - t0, label=label, norm=norm)
+        record["importance"] = [
+            {"mean": torch.softmax(m.mean_weight.detach(), 0).tolist(), "var": torch.softmax(m.var_weight.detach(), 0).tolist()}
+            for m in model.modules() if isinstance(m, SwitchNorm2d)
+        ]
+        runs.append(record)
+    return config, {"runs": runs}, train.variant

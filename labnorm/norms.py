@@ -165,6 +165,12 @@ def _sn(c: int, arg: str | None) -> nn.Module:
     return SwitchNorm2d(c) if arg is None else SwitchNorm2d(c, momentum=round(1 - float(arg), 10))
 
 
+@register_norm("sn-ba")
+def _sn_batch_average(c: int, arg: str | None) -> nn.Module:
+    # Switchable Norm whose BN eval statistics come from labnorm.finalize_batch_average
+    return SwitchNorm2d(c, using_moving_average=False)
+
+
 @register_conv("ws+bn")
 @register_conv("ws+gn")
 @register_conv("ws+bcn")

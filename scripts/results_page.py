@@ -147,7 +147,21 @@ def _ws_small_batches(rec: dict) -> tuple[str, Callable | None]:
     return _table(["norm", "batch", "test acc", "test loss", "blow-up step", "s/epoch"], rows), draw
 
 
-RENDERERS = {"bn_gn_batch_size": _bn_gn, "lr_range_test_resnet18": _lr_range, "one_cycle_fast_resnet": _one_cycle,
+def _switch_norm(rec: dict) -> tuple[str, Callable | None]:
+    runs = rec["metrics"]["runs"]
+    rows = [[r["label"], "diverged" if r["final_test_acc"] is None else f"{r['final_test_acc']:.3f}",
+             f"{max((e.get('test_acc') or 0) for e in r['epochs']):.3f}"] for r in runs]
+
+    def draw(ax):
+        for r in runs:
+            ax.plot([e["epoch"] for e in r["epochs"]], [e.get("test_acc") for e in r["epochs"]], marker="o", label=r["label"])
+        ax.set(xlabel="epoch", ylabel="test accuracy")
+        ax.legend()
+
+    return _table(["run", "final test acc", "best test acc"], rows), draw
+
+
+RENDERERS = {"switch_norm_cifar": _switch_norm, "bn_gn_batch_size": _bn_gn, "lr_range_test_resnet18": _lr_range, "one_cycle_fast_resnet": _one_cycle,
              "weight_norm_cifar": _weight_norm, "ws_bcn_vgg": _ws_bcn_vgg, "ws_small_batches": _ws_small_batches}
 
 

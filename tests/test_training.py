@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+import labnorm
 from labnorm.data import CIFAR10Split, DeviceBatches
 from labnorm.models import MODELS, build_model
 from labnorm.norms import available_norms, make_conv
@@ -185,3 +186,22 @@ def test_lr_finder_suggest_finds_the_steepest_descent_and_ignores_nan():
     assert finder.suggest(skip_start=0, skip_end=0) == pytest.approx(1e-3, rel=0.3)
     with pytest.raises(ValueError, match="step_mode"):
         finder.range_test([], step_mode="cosine")
+
+
+def test_before_eval_runs_once_per_epoch_before_the_test_evaluation():
+    from labnorm.switch_norm import finalize_batch_average
+
+    torch.manual_seed(0)
+    model = build_model("small_cnn", "sn-ba", width=8)
+    train = DeviceBatches(_toy_split(), 16, train=True, seed=0)
+    calls = []
+
+    def before_eval(m):
+        calls.append(m.training)
+        finalize_batch_average(m, DeviceBatches(_toy_split(), 16, train=False), 2)
+
+    hist = fit(model, train, DeviceBatches(_toy_split(32, 1), 16, train=False), epochs=2, lr=0.05,
+               before_eval=before_eval)
+    assert calls == [True, True] and all("test_acc" in e for e in hist["epochs"])
+    sn = next(m for m in model.modules() if isinstance(m, labnorm.SwitchNorm2d))
+    assert not torch.equal(sn.running_var, torch.ones_like(sn.running_var))  # finalized, not the initial 1

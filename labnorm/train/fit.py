@@ -24,7 +24,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
@@ -81,6 +81,7 @@ def fit(
     check_every: int | None = None,
     progress: bool | None = None,
     desc: str = "",
+    before_eval: Callable[[nn.Module], Any] | None = None,
 ) -> dict[str, Any]:
     """Train `model` for `epochs` passes over `train`; return its history.
 
@@ -88,7 +89,8 @@ def fit(
     e.g. `labnorm.data.DeviceBatches` (whose `set_epoch` is called when present). The
     history holds `step_loss` (every step), `epochs` (per-epoch train/test loss and
     accuracy, seconds, images per second), `lr` (per step) and `diverged_at_step`
-    (None if the loss stayed finite).
+    (None if the loss stayed finite). `before_eval(model)`, if given, runs after each epoch's
+    training and before its test evaluation (e.g. `labnorm.finalize_batch_average`).
     """
     dev = torch.device(device)
     # Early divergence checks read the loss on the host: every 50 steps on the CPU, never on CUDA.
@@ -164,6 +166,8 @@ def fit(
             "images_per_s": seen / seconds if seconds > 0 else float("nan"),
         }
         if test is not None and history["diverged_at_step"] is None:
+            if before_eval is not None:
+                before_eval(model)
             ev = evaluate(model, test, dev)
             record.update(test_loss=ev["loss"], test_acc=ev["acc"])
         history["epochs"].append(record)
