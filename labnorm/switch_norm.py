@@ -40,6 +40,10 @@ Edge cases: a batch of one in training is fine while each channel still has more
 ($H W > 1$), and refused with a `ValueError` otherwise (as `BatchNorm2d` does); `last_gamma=True`
 starts $\gamma$ at 0 (the layer outputs $\beta$ — for the last norm of a residual branch); under
 bf16 autocast the statistics are computed in float32 and the output keeps the input's dtype.
+
+**Official checkpoints** load with `load_official_state_dict(model, state_dict, keras_momentum)`:
+the keys match; the loader switches the layers to the official statistics their running
+estimates were made with, and converts the momentum.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
-__all__ = ["SwitchNorm2d", "finalize_batch_average"]
+__all__ = ["SwitchNorm2d", "finalize_batch_average", "load_official_state_dict"]
 
 
 class SwitchNorm2d(nn.Module):
@@ -214,3 +218,32 @@ def finalize_batch_average(model: nn.Module, batches: Iterable, num_batches: int
     if used == 0:
         raise ValueError("finalize_batch_average: `batches` yielded nothing")
     return used
+
+
+def load_official_state_dict(model: nn.Module, state_dict: dict, keras_momentum: float | None = None) -> None:
+    r"""Load a state dict saved from the official SN code (switchablenorms/Switchable-Normalization)
+    into `model`, whose SN layers are `SwitchNorm2d` at the same positions.
+
+    Keys and shapes already match (`weight`, `bias` $[1, C, 1, 1]$; `mean_weight`, `var_weight`
+    (IN, LN, BN); `running_mean`, `running_var` $[1, C, 1]$). What needs converting is the
+    convention the numbers were made under: every `SwitchNorm2d` that receives SN entries is
+    switched to `statistics="official"` (its running variance is the official code's
+    $\overline{\sigma^2_{IN} + \mu^2_{IN}} - \mu^2_{BN}$ with unbiased IN variances, not torch's
+    unbiased batch variance), and `keras_momentum`, if given, becomes PyTorch's
+    `momentum = 1 - keras_momentum` for further training. Loading is strict: a missing or unexpected
+    key, or an SN layer whose number of branches differs, raises.
+    """
+    layers = {name: m for name, m in model.named_modules() if isinstance(m, SwitchNorm2d)}
+    for name, layer in layers.items():
+        prefix = f"{name}." if name else ""
+        logits = state_dict.get(prefix + "mean_weight")
+        if logits is not None and logits.numel() != layer.mean_weight.numel():
+            raise ValueError(f"load_official_state_dict: {name or 'model'} has {layer.mean_weight.numel()} branches, "
+                             f"the checkpoint {logits.numel()} (using_bn differs)")
+    model.load_state_dict(state_dict, strict=True)
+    for layer in layers.values():
+        layer.statistics = "official"
+        if keras_momentum is not None:
+            if not 0.0 <= keras_momentum <= 1.0:
+                raise ValueError(f"load_official_state_dict: keras_momentum must be in [0, 1], got {keras_momentum}")
+            layer.momentum = round(1.0 - keras_momentum, 10)

@@ -298,9 +298,9 @@ if ref is not None:
 # %% [markdown]
 # ## Exercises
 #
-# 1. Load an official SN checkpoint's layer: its keys (`weight`, `bias`, `mean_weight`,
-#    `var_weight`, `running_mean`, `running_var`) match `SwitchNorm2d`'s. Which statistics
-#    convention should you use with it, and why do the outputs differ slightly from the exact one?
+# 1. `labnorm.load_official_state_dict` loads a checkpoint of the official SN code (the keys
+#    match) and switches the layers to `statistics="official"`. Evaluate such a model with the
+#    exact statistics instead: how large is the difference, and where does it come from?
 # 2. Train at batch 2 (the paper's micro-batch setting): do the importance weights move away from BN?
 # 3. Finalize the batch average with 1, 5 and 50 batches. How many does the test accuracy need?
 # 4. Compile `SwitchNorm2d` with `torch.compile` and rerun the benchmark: how close does it get

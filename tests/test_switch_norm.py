@@ -190,3 +190,44 @@ def test_torch_batchnorm_habits():
         out = SwitchNorm2d(8)(xb)
     assert out.dtype == torch.bfloat16
     assert torch.allclose(out.float(), SwitchNorm2d(8)(xb.float()), atol=0.05)
+
+
+class OfficialSN(nn.Module):
+    """Parameters and buffers laid out as the official SwitchNorm2d keeps them (for its state dicts)."""
+
+    def __init__(self, c, branches=3):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(1, c, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(1, c, 1, 1))
+        self.mean_weight = nn.Parameter(torch.ones(branches))
+        self.var_weight = nn.Parameter(torch.ones(branches))
+        self.register_buffer("running_mean", torch.zeros(1, c, 1))
+        self.register_buffer("running_var", torch.zeros(1, c, 1))
+
+
+def test_official_checkpoint_loads_and_evaluates_as_the_official_code():
+    from labnorm.switch_norm import load_official_state_dict
+
+    torch.manual_seed(6)
+    official = nn.Sequential(nn.Conv2d(3, 4, 3), OfficialSN(4)).double()
+    with torch.no_grad():  # a "trained" checkpoint: running statistics from the official update rule
+        for p in official[1].parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+        rm, rv = official[1].running_mean, official[1].running_var
+        for _ in range(3):
+            official_forward(official[0](x_like(5, 3, 8, 8, seed=7)), official[1].mean_weight, official[1].var_weight,
+                             rm, rv, 0.997, training=True)
+    ours = nn.Sequential(nn.Conv2d(3, 4, 3), SwitchNorm2d(4)).double()
+    load_official_state_dict(ours, official.state_dict(), keras_momentum=0.997)
+    sn = ours[1]
+    assert sn.statistics == "official" and sn.momentum == 0.003
+    x = x_like(2, 3, 8, 8, seed=8)
+    with torch.no_grad():
+        expected = official_forward(official[0](x), official[1].mean_weight, official[1].var_weight, rm.clone(),
+                                    rv.clone(), 0.997, training=False) * official[1].weight + official[1].bias
+        assert (ours.eval()(x) - expected).abs().max() <= TOL
+    with pytest.raises(ValueError, match="branches"):
+        load_official_state_dict(nn.Sequential(nn.Conv2d(3, 4, 3), SwitchNorm2d(4, using_bn=False)),
+                                 nn.Sequential(nn.Conv2d(3, 4, 3), OfficialSN(4)).state_dict())
+    with pytest.raises(RuntimeError, match="Missing key"):
+        load_official_state_dict(ours, {k: v for k, v in official.state_dict().items() if k != "1.running_var"})
