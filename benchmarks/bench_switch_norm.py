@@ -4,7 +4,8 @@ against `torch.nn.BatchNorm2d` and against a direct transcription of the officia
     python benchmarks/bench_switch_norm.py [--device cuda] [--rounds 3]
 
 Contenders, timed round-robin with `torch.utils.benchmark` (median of each round, then the median of
-the rounds): labnorm's `SwitchNorm2d` with `statistics="exact"` and `"official"`, the official
+the rounds): labnorm's `SwitchNorm2d` with `statistics="exact"` and `"official"`, the same layer
+under `torch.compile` (default backend; compile time not counted), the official
 `SwitchNorm2d.forward` transcribed (unbiased IN variance, `E[x^2] - E[x]^2` for LN and BN, three
 weighted sums), and torch's fused `BatchNorm2d`. Goals (issue 6): SN ÷ BatchNorm2d <= 1.8 and
 SN ÷ the transcription <= 0.9. Writes `benchmarks/results/switch_norm__<device type>.json`.
@@ -70,6 +71,7 @@ def main() -> None:
         c = shape[1]
         x = torch.randn(shape, device=device, requires_grad=True)
         layers = {"sn_exact": SwitchNorm2d(c), "sn_official": SwitchNorm2d(c, statistics="official"),
+                  "sn_compiled": torch.compile(SwitchNorm2d(c)),
                   "official_transcription": OfficialFormulas(c), "torch_bn": nn.BatchNorm2d(c)}
         fns = {}
         for name, layer in layers.items():
@@ -84,15 +86,17 @@ def main() -> None:
         t = {name: statistics.median(v) for name, v in times.items()}
         row = {"shape": list(shape), **{f"{k}_ms": v * 1e3 for k, v in t.items()},
                "sn_over_torch_bn": t["sn_exact"] / t["torch_bn"],
+               "sn_compiled_over_torch_bn": t["sn_compiled"] / t["torch_bn"],
                "sn_over_official": t["sn_exact"] / t["official_transcription"],
                "sn_official_over_official": t["sn_official"] / t["official_transcription"]}
         rows.append(row)
         print(f"{str(shape):<18} SN {t['sn_exact'] * 1e3:7.2f} ms; ÷ torch BN {row['sn_over_torch_bn']:.2f}, "
-              f"÷ official {row['sn_over_official']:.2f} (official statistics: {row['sn_official_over_official']:.2f})",
+              f"÷ official {row['sn_over_official']:.2f} (official statistics: {row['sn_official_over_official']:.2f}); "
+              f"compiled ÷ torch BN {row['sn_compiled_over_torch_bn']:.2f}",
               flush=True)
     save_benchmark("switch_norm", device, time.perf_counter() - t0,
-                   what="SwitchNorm2d train fwd+bwd ÷ torch BatchNorm2d and ÷ a transcription of the official "
-                        "formulas, round-robin; goals <= 1.8 and <= 0.9",
+                   what="SwitchNorm2d train fwd+bwd (eager and torch.compile) ÷ torch BatchNorm2d and ÷ a "
+                        "transcription of the official formulas, round-robin; goals <= 1.8 and <= 0.9",
                    threads=torch.get_num_threads(), rows=rows)
 
 

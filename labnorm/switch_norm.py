@@ -56,6 +56,50 @@ from torch import nn
 __all__ = ["SwitchNorm2d", "finalize_batch_average", "load_official_state_dict"]
 
 
+class _InstanceMoments(torch.autograd.Function):
+    r"""Per-(sample, channel) mean and variance of $x$ $[N, C, S]$, with a one-pass backward.
+
+    Two passes forward — the mean, then $\lVert x - \mu \rVert^2$ — which stay accurate where
+    $E[x^2] - E[x]^2$ cancels (float32 with mean 100 and std 0.01). (`torch.var_mean` gives the same
+    numbers but, on CPU and a short last dimension, took 10–50× longer in our benchmark.) The
+    backward is one fused pass, $\partial L/\partial x = x\,\alpha + \beta$ with per-row
+    $\alpha = 2\,\bar g_{\sigma^2}/(S - c)$ and $\beta = \bar g_\mu/S - \alpha\mu$ ($c$ the correction),
+    written with differentiable ops so double backward works.
+    """
+
+    @staticmethod
+    def forward(ctx, xs: torch.Tensor, correction: int):
+        mean = xs.mean(-1, keepdim=True)
+        var = torch.linalg.vector_norm(xs - mean, dim=-1, keepdim=True).square() / (xs.shape[-1] - correction)
+        ctx.save_for_backward(xs, mean)
+        ctx.correction = correction
+        return mean, var
+
+    @staticmethod
+    def backward(ctx, g_mean: torch.Tensor, g_var: torch.Tensor):
+        xs, mean = ctx.saved_tensors
+        s = xs.shape[-1]
+        alpha = g_var * (2.0 / (s - ctx.correction))
+        beta = g_mean / s - alpha * mean
+        return torch.addcmul(beta, xs, alpha), None
+
+
+class _ScaleShift(torch.autograd.Function):
+    r"""$y = x\,a + b$ for $x$ $[N, C, S]$ and per-row $a, b$ $[N, C, 1]$, without autograd's temporaries:
+    $\partial L/\partial a = \sum_s g\,x$ as a dot product per row (no $g x$ tensor),
+    $\partial L/\partial b = \sum_s g$, $\partial L/\partial x = g\,a$."""
+
+    @staticmethod
+    def forward(ctx, xs: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(xs, a)
+        return torch.addcmul(b, xs, a)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        xs, a = ctx.saved_tensors
+        return g * a, torch.linalg.vecdot(g, xs, dim=-1).unsqueeze(-1), g.sum(-1, keepdim=True)
+
+
 class SwitchNorm2d(nn.Module):
     r"""Switchable Normalization for $[N, C, H, W]$ input (see the module docstring).
 
@@ -115,9 +159,8 @@ class SwitchNorm2d(nn.Module):
         xs = x.reshape(n, c, spatial)
         xs = xs.float() if xs.dtype in (torch.float16, torch.bfloat16) else xs
 
-        # IN: moments per (sample, channel), $[N, C, 1]$
-        var_in, mean_in = torch.var_mean(xs, dim=-1, keepdim=True,
-                                         correction=1 if self.statistics == "official" else 0)
+        # IN: moments per (sample, channel), $[N, C, 1]$ (the only pass over $x$ for statistics)
+        mean_in, var_in = _InstanceMoments.apply(xs, 1 if self.statistics == "official" else 0)
         # LN and BN, derived from IN's moments
         mean_ln = mean_in.mean(1, keepdim=True)
         if self.statistics == "exact":
@@ -153,8 +196,8 @@ class SwitchNorm2d(nn.Module):
         # $\gamma (x - \mu)/\sigma + \beta = x \cdot a + b$ with per-(sample, channel) $a = \gamma/\sigma$,
         # $b = \beta - \mu a$: one pass over the activations instead of four
         scale = self.weight.view(1, c, 1) * torch.rsqrt(var + self.eps)
-        shift = self.bias.view(1, c, 1) - mean * scale
-        return torch.addcmul(shift, xs, scale).reshape(n, c, h, w).to(x.dtype)
+        shift = torch.addcmul(self.bias.view(1, c, 1), mean, scale, value=-1.0)
+        return _ScaleShift.apply(xs, scale, shift).reshape(n, c, h, w).to(x.dtype)
 
     def _track(self, mean_bn: torch.Tensor, var_bn: torch.Tensor, count: int) -> None:
         if self._accumulator is not None:

@@ -95,9 +95,12 @@ def test_official_statistics_match_the_official_formulas_with_keras_momentum():
     assert (exact.train()(x) - sn.train()(x)).abs().max() > 1e-3
 
 
-def test_gradients_through_the_importance_softmaxes():
+@pytest.mark.parametrize("statistics", ["exact", "official"])
+def test_gradients_through_the_importance_softmaxes(statistics):
+    # The hand-written backwards (instance moments, scale-and-shift) against finite differences,
+    # first and second order
     torch.manual_seed(2)
-    sn = SwitchNorm2d(3).double()
+    sn = SwitchNorm2d(3, statistics=statistics).double()
     with torch.no_grad():
         sn.mean_weight.copy_(torch.randn(3))
         sn.var_weight.copy_(torch.randn(3))
@@ -110,6 +113,37 @@ def test_gradients_through_the_importance_softmaxes():
         return torch.func.functional_call(sn, dict(zip(names, ps)), (x,))
 
     assert torch.autograd.gradcheck(f, params)
+    assert torch.autograd.gradgradcheck(f, params)
+
+
+def test_gradients_equal_autograd_of_the_official_formulas():
+    x = x_like(3, 4, 5, 5, seed=4)
+    sn = SwitchNorm2d(4, statistics="official").double()
+    with torch.no_grad():
+        sn.mean_weight.copy_(torch.tensor([0.3, -0.2, 0.5]))
+        sn.var_weight.copy_(torch.tensor([-0.1, 0.4, 0.2]))
+    rm, rv = sn.running_mean.clone(), sn.running_var.clone()
+    xa, xb = x.detach().clone().requires_grad_(), x.detach().clone().requires_grad_()
+    g = torch.randn(x.shape, dtype=torch.float64)
+    ours = torch.autograd.grad(sn(xa), [xa, sn.mean_weight, sn.var_weight], g)
+    ref = official_forward(xb, sn.mean_weight, sn.var_weight, rm, rv, 0.98, training=True)
+    theirs = torch.autograd.grad(ref, [xb, sn.mean_weight, sn.var_weight], g)
+    for a, b in zip(ours, theirs):
+        assert (a - b).abs().max() <= TOL
+
+
+def test_float32_with_large_mean_and_small_spread_matches_float64():
+    # Mean 100, std 0.01: E[x^2] - E[x]^2 would cancel to noise in float32 (its rounding error, 6e-4,
+    # exceeds the variance, 1e-4); the two-pass moments keep the statistics to 1e-3 relative. The output
+    # then carries float32's rounding of x * (1 / 0.01) ~ 1e4, about 1e-3 -- as torch's own norms do.
+    torch.manual_seed(5)
+    x32 = torch.randn(8, 4, 6, 6) * 0.01 + 100
+    x64 = x32.double()  # the same numbers
+    sn32, sn64 = SwitchNorm2d(4, momentum=1.0), SwitchNorm2d(4, momentum=1.0).double()
+    y32, y64 = sn32(x32), sn64(x64)
+    assert ((sn32.running_var.double() - sn64.running_var) / sn64.running_var).abs().max() < 1e-3
+    torch_error = (F.layer_norm(x32, x32.shape[1:]).double() - F.layer_norm(x64, x64.shape[1:])).abs().max()
+    assert (y32.double() - y64).abs().max() <= 2 * torch_error
 
 
 def test_edge_cases():
@@ -183,8 +217,14 @@ def test_torch_batchnorm_habits():
     fresh = SwitchNorm2d(8)
     fresh.load_state_dict(sn.state_dict())
     assert torch.equal(fresh.eval()(x), sn(x))
-    compiled = torch.compile(SwitchNorm2d(8), backend="aot_eager", fullgraph=True)
-    assert torch.allclose(compiled(x), SwitchNorm2d(8)(x), atol=1e-6)
+    eager, compiled = SwitchNorm2d(8), torch.compile(SwitchNorm2d(8), backend="aot_eager", fullgraph=True)
+    xe, xc = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ye, yc = eager(xe), compiled(xc)
+    assert torch.allclose(yc, ye, atol=1e-6)
+    (ye * y.detach()).sum().backward()
+    (yc * y.detach()).sum().backward()
+    assert torch.allclose(xc.grad, xe.grad, atol=1e-5)
+    assert torch.allclose(compiled.var_weight.grad, eager.var_weight.grad, atol=1e-4)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         xb = torch.randn(4, 8, 6, 6).bfloat16()
         out = SwitchNorm2d(8)(xb)
