@@ -140,11 +140,10 @@ def provenance_line(record: dict[str, Any]) -> str:
     """One line under a plot or table: device, scale, dataset, date, commit, wall time."""
     p = record["provenance"]
     commit = (p.get("commit") or "unknown")[:10] + ("+dirty" if p.get("commit_dirty") else "")
-    return (
-        f"{record.get('experiment') or 'benchmark ' + record['benchmark']} · scale={p['scale']} · {p['dataset']} · {p['device']} · "
-        f"seed {p['seed']} · {p['date'][:10]} · commit {commit} · torch {p['torch']} · "
-        f"{p['wall_time_s'] / 60:.1f} min"
-    )
+    parts = [record.get("experiment") or "benchmark " + record["benchmark"], f"scale={p['scale']}",
+             p["dataset"], p["device"], f"seed {p['seed']}", p["date"][:10], f"commit {commit}",
+             f"torch {p['torch']}", f"{p['wall_time_s'] / 60:.1f} min"]
+    return " · ".join(part for part in parts if part)  # benchmarks have no dataset
 
 
 def save_benchmark(
