@@ -475,3 +475,80 @@ def switch_norm_cifar(scale: str, seed: int, device: torch.device) -> tuple[dict
         ]
         runs.append(record)
     return config, {"runs": runs}, train.variant
+
+
+def _png_base64(grid: torch.Tensor) -> str:
+    """uint8 [H, W, 3] -> base64 PNG (sample grids travel inside the results JSON)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(grid.numpy()).save(buf, format="PNG", optimize=True)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+@experiment(
+    "gan_weight_norm_cifar",
+    "Xiang & Li's DCGAN on CIFAR-10, vanilla vs BN vs WN (Table 1, Appendix D.3): RMSProp as §5.1, running "
+    "reconstruction loss (50 steps on fixed test images), sample grids from fixed codes, final reconstruction loss.",
+)
+def gan_weight_norm_cifar(scale: str, seed: int, device: torch.device) -> tuple[dict, dict, str]:
+    from .gan import dcgan_discriminator, dcgan_generator, image_grid, reconstruction_loss, train_gan
+
+    iterations = pick(smoke=6, cpu=2000, gpu=50000, scale=scale)
+    config = {
+        "image_size": 32,
+        "code_size": 256,
+        "channels": pick(smoke=8, cpu=64, gpu=96, scale=scale),
+        "iterations": iterations,
+        "batch_size": 32,
+        "optimizer": "RMSprop lr 1e-4, alpha 0.9, eps 1e-6 (G and D)",
+        "train_images": pick(smoke=512, cpu=50000, gpu=50000, scale=scale),
+        "eval_every": pick(smoke=3, cpu=250, gpu=1000, scale=scale),
+        "eval_images": pick(smoke=16, cpu=64, gpu=256, scale=scale),
+        "eval_steps": 50 if scale != "smoke" else 5,
+        "final_images": pick(smoke=32, cpu=256, gpu=2000, scale=scale),
+        "final_steps": pick(smoke=20, cpu=300, gpu=2000, scale=scale),
+        "sample_codes": 16,
+        "sample_at": sorted({0, iterations // 4, iterations // 2, iterations}),
+        "norms": ["vanilla", "bn", "wn"],
+    }
+    train, test = _cifar_subsets(config["train_images"], 10000, seed)
+    # Fixed held-out images: the running set first, then the final set after it
+    eval_x = test.images[: config["eval_images"]]
+    final_x = test.images[config["eval_images"]: config["eval_images"] + config["final_images"]]
+    codes = torch.randn(config["sample_codes"], config["code_size"], generator=torch.Generator().manual_seed(seed))
+    real = train.images[: config["sample_codes"]].float() / 255
+    runs = []
+    for norm in config["norms"]:
+        torch.manual_seed(seed)
+        g = dcgan_generator(norm, 32, config["code_size"], config["channels"])
+        d = dcgan_discriminator(norm, 32, config["channels"])
+        hist = train_gan(g, d, train.images, iterations, eval_images=eval_x, eval_every=config["eval_every"],
+                         eval_steps=config["eval_steps"], sample_codes=codes, sample_at=tuple(config["sample_at"]),
+                         seed=seed, device=device, desc=norm)
+        t0 = time.perf_counter()
+        target = final_x.float().to(device) / 255
+        losses, recon = reconstruction_loss(g, target, config["final_steps"])
+        # Collapse check: per-pixel spread across the fixed-code samples, relative to real images'
+        g.eval()
+        with torch.no_grad():
+            samples = g(codes.to(device))
+        spread = (samples.std(0).mean() / real.to(device).std(0).mean()).item()
+        pairs = torch.cat([target[:8], recon[:8]]).cpu()
+        runs.append({
+            "norm": norm,
+            "eval": hist["eval"],
+            "loss_curves": {k: _curve(v) for k, v in hist["losses"].items()},
+            "diverged_at": hist["diverged_at"],
+            "final_reconstruction_loss": losses.mean().item(),
+            "final_reconstruction_loss_std": losses.std().item(),
+            "sample_spread_vs_real": spread,
+            "samples": {str(it): _png_base64(grid) for it, grid in hist["samples"].items()},
+            "reconstructions": _png_base64(image_grid(pairs, rows=2)),
+            "seconds": hist["seconds"],
+            "final_eval_seconds": time.perf_counter() - t0,
+        })
+    return config, {"runs": runs}, train.variant

@@ -161,7 +161,23 @@ def _switch_norm(rec: dict) -> tuple[str, Callable | None]:
     return _table(["run", "final test acc", "best test acc"], rows), draw
 
 
-RENDERERS = {"switch_norm_cifar": _switch_norm, "bn_gn_batch_size": _bn_gn, "lr_range_test_resnet18": _lr_range, "one_cycle_fast_resnet": _one_cycle,
+def _gan_weight_norm(rec: dict) -> tuple[str, Callable | None]:
+    runs = rec["metrics"]["runs"]
+    rows = [[r["norm"], f"{r['final_reconstruction_loss']:.4f} ± {r['final_reconstruction_loss_std']:.4f}",
+             f"{min(v for _, v in r['eval']):.4f}", f"{r['sample_spread_vs_real']:.2f}",
+             "none" if r["diverged_at"] is None else r["diverged_at"]] for r in runs]
+
+    def draw(ax):
+        for r in runs:
+            ax.plot([it for it, _ in r["eval"]], [v for _, v in r["eval"]], marker="o", label=r["norm"])
+        ax.set(xlabel="iteration", ylabel="running reconstruction loss")
+        ax.legend()
+
+    return _table(["model", "final reconstruction loss (mean ± std)", "best running loss",
+                   "sample spread ÷ real", "diverged at"], rows), draw
+
+
+RENDERERS = {"gan_weight_norm_cifar": _gan_weight_norm, "switch_norm_cifar": _switch_norm, "bn_gn_batch_size": _bn_gn, "lr_range_test_resnet18": _lr_range, "one_cycle_fast_resnet": _one_cycle,
              "weight_norm_cifar": _weight_norm, "ws_bcn_vgg": _ws_bcn_vgg, "ws_small_batches": _ws_small_batches}
 
 
