@@ -1,0 +1,452 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Weight-normalized GANs
+#
+# > *"Though BN accelerates the training in the beginning, our experiments show that the use of BN
+# > can be unstable and negatively impact the quality of the trained model."* — Xiang & Li,
+# > [On the Effects of Batch and Weight Normalization in Generative Adversarial Networks](https://arxiv.org/abs/1704.03971)
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/labnorm/labnorm/blob/main/notebooks/06_gan_weight_norm.ipynb) · [download the notebook](https://github.com/labnorm/labnorm/raw/main/notebooks/06_gan_weight_norm.ipynb)
+#
+# The paper replaces batch norm in DCGAN by *strict* weight-normalized layers and translated
+# ReLUs, and — since GANs have no likelihood to compare — measures generators by how well they can
+# **reconstruct held-out images**. The authors' code is
+# [stormraiser/GAN-weight-norm](https://github.com/stormraiser/GAN-weight-norm). Here we
+#
+# 1. derive the layers and build them from scratch, equal to `labnorm.gan` and to the authors'
+#    formula;
+# 2. check the paper's properties: unit variance through strict layers (transposed convs need a
+#    factor), the gradient bound of Lemma 2 and Appendix E, the identity of `WNAddition` at init;
+# 3. build the reconstruction loss, batched and exact;
+# 4. train Table 1's vanilla, BN and WN DCGANs on CIFAR-10 and compare them by reconstruction loss
+#    and by samples from the same codes.
+
+# %%
+# labnorm set-up: on Colab, or wherever labnorm is missing, fetch the repository
+# (code + saved reference results) and install labnorm from it. Its dependencies are
+# lower bounds that Colab already meets, so pip leaves torch as it is.
+import importlib
+import importlib.util
+import os
+import subprocess
+import sys
+
+REPO = "https://github.com/labnorm/labnorm"
+if importlib.util.find_spec("labnorm") is None:
+    subprocess.run(["git", "clone", "--depth", "1", REPO, "labnorm-repo"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "./labnorm-repo"], check=True)
+    os.environ.setdefault("LABNORM_RESULTS", os.path.abspath("labnorm-repo/results"))
+    importlib.invalidate_caches()
+
+# %%
+import base64
+import io
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torch.nn import functional as F
+
+import labnorm
+from labnorm import gan, results
+from labnorm.experiments import load_or_run
+
+torch.manual_seed(0)
+plt.rcParams["figure.dpi"] = 72  # keeps the saved notebook small
+SCALE = labnorm.get_scale()
+print(f"labnorm {labnorm.__version__}, torch {torch.__version__}, scale {SCALE}")
+
+# %% [markdown]
+# ## Theory
+#
+# **Strict and affine layers.** A weight-normalized unit divides its weight vector by its norm.
+# The paper's *strict* layer stops there and has no bias; the *affine* layer adds a scale and a bias:
+#
+# $$y = \frac{w^\top x}{\lVert w \rVert} \;\;\text{(strict)}, \qquad
+#   y = \gamma \frac{w^\top x}{\lVert w \rVert} + \beta \;\;\text{(affine)}.$$
+#
+# For i.i.d. inputs of mean 0 and variance 1, a strict unit's output has variance
+# $\sum_i w_i^2 / \lVert w \rVert^2 = 1$. Batch norm forces unit variance by measuring the batch;
+# a strict layer gets it by construction — with no batch statistics, so nothing couples the images
+# of a batch, and the generator behaves the same in training and at test time.
+#
+# **Why a translated ReLU.** Without a bias a ReLU's threshold is pinned at 0. For $\gamma > 0$,
+#
+# $$\mathrm{ReLU}(\gamma u + \beta) = \gamma\,\bigl(\mathrm{TReLU}_\alpha(u) - \alpha\bigr), \qquad
+#   \mathrm{TReLU}_\alpha(u) = \max(u - \alpha, 0) + \alpha, \quad \alpha = -\beta/\gamma,$$
+#
+# so an affine layer followed by a ReLU is a strict layer followed by a *translated* ReLU, up to a
+# per-channel scale and offset passed on to the next layer. The learned threshold $\alpha$ takes the
+# bias's job; the affine scale is only kept where the output itself must have a given scale — the
+# last layer of each network. The paper uses the parametric version, TPReLU
+# $= \mathrm{PReLU}_a(u - \alpha) + \alpha$, with the slope $a$ kept in $[0, 1]$.
+#
+# **Gradients stay bounded** (Lemma 2). The input gradient of a strict layer is
+# $\sum_j \hat w_j\, \partial L / \partial y_j$ with unit vectors $\hat w_j$ of $n$ entries, and
+# $\lVert \hat w_j \rVert_1 \le \sqrt n$, so
+#
+# $$\sum_i \Bigl|\frac{\partial L}{\partial x_i}\Bigr| \le \sqrt n \sum_j \Bigl|\frac{\partial L}{\partial y_j}\Bigr| .$$
+#
+# TPReLUs with slopes in $[0, 1]$ never increase a gradient, so a discriminator of strict layers
+# (Appendix E: sigmoid removed, last layer strict) has an input gradient bounded by the product of
+# its layers' $\sqrt{n}$ — a Lipschitz bound without any penalty term.
+#
+# **Transposed convolutions** (Appendix B). A stride-$d$ transposed conv reaches each output element
+# with only one of $d_w d_h$ interleaved subsets ("phases") of its kernel, so with the whole kernel
+# normalized the output variance is about $1/(d_w d_h)$. The fix divides the norm by
+# $\sqrt{d_w d_h}$. The paper's text mentions "strided and transposed" layers, but an ordinary
+# strided conv still applies its whole kernel to every output — it needs no factor, and the
+# authors' code applies it to transposed convs only. We measure both below.
+
+# %% [markdown]
+# ## The layers, line by line
+#
+# A strict layer only needs its weight normalized per output unit, with $\epsilon = 10^{-6}$ added
+# to the sum of squares (the authors' value). For a transposed conv (weights
+# $[c_{in}, c_{out}, k_h, k_w]$) the output unit is dim 1 and the sum of squares is divided by
+# $d_w d_h$ first.
+
+# %%
+def unit_weight(v, out_dim=0, factor=1.0, eps=1e-6):
+    dims = [d for d in range(v.dim()) if d != out_dim]
+    return v / torch.sqrt(factor * v.pow(2).sum(dims, keepdim=True) + eps)
+
+
+def strict_conv(x, v, stride=1, padding=0):
+    return F.conv2d(x, unit_weight(v), None, stride, padding)
+
+
+def strict_conv_transpose(x, v, stride=2, padding=1):
+    return F.conv_transpose2d(x, unit_weight(v, out_dim=1, factor=1 / stride**2), None, stride, padding)
+
+
+def tprelu(x, slope, alpha):
+    a = alpha.view(1, -1, *([1] * (x.dim() - 2)))
+    return torch.where(x > a, x, a + slope.view_as(a) * (x - a))
+
+
+def wn_add(residual, shortcut, u):
+    u = u / torch.sqrt(u.pow(2).sum(0, keepdim=True) + 1e-6)  # one unit vector (u_r, u_s) per channel
+    return residual * u[0].view(1, -1, 1, 1) + shortcut * u[1].view(1, -1, 1, 1)
+
+
+x = torch.randn(2, 5, 8, 8, dtype=torch.float64)
+print("strict conv:", tuple(strict_conv(x, torch.randn(4, 5, 3, 3, dtype=torch.float64), 1, 1).shape),
+      "· transposed:", tuple(strict_conv_transpose(x, torch.randn(5, 4, 4, 4, dtype=torch.float64)).shape))
+
+# %% [markdown]
+# ## Parity: scratch = `labnorm.gan` = the authors' formula
+#
+# The authors run the plain layer and divide its *output* by the weight norm; we normalize the
+# weight. In float64 the two agree to rounding. This cell's output is checked in CI.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+torch.manual_seed(0)
+
+
+def agree(a, b, tol=1e-12):
+    return (a - b).abs().max().item() <= tol
+
+
+def raw(layer):
+    return layer.parametrizations.weight.original
+
+
+checks = {}
+conv = gan.StrictWNConv2d(5, 4, 4, 2, 1).double()
+v = raw(conv)
+authors = F.conv2d(x, v, None, 2, 1) / (v.pow(2).sum((1, 2, 3)) + 1e-6).sqrt().view(1, -1, 1, 1)
+checks["strict conv: scratch = labnorm = authors"] = agree(strict_conv(x, v, 2, 1), conv(x)) and agree(conv(x), authors)
+convt = gan.StrictWNConvTranspose2d(5, 4, 4, 2, 1).double()
+v = raw(convt)
+authors = F.conv_transpose2d(x, v, None, 2, 1) / (v.pow(2).sum((0, 2, 3)) / 4 + 1e-6).sqrt().view(1, -1, 1, 1)
+checks["strict transposed conv: scratch = labnorm = authors"] = (agree(strict_conv_transpose(x, v), convt(x))
+                                                                and agree(convt(x), authors))
+affine = gan.AffineWNConv2d(5, 4, 3, 1, 1).double()
+with torch.no_grad():
+    affine.scale.normal_()
+    affine.bias.normal_()
+ref = strict_conv(x, raw(affine), 1, 1) * affine.scale.view(1, -1, 1, 1) + affine.bias.view(1, -1, 1, 1)
+checks["affine conv = gamma * strict + beta"] = agree(affine(x), ref)
+t = gan.TPReLU(5).double()
+with torch.no_grad():
+    t.bias.normal_()
+checks["TPReLU: scratch = labnorm"] = agree(tprelu(x, t.weight, t.bias), t(x))
+add = gan.WNAddition(5).double()
+with torch.no_grad():
+    add.weight.normal_()
+r, s = torch.randn_like(x), torch.randn_like(x)
+checks["WNAddition: scratch = labnorm"] = agree(wn_add(r, s, add.weight), add(r, s))
+# The identity behind TReLU: ReLU(gamma u + beta) = gamma (TReLU_alpha(u) - alpha), alpha = -beta / gamma
+u, gamma, beta = torch.randn(1000, dtype=torch.float64), 1.7, -0.4
+alpha = -beta / gamma
+checks["ReLU(gamma u + beta) = gamma (TReLU(u) - alpha)"] = agree(F.relu(gamma * u + beta),
+                                                                gamma * (torch.clamp(u, min=alpha) - alpha))
+for name, ok in checks.items():
+    print(f"{name:<55} {ok}")
+
+# %% [markdown]
+# ## The paper's properties, measured
+#
+# **Unit variance.** Unit-variance i.i.d. input through one strict layer of each kind (variance
+# of the output away from the padded border):
+
+# %%
+torch.manual_seed(1)
+xin = torch.randn(16, 64, 16, 16)
+
+
+def out_var(layer, crop):
+    with torch.no_grad():
+        y = layer(xin)
+    return y[..., crop:-crop, crop:-crop].var().item()
+
+
+no_factor = gan.StrictWNConvTranspose2d(64, 64, 4, 2, 1)
+no_factor.parametrizations.weight[0].factor = 1.0
+variances = {
+    "3x3 conv, stride 1": out_var(gan.StrictWNConv2d(64, 64, 3, 1, 1), 1),
+    "4x4 conv, stride 2 (no factor)": out_var(gan.StrictWNConv2d(64, 64, 4, 2, 1), 1),
+    "4x4 transposed conv, stride 2, with the factor": out_var(gan.StrictWNConvTranspose2d(64, 64, 4, 2, 1), 2),
+    "4x4 transposed conv, stride 2, without it": out_var(no_factor, 2),
+}
+for name, value in variances.items():
+    print(f"{name:<50} output variance {value:.3f}")
+
+# %% [markdown]
+# The strided conv keeps unit variance without any factor; the transposed conv needs it (without,
+# a quarter). **Lemma 2, Appendix E and `WNAddition`** — checked as booleans (CI compares them):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+torch.manual_seed(2)
+lemma = {}
+for name, layer, inp, n in [("linear 50 -> 30", gan.StrictWNLinear(50, 30), torch.randn(4, 50), 50),
+                            ("3x3 conv 6 -> 5", gan.StrictWNConv2d(6, 5, 3, 1, 1), torch.randn(2, 6, 8, 8), 54)]:
+    inp = inp.double().requires_grad_()
+    out = layer.double()(inp)
+    g = torch.randn_like(out)
+    (gx,) = torch.autograd.grad(out, inp, g)
+    lemma[name] = bool(gx.abs().sum() <= math.sqrt(n) * g.abs().sum())
+print("Lemma 2 (sum |dL/dx| <= sqrt(n) sum |dL/dy|):", lemma)
+
+c = 8
+disc = gan.dcgan_discriminator("wn", channels=c, last="strict").double()
+img = torch.rand(6, 3, 32, 32, dtype=torch.float64, requires_grad=True)
+(gimg,) = torch.autograd.grad(disc(img).sum(), img)
+bound = math.prod(math.sqrt(n) for n in [3 * 16, c * 16, 2 * c * 16, 4 * c * 16])
+print("Appendix E: every image's sum |dD/dx| below the product of sqrt(fan-in):",
+      bool((gimg.abs().flatten(1).sum(1) <= bound).all()))
+add = gan.WNAddition(5).double()
+print("WNAddition at init returns the shortcut:", agree(add(r, s), s, 1e-6 * s.abs().max().item()))
+
+# %% [markdown]
+# The bound of Appendix E is loose — here is by how much, for this freshly initialized network:
+
+# %%
+print(f"largest sum |dD/dx| over the images: {gimg.abs().flatten(1).sum(1).max().item():.3g}; bound {bound:.3g}")
+
+# %% [markdown]
+# ## The models of Table 1
+#
+# `gan.dcgan_generator(norm)` and `gan.dcgan_discriminator(norm)` for `norm` in vanilla / BN / WN,
+# at CIFAR-10's size (Appendix D.3: 96 channels in the discriminator's first layer, codes of 256).
+# The lists below show where BN goes (not in the discriminator's first layer, not in the last
+# layers) and which layers of the WN model are affine (only the last ones):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def layout(net):
+    short = {"StrictWNConv2d": "wn-conv", "StrictWNConvTranspose2d": "wn-convT", "StrictWNLinear": "wn-fc",
+             "AffineWNConv2d": "AFFINE-wn-conv", "AffineWNConvTranspose2d": "AFFINE-wn-convT",
+             "Conv2d": "conv", "ConvTranspose2d": "convT", "Linear": "fc", "BatchNorm2d": "BN",
+             "PReLU": "prelu", "TPReLU": "tprelu", "Sigmoid": "sigmoid"}
+    names = [type(m).__name__.replace("Parametrized", "") for m in net.children()]
+    return " ".join(short[n] for n in names if n in short)
+
+
+for norm in gan.NORMS:
+    print(f"{norm:<8} G: {layout(gan.dcgan_generator(norm))}")
+    print(f"{'':<8} D: {layout(gan.dcgan_discriminator(norm))}")
+
+# %% [markdown]
+# `gan.resnet_generator()` / `gan.resnet_discriminator()` are the 21-layer WN ResNets of §5.6
+# (10 residual blocks joined by `WNAddition`, plus the first/last layer); they are built and
+# tested here, and not trained in this notebook.
+#
+# ## The reconstruction loss
+#
+# For a test image $x$: start at $z = 0$, take RMSProp steps (lr 0.01) on
+# $\lVert G(z) - x \rVert^2 / (3wh)$ with the generator frozen and in eval mode, report the final
+# loss. `gan.reconstruction_loss` does all images as **one batch**: the objective is the sum of the
+# per-image losses, so each code gets its own image's gradient, and RMSProp is elementwise — the
+# same path as one image at a time. Checked on a small BN generator:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+torch.manual_seed(3)
+small = gan.dcgan_generator("bn", image_size=8, code_size=6, channels=4).double()
+with torch.no_grad():
+    for _ in range(3):
+        small(torch.randn(16, 6, dtype=torch.float64))  # non-trivial running statistics
+targets = torch.rand(5, 3, 8, 8, dtype=torch.float64)
+batched, _ = gan.reconstruction_loss(small, targets, steps=10)
+looped = torch.cat([gan.reconstruction_loss(small, targets[i:i + 1], steps=10)[0] for i in range(5)])
+print("batched = one image at a time:", agree(batched, looped))
+start, _ = gan.reconstruction_loss(small, targets, steps=0)
+print("10 steps lower every image's loss below its z = 0 value:", bool((batched < start).all()))
+
+# %% [markdown]
+# ## Experiment: vanilla vs BN vs WN on CIFAR-10
+#
+# Training as §5.1: RMSProp (lr $10^{-4}$, $\alpha$ 0.9, $\epsilon$ $10^{-6}$), batch 32, real and
+# fake batches in separate discriminator passes, TPReLU slopes clipped after every step. Every few
+# hundred iterations: the reconstruction loss of a fixed set of test images after 50 steps; at four
+# points, samples from the same 16 codes. At the end: the reconstruction loss of other held-out
+# images after more steps. At `smoke` scale this runs live on tiny models; at `cpu`/`gpu` scale
+# the saved run is loaded.
+
+# %%
+def decode(png):
+    return np.array(Image.open(io.BytesIO(base64.b64decode(png))))
+
+
+def plot_running_loss(record):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.3))
+    for r in record["metrics"]["runs"]:
+        axes[0].plot([it for it, _ in r["eval"]], [v for _, v in r["eval"]], marker="o", label=r["norm"])
+        curve = r["loss_curves"]["g"]
+        axes[1].plot([s for s, _ in curve], [v for _, v in curve], label=r["norm"])
+    axes[0].set(title="running reconstruction loss (50 steps)", xlabel="iteration", ylabel="mean squared error")
+    axes[1].set(title="generator loss", xlabel="iteration", ylabel="BCE")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    plt.show()
+
+
+def plot_samples(record):
+    runs = record["metrics"]["runs"]
+    its = sorted(runs[0]["samples"], key=int)
+    fig, axes = plt.subplots(len(runs), len(its), figsize=(2.2 * len(its), 2.3 * len(runs)), squeeze=False)
+    for i, r in enumerate(runs):
+        for j, it in enumerate(its):
+            axes[i][j].imshow(decode(r["samples"][it]))
+            axes[i][j].set_xticks([])
+            axes[i][j].set_yticks([])
+            axes[0][j].set_title(f"iteration {it}", fontsize=9)
+        axes[i][0].set_ylabel(r["norm"])
+    fig.suptitle("samples from the same 16 codes", fontsize=10)
+    fig.tight_layout()
+    plt.show()
+
+
+def plot_reconstructions(record):
+    runs = record["metrics"]["runs"]
+    fig, axes = plt.subplots(len(runs), 1, figsize=(7, 2.0 * len(runs)), squeeze=False)
+    for ax, r in zip(axes[:, 0], runs):
+        ax.imshow(decode(r["reconstructions"]))
+        ax.set_axis_off()
+        ax.set_title(f"{r['norm']}: held-out images (top) and reconstructions (bottom)", fontsize=9)
+    fig.tight_layout()
+    plt.show()
+
+
+def table(record):
+    cfg = record["config"]
+    print(f"final reconstruction loss: {cfg['final_images']} held-out images, {cfg['final_steps']} steps")
+    print(f"{'model':<9}{'final loss':>12}{'± std':>9}{'best running':>14}{'sample spread / real':>22}{'diverged':>10}")
+    for r in record["metrics"]["runs"]:
+        print(f"{r['norm']:<9}{r['final_reconstruction_loss']:>12.4f}{r['final_reconstruction_loss_std']:>9.4f}"
+              f"{min(v for _, v in r['eval']):>14.4f}{r['sample_spread_vs_real']:>22.2f}"
+              f"{'no' if r['diverged_at'] is None else r['diverged_at']:>10}")
+
+
+gan_run = load_or_run("gan_weight_norm_cifar", SCALE)
+print(f"{gan_run['source']}: {results.provenance_line(gan_run)}")
+table(gan_run)
+plot_running_loss(gan_run)
+plot_samples(gan_run)
+plot_reconstructions(gan_run)
+
+# %% [markdown]
+# ## Reference results
+
+# %%
+ref = results.find_reference("gan_weight_norm_cifar")
+if ref is None:
+    print("no saved run (set LABNORM_RESULTS to the repository's results/ folder)")
+elif ref["provenance"]["scale"] == SCALE:
+    print(f"the reference is the run shown above — {results.provenance_line(ref)}")
+else:
+    print(results.provenance_line(ref))
+    table(ref)
+    plot_running_loss(ref)
+    plot_samples(ref)
+    plot_reconstructions(ref)
+
+# %% [markdown]
+# ## What it costs
+#
+# From the committed benchmark (`benchmarks/bench_reconstruction.py`): the reconstruction loss of
+# 64 images, batched against a loop over single images (CIFAR-10 WN generator, same steps).
+
+# %%
+bench = results.load_benchmark("reconstruction")
+if bench is not None:
+    print(results.provenance_line(bench))
+    for r in bench["rows"]:
+        print(f"{r['images']} images x {r['steps']} steps: batched {r['batched_s']:.2f} s, "
+              f"loop {r['loop_s']:.2f} s -> {r['speedup']:.1f}x faster")
+
+# %% [markdown]
+# ## What we found
+#
+# Computed from the saved run (the figures are not typed in):
+
+# %%
+if ref is not None:
+    runs = {r["norm"]: r for r in ref["metrics"]["runs"]}
+    final = {k: r["final_reconstruction_loss"] for k, r in runs.items()}
+    print(f"scale {ref['provenance']['scale']}, {ref['config']['iterations']} iterations, "
+          f"{ref['config']['channels']} channels")
+    print(f"final reconstruction loss WN / BN = {final['wn'] / final['bn']:.3f} "
+          f"(the paper's abstract: WN about 10% lower than BN)")
+    print(f"final reconstruction loss WN / vanilla = {final['wn'] / final['vanilla']:.3f}")
+    for k, r in runs.items():
+        curve = [v for _, v in r["eval"]]
+        rises = sum(b > a for a, b in zip(curve, curve[1:]))
+        print(f"{k:<8} running loss: first {curve[0]:.4f}, best {min(curve):.4f}, last {curve[-1]:.4f}; "
+              f"rose in {rises} of {len(curve) - 1} intervals; sample spread / real {r['sample_spread_vs_real']:.2f}")
+
+# %% [markdown]
+# FINDINGS_PLACEHOLDER
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Train the WN model with ordinary (affine) last layers replaced by strict ones. What happens to
+#    the sample colours, and why does the paper keep the last layers affine?
+# 2. Remove the $1/(d_w d_h)$ factor from the generator's transposed convs and measure the variance
+#    of each layer's output at initialization. How many layers until the signal has vanished?
+# 3. `gan.reconstruction_loss` with `steps=0` is the loss of the image $G(0)$. Which single image
+#    minimizes the average loss over the test set, and how close does each trained generator's
+#    $G(0)$ come to it?
+# 4. Train `gan.resnet_generator()` / `gan.resnet_discriminator()` with the same loop and compare
+#    the running reconstruction loss with the DCGAN's.
