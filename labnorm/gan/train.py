@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils import parametrize
 from tqdm import tqdm
 
 from ..train.fit import progress_enabled
@@ -63,16 +64,18 @@ def reconstruction_loss(generator: nn.Module, images: torch.Tensor, steps: int, 
     was_training = generator.training
     generator.eval()
     try:
-        z = torch.zeros(len(target), code_size, device=param.device, dtype=param.dtype, requires_grad=True)
-        opt = _rmsprop([z], lr)
-        for _ in range(steps):
-            # Sum over images of each image's mean squared error: image i's gradient is its own
-            per_image = (generator(z) - target).square().flatten(1).mean(1)
-            (z.grad,) = torch.autograd.grad(per_image.sum(), z)
-            opt.step()
-        with torch.no_grad():
-            recon = generator(z)
-            losses = (recon - target).square().flatten(1).mean(1)
+        # The generator is frozen: each weight-normalized weight is computed once, not at every step
+        with parametrize.cached():
+            z = torch.zeros(len(target), code_size, device=param.device, dtype=param.dtype, requires_grad=True)
+            opt = _rmsprop([z], lr)
+            for _ in range(steps):
+                # Sum over images of each image's mean squared error: image i's gradient is its own
+                per_image = (generator(z) - target).square().flatten(1).mean(1)
+                (z.grad,) = torch.autograd.grad(per_image.sum(), z)
+                opt.step()
+            with torch.no_grad():
+                recon = generator(z)
+                losses = (recon - target).square().flatten(1).mean(1)
     finally:
         generator.train(was_training)
     return losses.detach(), recon.detach()
