@@ -477,18 +477,6 @@ def switch_norm_cifar(scale: str, seed: int, device: torch.device) -> tuple[dict
     return config, {"runs": runs}, train.variant
 
 
-def _png_base64(grid: torch.Tensor) -> str:
-    """uint8 [H, W, 3] -> base64 PNG (sample grids travel inside the results JSON)."""
-    import base64
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(grid.numpy()).save(buf, format="PNG", optimize=True)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 @experiment(
     "gan_weight_norm_cifar",
     "Xiang & Li's DCGAN on CIFAR-10, vanilla vs BN vs WN (Table 1, Appendix D.3): RMSProp as §5.1, running "
@@ -546,8 +534,8 @@ def gan_weight_norm_cifar(scale: str, seed: int, device: torch.device) -> tuple[
             "final_reconstruction_loss": losses.mean().item(),
             "final_reconstruction_loss_std": losses.std().item(),
             "sample_spread_vs_real": spread,
-            "samples": {str(it): _png_base64(grid) for it, grid in hist["samples"].items()},
-            "reconstructions": _png_base64(image_grid(pairs, rows=2)),
+            "samples": {str(it): _results.encode_image(grid) for it, grid in hist["samples"].items()},
+            "reconstructions": _results.encode_image(image_grid(pairs, rows=2)),
             "seconds": hist["seconds"],
             "final_eval_seconds": time.perf_counter() - t0,
         })

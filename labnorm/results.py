@@ -26,6 +26,8 @@ from .scale import SCALES
 
 __all__ = [
     "provenance",
+    "encode_image",
+    "decode_image",
     "load_benchmark",
     "results_dir",
     "results_path",
@@ -158,3 +160,28 @@ def save_benchmark(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1) + "\n")
     return out
+
+
+def encode_image(image: torch.Tensor) -> str:
+    """uint8 $[H, W, 3]$ -> a PNG as ASCII text, so small images (sample grids) travel inside a results JSON."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    if image.dtype != torch.uint8 or image.dim() != 3 or image.shape[-1] != 3:
+        raise ValueError(f"encode_image: expected uint8 [H, W, 3], got {image.dtype} {tuple(image.shape)}")
+    buf = io.BytesIO()
+    Image.fromarray(image.cpu().numpy()).save(buf, format="PNG", optimize=True)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def decode_image(text: str):
+    """The inverse of `encode_image`: a uint8 numpy array $[H, W, 3]$."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    return np.array(Image.open(io.BytesIO(base64.b64decode(text))))

@@ -185,3 +185,11 @@ def test_blow_up_rule_and_dead_channel_count():
         conv.bias.copy_(torch.tensor([1.0, 1.0, 1.0, -1.0]))
     model = torch.nn.Sequential(conv, torch.nn.ReLU())
     assert _dead_channel_fraction(model, torch.randn(3, 1, 5, 5)) == 0.25
+
+
+def test_images_travel_in_results_as_text():
+    image = torch.randint(0, 256, (8, 12, 3), dtype=torch.uint8)
+    text = results.encode_image(image)
+    assert isinstance(text, str) and (results.decode_image(text) == image.numpy()).all()
+    with pytest.raises(ValueError, match="encode_image: expected uint8"):
+        results.encode_image(image.float())
