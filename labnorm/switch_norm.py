@@ -61,7 +61,7 @@ class _InstanceMoments(torch.autograd.Function):
 
     Two passes forward — the mean, then $\lVert x - \mu \rVert^2$ — which stay accurate where
     $E[x^2] - E[x]^2$ cancels (float32 with mean 100 and std 0.01). (`torch.var_mean` gives the same
-    numbers but, on CPU and a short last dimension, took 10–50× longer in our benchmark.) The
+    numbers but was much slower on CPU for short rows; see notebook 05.) The
     backward is one fused pass, $\partial L/\partial x = x\,\alpha + \beta$ with per-row
     $\alpha = 2\,\bar g_{\sigma^2}/(S - c)$ and $\beta = \bar g_\mu/S - \alpha\mu$ ($c$ the correction),
     written with differentiable ops so double backward works.

@@ -122,7 +122,8 @@ def train_gan(
     data = data.float() / 255 if data.dtype == torch.uint8 else data.float()
     eval_x = eval_images.to(dev)
     eval_x = eval_x.float() / 255 if eval_x.dtype == torch.uint8 else eval_x.float()
-    g_opt, d_opt = _rmsprop(generator.parameters(), lr), _rmsprop(discriminator.parameters(), lr)
+    d_params = [p for p in discriminator.parameters() if p.requires_grad]  # the ones D's optimizer trains
+    g_opt, d_opt = _rmsprop(generator.parameters(), lr), _rmsprop(d_params, lr)
     rng = torch.Generator().manual_seed(seed)
     order, cursor = torch.randperm(len(data), generator=rng), 0
     ones = torch.ones(batch_size, device=dev)
@@ -159,14 +160,17 @@ def train_gan(
         d_opt.step()
         clip_slopes_(discriminator)
 
-        # Generator: fresh codes, non-saturating loss
+        # Generator: fresh codes, non-saturating loss; D is frozen for this step (no weight gradients)
         g_opt.zero_grad(set_to_none=True)
         z = torch.randn(batch_size, code_size, generator=rng).to(dev)
+        for p in d_params:
+            p.requires_grad_(False)
         g_loss = F.binary_cross_entropy_with_logits(discriminator(generator(z)), ones)
         g_loss.backward()
+        for p in d_params:
+            p.requires_grad_(True)
         g_opt.step()
         clip_slopes_(generator)
-        d_opt.zero_grad(set_to_none=True)  # the generator step left gradients in D
 
         values = (d_real.item(), d_fake.item(), g_loss.item())
         for key, v in zip(("d_real", "d_fake", "g"), values):
