@@ -11,7 +11,9 @@ Files are named `<experiment>__<scale>__seed<seed>.json` and live in the
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
+import io
 import json
 import os
 import platform
@@ -19,7 +21,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 
 from . import __version__
 from .scale import SCALES
@@ -164,11 +168,6 @@ def save_benchmark(
 
 def encode_image(image: torch.Tensor) -> str:
     """uint8 $[H, W, 3]$ -> a PNG as ASCII text, so small images (sample grids) travel inside a results JSON."""
-    import base64
-    import io
-
-    from PIL import Image
-
     if image.dtype != torch.uint8 or image.dim() != 3 or image.shape[-1] != 3:
         raise ValueError(f"encode_image: expected uint8 [H, W, 3], got {image.dtype} {tuple(image.shape)}")
     buf = io.BytesIO()
@@ -178,10 +177,4 @@ def encode_image(image: torch.Tensor) -> str:
 
 def decode_image(text: str):
     """The inverse of `encode_image`: a uint8 numpy array $[H, W, 3]$."""
-    import base64
-    import io
-
-    import numpy as np
-    from PIL import Image
-
     return np.array(Image.open(io.BytesIO(base64.b64decode(text))))
