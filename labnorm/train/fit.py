@@ -82,6 +82,7 @@ def fit(
     progress: bool | None = None,
     desc: str = "",
     before_eval: Callable[[nn.Module], Any] | None = None,
+    on_step: Callable[[nn.Module, torch.Tensor, torch.Tensor, int], Any] | None = None,
 ) -> dict[str, Any]:
     """Train `model` for `epochs` passes over `train`; return its history.
 
@@ -91,6 +92,9 @@ def fit(
     accuracy, seconds, images per second), `lr` (per step) and `diverged_at_step`
     (None if the loss stayed finite). `before_eval(model)`, if given, runs after each epoch's
     training and before its test evaluation (e.g. `labnorm.finalize_batch_average`).
+    `on_step(model, images, labels, step)`, if given, runs at every step after the backward pass
+    and before the optimizer step (the gradients are in `.grad`; `step` counts from 0 over the
+    whole run), e.g. to measure the loss landscape along training (`labnorm.landscape`).
     """
     dev = torch.device(device)
     # Early divergence checks read the loss on the host: every 50 steps on the CPU, never on CUDA.
@@ -139,6 +143,8 @@ def fit(
                 loss = criterion(out.float(), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if on_step is not None:
+                on_step(model, x, y, step + i)
             opt.step()
             lrs.append(sched.get_last_lr()[0])
             sched.step()
