@@ -8,10 +8,12 @@ NAME --scale cpu` does the same from a shell. Notebooks call the same functions.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from . import results as _results
@@ -64,6 +66,8 @@ def run_experiment(
     t0 = time.perf_counter()
     config, metrics, dataset = EXPERIMENTS[name].fn(scale, seed, dev)
     wall = time.perf_counter() - t0
+    # Large arrays (loss surfaces) travel beside the JSON, in a .npz (see labnorm.results)
+    arrays = metrics.pop("arrays", None)
     record = {
         "experiment": name,
         "description": EXPERIMENTS[name].description,
@@ -71,6 +75,8 @@ def run_experiment(
         "metrics": metrics,
         "provenance": _results.provenance(scale=scale, seed=seed, dataset=dataset, device=dev, wall_time_s=wall, code=code),
     }
+    if arrays:
+        record["arrays"] = arrays
     if save:
         record["path"] = str(_results.save_results(record).name)
     return record
@@ -540,3 +546,135 @@ def gan_weight_norm_cifar(scale: str, seed: int, device: torch.device) -> tuple[
             "final_eval_seconds": time.perf_counter() - t0,
         })
     return config, {"runs": runs}, train.variant
+
+
+@experiment(
+    "loss_landscape_norms",
+    "Loss landscapes and smoothness of the same VGG on the same CIFAR-10 images with no norm, BN, GN, WS+BN, "
+    "WS+GN, WN and SN: Santurkar et al.'s loss variation, gradient predictiveness and effective beta-smoothness "
+    "along one-cycle SGD training, then filter-normalized 1-D and 2-D slices (Li et al.), the path from the "
+    "initial to the trained weights, and one weight's slice at the end.",
+)
+def loss_landscape_norms(scale: str, seed: int, device: torch.device) -> tuple[dict, dict, str]:
+    import copy
+
+    from . import landscape
+
+    n_train, n_test = pick(smoke=(512, 256), cpu=(8000, 2000), gpu=(50000, 10000), scale=scale)
+    grid = pick(smoke=3, cpu=21, gpu=41, scale=scale)
+    config = {
+        "model": "vgg16",
+        "width": pick(smoke=0.125, cpu=0.25, gpu=1.0, scale=scale),
+        "epochs": pick(smoke=1, cpu=4, gpu=15, scale=scale),
+        "batch_size": 64,
+        "lr": 0.05,
+        "optimizer": "SGD, Nesterov momentum 0.9, weight decay 5e-4, OneCycleLR (pct_start 0.25)",
+        "train_images": n_train,
+        "test_images": n_test,
+        "norms": ["none", "bn", "gn", "ws+bn", "ws+gn", "wn", "sn"],
+        # PyTorch's default conv init shrinks the signal ~sqrt(3)x per layer: 13 convs without a norm do not learn
+        "init": "He (kaiming_normal_, fan_in, ReLU) for every conv weight, conv biases zero; head: PyTorch default",
+        # Santurkar et al.'s probes: at every `probe_every`-th step, on that step's batch
+        "probe_every": pick(smoke=2, cpu=10, gpu=50, scale=scale),
+        "step_sizes": [0.05, 0.1, 0.2, 0.4],
+        # Landscapes at the end of training, on fixed un-augmented training images
+        "landscape_images": pick(smoke=64, cpu=256, gpu=2048, scale=scale),
+        "landscape_batch": pick(smoke=64, cpu=256, gpu=512, scale=scale),
+        "bn_mode": "batch (each batch normalized by its own statistics); 'running' also shown in 1-D",
+        "direction_seeds": [seed * 100 + 1, seed * 100 + 2],
+        "vectors": "zero",
+        "alphas_1d": np.linspace(-1, 1, pick(smoke=5, cpu=41, gpu=81, scale=scale)).tolist(),
+        "grid_2d": np.linspace(-1, 1, grid).tolist(),
+        "interpolation_alphas": np.linspace(-0.25, 1.25, pick(smoke=4, cpu=31, gpu=61, scale=scale)).tolist(),
+        "parameter_slice": "the largest-magnitude entry of the middle conv's weight, moved by t x its filter's norm",
+        "parameter_t": np.linspace(-1, 1, pick(smoke=5, cpu=41, gpu=81, scale=scale)).tolist(),
+    }
+    train, test = _cifar_subsets(n_train, n_test, seed)
+    fixed = [(x, y) for x, y in DeviceBatches(train, config["landscape_batch"], train=False, device=device)]
+    fixed = _first_images(fixed, config["landscape_images"])
+    runs, arrays = [], {}
+    for norm in config["norms"]:
+        torch.manual_seed(seed)
+        model = build_model("vgg16", norm, width=config["width"])
+        _he_init_(model)
+        model.to(device)
+        initial = copy.deepcopy(model)
+        probes = []
+
+        def on_step(m, x, y, step):
+            if step % config["probe_every"] == 0:
+                probes.append({"step": step, **landscape.gradient_smoothness(m, (x.float(), y), config["step_sizes"])})
+
+        t0 = time.perf_counter()
+        hist = fit(
+            model,
+            DeviceBatches(train, config["batch_size"], train=True, device=device, seed=seed),
+            DeviceBatches(test, 500, train=False, device=device),
+            epochs=config["epochs"], lr=config["lr"], device=device, desc=norm, on_step=on_step,
+        )
+        record = _run_record(hist, time.perf_counter() - t0, norm=norm)
+        record["probes"] = probes
+        model = model.float().to(memory_format=torch.contiguous_format)
+        t1 = time.perf_counter()
+        dx, dy = (landscape.filter_normalized_direction(model, s, vectors=config["vectors"]) for s in config["direction_seeds"])
+        key = norm.replace("+", "_")
+        one_d = landscape.loss_along_direction(model, fixed, dx, config["alphas_1d"])
+        arrays[f"{key}/1d_loss"], arrays[f"{key}/1d_acc"] = one_d["loss"], one_d["acc"]
+        if any(True for _ in model.buffers()):
+            run_1d = landscape.loss_along_direction(model, fixed, dx, config["alphas_1d"], bn="running")
+            arrays[f"{key}/1d_running_loss"] = run_1d["loss"]
+        surf = landscape.loss_surface(model, fixed, dx, dy, config["grid_2d"], config["grid_2d"])
+        arrays[f"{key}/2d_loss"], arrays[f"{key}/2d_acc"] = surf["loss"], surf["acc"]
+        path = landscape.loss_interpolation(initial, model, fixed, config["interpolation_alphas"])
+        arrays[f"{key}/interp_loss"] = path["loss"]
+        name, index, filter_norm = _middle_conv_entry(model)
+        original = dict(model.named_parameters())[name][index].item()
+        values = [original + t * filter_norm for t in config["parameter_t"]]
+        param = landscape.loss_along_parameter(model, fixed, name, index, values)
+        arrays[f"{key}/param_loss"] = param["loss"]
+        record["parameter_slice"] = {"name": name, "index": list(index), "original": original, "filter_norm": filter_norm}
+        record["filter_weight_norm"] = math.sqrt(sum(
+            p.detach().double().pow(2).sum().item() for n, p in model.named_parameters() if n in landscape.filter_weights(model)))
+        record["landscape_seconds"] = time.perf_counter() - t1
+        runs.append(record)
+    return config, {"runs": runs, "arrays": arrays}, train.variant
+
+
+def _he_init_(model: torch.nn.Module) -> None:
+    """He et al.'s init for every conv: weights N(0, 2/fan_in), biases 0 (through a weight norm's
+    parametrization, whose right inverse sets g = ||w||, v = w)."""
+    from torch.nn.utils import parametrize
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                w = torch.nn.init.kaiming_normal_(torch.empty_like(m.weight), mode="fan_in", nonlinearity="relu")
+                if parametrize.is_parametrized(m, "weight"):
+                    m.weight = w
+                else:
+                    m.weight.copy_(w)
+                if m.bias is not None:
+                    m.bias.zero_()
+
+
+def _first_images(batches: list, n: int) -> list:
+    """The leading batches holding the first `n` images (the last one cut short if needed)."""
+    out, left = [], n
+    for x, y in batches:
+        if left <= 0:
+            break
+        out.append((x[:left], y[:left]))
+        left -= len(y)
+    return out
+
+
+def _middle_conv_entry(model: torch.nn.Module) -> tuple[str, tuple[int, ...], float]:
+    """The middle conv's weight (by order), the index of its largest-magnitude entry, and that entry's filter norm."""
+    from .landscape import filter_weights
+
+    names = [n for n, p in model.named_parameters() if n in filter_weights(model) and p.dim() == 4]
+    name = names[len(names) // 2]
+    w = dict(model.named_parameters())[name].detach()
+    flat = int(w.abs().argmax())
+    index = tuple(int(i) for i in np.unravel_index(flat, tuple(w.shape)))
+    return name, index, w[index[0]].norm().item()

@@ -7,12 +7,15 @@ Notebooks and the site read these files; no number shown is typed by hand.
 
 Files are named `<experiment>__<scale>__seed<seed>.json` and live in the
 `results/` folder of the repository, or in `$LABNORM_RESULTS` when it is set.
+A record may carry NumPy arrays (loss surfaces) under `"arrays"`: they are saved beside the
+JSON as `<same name>.npz`, which the JSON names with its SHA-256, and loaded back with it.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as _dt
+import hashlib
 import io
 import json
 import os
@@ -106,21 +109,40 @@ def results_path(name: str, scale: str, seed: int, directory: Path | None = None
 
 
 def save_results(record: dict[str, Any], directory: Path | None = None) -> Path:
-    """Write a run record (as built by an experiment) and return its path."""
+    """Write a run record (as built by an experiment) and return its path.
+
+    `record["arrays"]`, if present, goes to a `.npz` beside the JSON (compressed), and the JSON
+    holds its file name and SHA-256 under `"arrays_file"` / `"arrays_sha256"` instead.
+    """
     for key in ("experiment", "config", "metrics", "provenance"):
         if key not in record:
             raise ValueError(f"save_results: the record lacks {key!r}")
     prov = record["provenance"]
     path = results_path(record["experiment"], prov["scale"], prov["seed"], directory)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1, sort_keys=False) + "\n")
+    payload = {k: v for k, v in record.items() if k != "arrays"}
+    if record.get("arrays"):
+        npz = path.with_suffix(".npz")
+        np.savez_compressed(npz, **{k: np.asarray(v) for k, v in record["arrays"].items()})
+        payload["arrays_file"] = npz.name
+        payload["arrays_sha256"] = hashlib.sha256(npz.read_bytes()).hexdigest()
+    path.write_text(json.dumps(payload, indent=1, sort_keys=False) + "\n")
     return path
 
 
 def load_results(path: str | Path) -> dict[str, Any]:
-    record = json.loads(Path(path).read_text())
+    """A saved record; its arrays (if it has any) are loaded into `"arrays"` after a checksum check."""
+    path = Path(path)
+    record = json.loads(path.read_text())
     if "provenance" not in record:
         raise ValueError(f"{path}: not a labnorm results file (no provenance)")
+    if "arrays_file" in record:
+        npz = path.parent / record["arrays_file"]
+        data = npz.read_bytes()
+        if hashlib.sha256(data).hexdigest() != record.get("arrays_sha256"):
+            raise ValueError(f"{npz}: checksum differs from the one in {path.name}; the arrays do not belong to this run")
+        with np.load(io.BytesIO(data), allow_pickle=False) as f:
+            record["arrays"] = {k: f[k] for k in f.files}
     return record
 
 
