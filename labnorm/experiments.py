@@ -583,12 +583,14 @@ def loss_landscape_norms(scale: str, seed: int, device: torch.device) -> tuple[d
         "bn_mode": "batch (each batch normalized by its own statistics); 'running' also shown in 1-D",
         "direction_seeds": [seed * 100 + 1, seed * 100 + 2],
         "vectors": "zero",
-        "alphas_1d": np.linspace(-1, 1, pick(smoke=5, cpu=41, gpu=81, scale=scale)).tolist(),
-        "grid_2d": np.linspace(-1, 1, grid).tolist(),
-        "interpolation_alphas": np.linspace(-0.25, 1.25, pick(smoke=4, cpu=31, gpu=61, scale=scale)).tolist(),
+        # Coordinates as numpy.linspace(start, stop, num) arguments
+        "alphas_1d": [-1.0, 1.0, pick(smoke=5, cpu=41, gpu=81, scale=scale)],
+        "grid_2d": [-1.0, 1.0, grid],
+        "interpolation_alphas": [-0.25, 1.25, pick(smoke=4, cpu=31, gpu=61, scale=scale)],
         "parameter_slice": "the largest-magnitude entry of the middle conv's weight, moved by t x its filter's norm",
-        "parameter_t": np.linspace(-1, 1, pick(smoke=5, cpu=41, gpu=81, scale=scale)).tolist(),
+        "parameter_t": [-1.0, 1.0, pick(smoke=5, cpu=41, gpu=81, scale=scale)],
     }
+    alphas, grid_xy, interp, ts = (np.linspace(*config[k]) for k in ("alphas_1d", "grid_2d", "interpolation_alphas", "parameter_t"))
     train, test = _cifar_subsets(n_train, n_test, seed)
     fixed = [(x, y) for x, y in DeviceBatches(train, config["landscape_batch"], train=False, device=device)]
     fixed = _first_images(fixed, config["landscape_images"])
@@ -618,18 +620,18 @@ def loss_landscape_norms(scale: str, seed: int, device: torch.device) -> tuple[d
         t1 = time.perf_counter()
         dx, dy = (landscape.filter_normalized_direction(model, s, vectors=config["vectors"]) for s in config["direction_seeds"])
         key = norm.replace("+", "_")
-        one_d = landscape.loss_along_direction(model, fixed, dx, config["alphas_1d"])
+        one_d = landscape.loss_along_direction(model, fixed, dx, alphas)
         arrays[f"{key}/1d_loss"], arrays[f"{key}/1d_acc"] = one_d["loss"], one_d["acc"]
         if any(True for _ in model.buffers()):
-            run_1d = landscape.loss_along_direction(model, fixed, dx, config["alphas_1d"], bn="running")
+            run_1d = landscape.loss_along_direction(model, fixed, dx, alphas, bn="running")
             arrays[f"{key}/1d_running_loss"] = run_1d["loss"]
-        surf = landscape.loss_surface(model, fixed, dx, dy, config["grid_2d"], config["grid_2d"])
+        surf = landscape.loss_surface(model, fixed, dx, dy, grid_xy, grid_xy)
         arrays[f"{key}/2d_loss"], arrays[f"{key}/2d_acc"] = surf["loss"], surf["acc"]
-        path = landscape.loss_interpolation(initial, model, fixed, config["interpolation_alphas"])
+        path = landscape.loss_interpolation(initial, model, fixed, interp)
         arrays[f"{key}/interp_loss"] = path["loss"]
         name, index, filter_norm = _middle_conv_entry(model)
         original = dict(model.named_parameters())[name][index].item()
-        values = [original + t * filter_norm for t in config["parameter_t"]]
+        values = [original + t * filter_norm for t in ts]
         param = landscape.loss_along_parameter(model, fixed, name, index, values)
         arrays[f"{key}/param_loss"] = param["loss"]
         record["parameter_slice"] = {"name": name, "index": list(index), "original": original, "filter_norm": filter_norm}

@@ -72,6 +72,36 @@ def test_results_round_trip_with_provenance(tmp_path):
         results.save_results({"experiment": "x", "config": {}, "metrics": {}}, tmp_path)
 
 
+def test_results_arrays_travel_in_a_checksummed_npz(tmp_path):
+    import numpy as np
+
+    rec = {**_record(), "arrays": {"bn/2d_loss": np.arange(6.0).reshape(2, 3), "steps": np.arange(4)}}
+    path = results.save_results(rec, tmp_path)
+    saved = json.loads(path.read_text())
+    assert "arrays" not in saved and saved["arrays_file"] == "demo__cpu__seed0.npz"
+    back = results.load_results(path)
+    np.testing.assert_array_equal(back["arrays"]["bn/2d_loss"], rec["arrays"]["bn/2d_loss"])
+    np.testing.assert_array_equal(back["arrays"]["steps"], np.arange(4))
+    # Arrays from another run are refused
+    np.savez_compressed(tmp_path / "demo__cpu__seed0.npz", steps=np.zeros(4))
+    with pytest.raises(ValueError, match="checksum"):
+        results.load_results(path)
+
+
+def test_run_experiment_moves_arrays_out_of_the_metrics(tmp_path, monkeypatch):
+    import numpy as np
+
+    from labnorm import experiments
+
+    monkeypatch.setenv("LABNORM_RESULTS", str(tmp_path))
+    monkeypatch.setitem(EXPERIMENTS, "arr", experiments.Experiment(
+        "arr", "a test", lambda s, seed, d: ({}, {"value": 1, "arrays": {"x": np.ones(3)}}, "toy")))
+    rec = run_experiment("arr", "smoke")
+    assert rec["metrics"] == {"value": 1} and rec["arrays"]["x"].tolist() == [1, 1, 1]
+    assert (tmp_path / "arr__smoke__seed0.npz").is_file()
+    assert experiments.load_or_run("arr", "smoke")["arrays"]["x"].tolist() == [1, 1, 1]
+
+
 def test_find_reference_prefers_the_largest_scale(tmp_path):
     assert results.find_reference("demo", tmp_path) is None
     results.save_results(_record(scale_="smoke"), tmp_path)
