@@ -10,6 +10,10 @@ labels, classes in the canonical order:
 * **Offline JPEG copy**: `cifar10-jpeg.tar.gz` holding `train/<class>/*.jpg` and
   `test/<class>/*.jpg`, the layout of machines without internet. Images are
   JPEG-compressed (q75), so results on it are labelled "CIFAR-10 (JPEG q75 copy)".
+  The archive is grouped by class, the canonical pickles are not: the copy's images
+  are put in a fixed, class-mixed order (by the SHA-256 of each image's
+  `split/class/file` name), so that the first images of a split — an init batch, a
+  fixed evaluation set, un-shuffled batches — mix the classes on both sources.
 
 Where to look: the `root` argument, else `$LABNORM_DATA`, else the cache folder
 (`$LABNORM_CACHE`, default `~/.cache/labnorm`) where the canonical archive is
@@ -178,11 +182,20 @@ def _decode_canonical(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
+def _jpeg_order_key(split: str, cls: str, name: str) -> bytes:
+    """Sort key of one image of the JPEG copy: the hash of its `split/class/file` name.
+
+    A fixed order that mixes the classes, depends on no random generator and not on the
+    order or the leading folder of the tar's members.
+    """
+    return hashlib.sha256(f"{split}/{cls}/{name}".encode()).digest()
+
+
 def _decode_jpeg(path: Path) -> dict[str, np.ndarray]:
-    """Decode `train/<class>/*.jpg` and `test/<class>/*.jpg`, in file-name order."""
+    """Decode `train/<class>/*.jpg` and `test/<class>/*.jpg`, in the class-mixed order of `_jpeg_order_key`."""
     from PIL import Image
 
-    found: dict[str, list[tuple[str, int, np.ndarray]]] = {"train": [], "test": []}
+    found: dict[str, list[tuple[bytes, int, np.ndarray]]] = {"train": [], "test": []}
     try:
         with tarfile.open(path, "r:*") as tf:
             for member in tf:
@@ -196,14 +209,14 @@ def _decode_jpeg(path: Path) -> dict[str, np.ndarray]:
                     pixels = np.asarray(im.convert("RGB"), dtype=np.uint8)
                 if pixels.shape != (32, 32, 3):
                     raise CorruptArchiveError(f"{path.name}: {member.name} is {pixels.shape}, not 32x32 RGB")
-                found[split].append((member.name, CIFAR10_CLASSES.index(cls), pixels))
+                key = _jpeg_order_key(split, cls, Path(member.name).name)
+                found[split].append((key, CIFAR10_CLASSES.index(cls), pixels))
     except (tarfile.TarError, EOFError, OSError) as e:
         raise CorruptArchiveError(f"{path.name}: cannot read the JPEG archive ({e})") from e
     out = {}
     for split, items in found.items():
         if not items:
             raise CorruptArchiveError(f"{path.name}: no {split}/<class>/*.jpg images")
-        # Sorting by name gives a deterministic order whatever order the tar holds.
         items.sort(key=lambda t: t[0])
         # $[N, 32, 32, 3] \to [N, 3, 32, 32]$
         out[f"{split}_x"] = np.ascontiguousarray(np.stack([p for _, _, p in items]).transpose(0, 3, 1, 2))
@@ -225,7 +238,8 @@ def _load_arrays(path: Path, variant: str) -> dict[str, np.ndarray]:
     key = (variant, digest)
     if key in _MEMO:
         return _MEMO[key]
-    tag = "canonical" if variant == VARIANT_CANONICAL else "jpeg"
+    # "jpeg-mixed": caches of the copy in its old class-grouped order are not reused.
+    tag = "canonical" if variant == VARIANT_CANONICAL else "jpeg-mixed"
     cache = _cache_dir() / f"cifar10-{tag}-{digest[:16]}.npz"
     arrays = None
     if cache.is_file():

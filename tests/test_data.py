@@ -191,9 +191,22 @@ def test_jpeg_archive_through_env(tmp_path, monkeypatch):
     ds = D.load_cifar10("train")
     assert ds.variant == "CIFAR-10 (JPEG q75 copy)"
     assert ds.images.shape == (20, 3, 32, 32) and ds.images.dtype == torch.uint8
-    # Sorted by file name: classes in canonical order, two of each.
-    assert ds.labels.tolist() == [k for k in range(10) for _ in range(2)]
+    # Two of each class, in the fixed class-mixed order of the names' hashes, whatever the tar's order.
+    assert ds.labels.bincount().tolist() == [2] * 10
+    names = sorted(((cls, f"{i:04d}.jpg") for cls in D.CIFAR10_CLASSES for i in range(2)),
+                   key=lambda t: D._jpeg_order_key("train", *t))
+    assert ds.labels.tolist() == [D.CIFAR10_CLASSES.index(cls) for cls, _ in names]
+    assert ds.labels.tolist() != sorted(ds.labels.tolist())
     assert len(D.load_cifar10("test")) == 20
+
+
+def test_jpeg_order_is_fixed_and_mixes_classes():
+    key = D._jpeg_order_key
+    assert key("train", "cat", "0001.jpg") == key("train", "cat", "0001.jpg")
+    # 1,000 names of two classes: the first 100 in hash order hold both classes in about equal numbers.
+    names = sorted([(c, f"{i:04d}.jpg") for c in ("airplane", "truck") for i in range(500)], key=lambda t: key("train", *t))
+    first = [c for c, _ in names[:100]]
+    assert 30 < first.count("airplane") < 70
 
 
 def test_jpeg_archive_with_a_bad_member(tmp_path):
@@ -217,6 +230,8 @@ def test_the_real_jpeg_copy(monkeypatch):
     assert train.images.shape == (50000, 3, 32, 32) and test.images.shape == (10000, 3, 32, 32)
     assert train.labels.bincount().tolist() == [5000] * 10
     assert test.labels.bincount().tolist() == [1000] * 10
+    # Class-mixed from the start, like the canonical pickles: every class among the first 100 images.
+    assert train.labels[:100].unique().numel() == 10 and test.labels[:100].unique().numel() == 10
     mean = (train.images.float() / 255).mean((0, 2, 3))
     assert torch.allclose(mean, torch.tensor(D.CIFAR10_MEAN), atol=2e-3)
 
