@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from statistics import median
 from typing import Callable
 
 
@@ -177,7 +178,29 @@ def _gan_weight_norm(rec: dict) -> tuple[str, Callable | None]:
                    "sample spread ÷ real", "diverged at"], rows), draw
 
 
-RENDERERS = {"gan_weight_norm_cifar": _gan_weight_norm, "switch_norm_cifar": _switch_norm, "bn_gn_batch_size": _bn_gn, "lr_range_test_resnet18": _lr_range, "one_cycle_fast_resnet": _one_cycle,
+def _loss_landscape(rec: dict) -> tuple[str, Callable | None]:
+    runs = rec["metrics"]["runs"]
+    rows = []
+    for r in runs:
+        probes = r["probes"]
+        rows.append([r["norm"], "diverged" if r["final_test_acc"] is None else f"{r['final_test_acc']:.3f}",
+                     f"{median([p['beta'] for p in probes]):.3g}",
+                     f"{median([max(p['losses']) - min(p['losses']) for p in probes]):.3g}",
+                     f"{median([p['grad_change'][-1] for p in probes]):.3g}",
+                     f"{r['filter_weight_norm']:.3g}"])
+
+    def draw(ax):
+        for r in runs:
+            ax.plot([p["step"] for p in r["probes"]], [p["beta"] for p in r["probes"]], label=r["norm"])
+        ax.set(xlabel="training step", ylabel="effective β-smoothness", yscale="log")
+        ax.legend(fontsize=7, ncol=2)
+
+    header = ["norm", "final test acc", "median effective β", "median loss spread over step sizes",
+              "median gradient change (largest step)", "weight norm (filters) at the end"]
+    return _table(header, rows), draw
+
+
+RENDERERS = {"loss_landscape_norms": _loss_landscape, "gan_weight_norm_cifar": _gan_weight_norm, "switch_norm_cifar": _switch_norm, "bn_gn_batch_size": _bn_gn, "lr_range_test_resnet18": _lr_range, "one_cycle_fast_resnet": _one_cycle,
              "weight_norm_cifar": _weight_norm, "ws_bcn_vgg": _ws_bcn_vgg, "ws_small_batches": _ws_small_batches}
 
 
