@@ -74,8 +74,10 @@ def code_version() -> dict[str, Any]:
     Take it when a run *starts*: edits made while it runs do not change what ran.
     """
     commit = _git("rev-parse", "HEAD")
-    # A run from uncommitted code says so: its commit alone does not reproduce it.
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    # A run from uncommitted code says so: its commit alone does not reproduce it. Saved results
+    # are outputs, not code: one run rewriting its JSON does not make the next run's code dirty.
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                 ":(exclude)results", ":(exclude)benchmarks/results")
     return {"commit": commit or "unknown", "commit_dirty": bool(dirty) if dirty is not None else None}
 
 

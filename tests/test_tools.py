@@ -178,6 +178,25 @@ def test_results_json_schema():
         assert prov["commit_dirty"] is False, f"{path.name} was run from uncommitted code"
 
 
+def test_code_version_ignores_saved_results_but_not_code(tmp_path, monkeypatch):
+    """A run that rewrote a committed results file leaves the next run's code clean; an edited module does not."""
+    repo = tmp_path / "repo"
+    for rel in ("labnorm/mod.py", "results/a.json", "benchmarks/results/b.json"):
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text("1\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "x"], check=True)
+    monkeypatch.setattr(results, "_REPO_ROOT", repo)
+    assert results.code_version()["commit_dirty"] is False
+    (repo / "results/a.json").write_text("2\n")
+    (repo / "benchmarks/results/b.json").write_text("2\n")
+    assert results.code_version()["commit_dirty"] is False
+    (repo / "labnorm/mod.py").write_text("2\n")
+    assert results.code_version()["commit_dirty"] is True
+
+
 def test_save_benchmark_writes_rows_with_provenance(tmp_path):
     path = results.save_benchmark("demo", torch.device("cpu"), 1.5, directory=tmp_path, rows=[{"ratio": 2.0}])
     rec = json.loads(path.read_text())
