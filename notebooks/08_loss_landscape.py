@@ -58,7 +58,6 @@ from statistics import median
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib_inline.backend_inline import set_matplotlib_formats
 from torch.nn import functional as F
 
 import labnorm
@@ -68,8 +67,6 @@ from labnorm.models import build_model
 
 torch.manual_seed(0)
 plt.rcParams["figure.dpi"] = 72
-# Figures are saved in the notebook as JPEG: the surfaces and bands are several times smaller than as PNG
-set_matplotlib_formats("jpeg", pil_kwargs={"quality": 85})
 SCALE = labnorm.get_scale()
 NAMES = {"none": "no norm", "bn": "BN", "gn": "GN", "ws+bn": "WS+BN", "ws+gn": "WS+GN", "wn": "WN", "sn": "SN"}
 print(f"labnorm {labnorm.__version__}, torch {torch.__version__}, scale {SCALE}")
