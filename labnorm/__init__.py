@@ -5,11 +5,12 @@ https://github.com/labnorm/labnorm for the notebooks that build each one line by
 Importing labnorm never touches the network.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 from .batch_channel_norm import BatchChannelNorm2d, EstimatedBatchNorm2d  # noqa: E402
 from .batch_norm import BatchNorm2d, GroupNorm  # noqa: E402
 from .scale import get_scale, pick  # noqa: E402
+from .stats import verdict  # noqa: E402
 from .switch_norm import SwitchNorm2d, finalize_batch_average, load_official_state_dict  # noqa: E402
 from .train.lr_finder import LRFinder  # noqa: E402
 from .weight_norm import MeanOnlyBatchNorm, data_dependent_init, remove_weight_norm, weight_norm  # noqa: E402
@@ -20,5 +21,5 @@ __all__ = [
     "MeanOnlyBatchNorm", "weight_norm", "remove_weight_norm", "data_dependent_init",
     "weight_standardization", "WSConv1d", "WSConv2d", "WSConvTranspose2d",
     "SwitchNorm2d", "finalize_batch_average", "load_official_state_dict",
-    "LRFinder", "get_scale", "pick", "__version__",
+    "LRFinder", "get_scale", "pick", "verdict", "__version__",
 ]

@@ -1,4 +1,4 @@
-"""Command line: `python -m labnorm list` and `python -m labnorm run NAME --scale cpu [--seed N]`."""
+"""Command line: `python -m labnorm list` and `python -m labnorm run NAME --scale cpu --seeds 3`."""
 
 from __future__ import annotations
 
@@ -6,30 +6,39 @@ import argparse
 import sys
 
 from . import results
-from .experiments import EXPERIMENTS, run_experiment
+from .experiments import experiments, run
 from .scale import SCALES
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m labnorm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="list the experiments and their saved results")
-    run = sub.add_parser("run", help="run one experiment and save its results JSON")
-    run.add_argument("name", choices=sorted(EXPERIMENTS))
-    run.add_argument("--scale", choices=SCALES, default=None, help="default: $LABNORM_SCALE, else cpu")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    sub.add_parser("list", help="list the experiments and their saved records")
+    cmd = sub.add_parser("run", help="run one experiment over seeds and save its record (resumable)")
+    cmd.add_argument("name", choices=sorted(experiments()))
+    cmd.add_argument("--scale", choices=SCALES, default=None, help="default: $LABNORM_SCALE, else cpu")
+    seeds = cmd.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", type=int, default=None, help="run seeds 0..N-1 (default 1); finished seeds are kept")
+    seeds.add_argument("--seed", type=int, action="append", help="run this seed (repeatable)")
+    cmd.add_argument("--fresh", action="store_true", help="start a new record instead of adding to the saved one")
+    cmd.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     args = parser.parse_args(argv)
 
     if args.command == "list":
         folder = results.results_dir()
-        for name, exp in sorted(EXPERIMENTS.items()):
-            saved = sorted(p.name for p in folder.glob(f"{name}__*.json"))
+        for name, exp in sorted(experiments().items()):
+            saved = []
+            for scale in SCALES:
+                path = results.find_record(name, scale, folder)
+                if path is not None:
+                    saved.append(f"{path.name} (seeds {', '.join(map(str, results.load_record(path)['seeds']))})")
             print(f"{name}: {exp.description}")
-            print(f"    saved: {', '.join(saved) if saved else 'none'}")
+            print(f"    saved: {'; '.join(saved) if saved else 'none'}")
         return 0
-    record = run_experiment(args.name, args.scale, args.seed, device=args.device)
-    print(f"saved {record['path']} ({record['provenance']['wall_time_s']:.1f} s)")
+    wanted = args.seed if args.seed else (args.seeds or 1)
+    record = run(args.name, args.scale, wanted, device=args.device, fresh=args.fresh)
+    print(f"saved {record['path']}: seeds {', '.join(map(str, record['seeds']))} "
+          f"({record['provenance']['wall_time_s']:.1f} s of runs in all)")
     return 0
 
 

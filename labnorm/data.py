@@ -40,7 +40,6 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .scale import get_scale, pick
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -307,11 +306,6 @@ def scaled_subset(data: CIFAR10Split, n: int, seed: int = 0) -> CIFAR10Split:
         chosen = torch.cat([chosen, pool[torch.randperm(len(pool), generator=g)[: n - len(chosen)]]])
     chosen = chosen.sort().values
     return CIFAR10Split(data.images[chosen], data.labels[chosen], data.split, data.variant, data.classes)
-
-
-def default_sizes(scale: str | None = None) -> tuple[int, int]:
-    """(train, test) image counts for the scale: small subsets for smoke and cpu."""
-    return pick(smoke=(1000, 500), cpu=(10000, 2000), gpu=(50000, 10000), scale=get_scale(scale))
 
 
 # --------------------------------------------------------------------------- augmentation

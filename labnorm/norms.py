@@ -14,8 +14,11 @@ techniques. A spec is a registered name with an optional argument after a colon:
 | `wn+mobn`   | weight-normalized conv without bias, then `labnorm.MeanOnlyBatchNorm` |
 | `ws+bn`, `ws+gn[:G]` | `labnorm.WSConv2d` (Weight Standardization, the paper's definition), then BN / GN |
 | `bcn[:G]`, `ws+bcn[:G]` | `labnorm.BatchChannelNorm2d` (32 groups, reduced to a divisor of $C$), after a plain / WS conv |
+| `sn`, `sn:M` | `labnorm.SwitchNorm2d`; with `M`, the Keras-convention momentum $M$ (PyTorch momentum $1 - M$) |
+| `sn-ba`     | `labnorm.SwitchNorm2d` without moving averages: its eval statistics come from `labnorm.finalize_batch_average` |
 
-A technique module adds itself with `@register_norm("name")`. The factory also owns the
+Every name is registered in this module, with `@register_norm("name")` on its builder (the
+technique modules stay leaves that know nothing of the factory). The factory also owns the
 **conv/norm pairing**: a technique that lives in the convolution rather than after it
 (Weight Standardization: `"ws+bn"`) registers a conv builder with `register_conv("ws+bn")`,
 and `make_conv(spec, ...)` returns that conv instead of `nn.Conv2d`. Models build every

@@ -1,14 +1,21 @@
 r"""Results are data with provenance.
 
-A run writes one JSON file holding the experiment name, its config, the scale,
-metrics (per epoch or step, and final) and where it came from: labnorm version
-and git commit, torch version, device, dataset variant, seed, wall time and date.
-Notebooks and the site read these files; no number shown is typed by hand.
+An experiment at one scale has **one record**, `<experiment>__<scale>.json`, in the `results/`
+folder of the repository (or in `$LABNORM_RESULTS` when it is set). It holds the experiment's
+name and config, every seed that has run — each with its metrics, its details (curves,
+per-epoch logs) and its own provenance: labnorm version and git commit, torch version, device,
+dataset variant, seed, wall time and date — and, for every metric, its summary over the seeds
+(mean, standard deviation, 95% interval; `labnorm.stats`). Notebooks and the site read these
+files; no number shown is typed by hand.
 
-Files are named `<experiment>__<scale>__seed<seed>.json` and live in the
-`results/` folder of the repository, or in `$LABNORM_RESULTS` when it is set.
-A record may carry NumPy arrays (loss surfaces) under `"arrays"`: they are saved beside the
-JSON as `<same name>.npz`, which the JSON names with its SHA-256, and loaded back with it.
+A seed may carry NumPy arrays (loss surfaces): they are saved once, when the seed finishes, as
+`<experiment>__<scale>__seed<seed>.npz` beside the JSON, which names each file with its SHA-256
+and loads it back after checking it.
+
+Records written before seeds were pooled (`<experiment>__<scale>__seed<seed>.json`, one seed
+each) are still read: `load_record` turns them into a one-seed record.
+
+Benchmarks write `benchmarks/results/<name>__<device type>.json` (or `$LABNORM_BENCHMARKS`).
 """
 
 from __future__ import annotations
@@ -28,21 +35,25 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import __version__
+from ._version import __version__
 from .scale import SCALES
 
 __all__ = [
     "provenance",
+    "code_version",
     "encode_image",
     "decode_image",
-    "load_benchmark",
     "results_dir",
-    "results_path",
-    "save_results",
-    "load_results",
+    "benchmarks_dir",
+    "record_path",
+    "arrays_path",
+    "save_record",
+    "load_record",
+    "find_record",
     "find_reference",
     "provenance_line",
     "save_benchmark",
+    "load_benchmark",
 ]
 
 # The repository root, when labnorm is imported from a checkout.
@@ -106,88 +117,148 @@ def results_dir() -> Path:
     return Path(env) if env else _REPO_ROOT / "results"
 
 
-def results_path(name: str, scale: str, seed: int, directory: Path | None = None) -> Path:
-    return (directory or results_dir()) / f"{name}__{scale}__seed{seed}.json"
+def benchmarks_dir() -> Path:
+    """`$LABNORM_BENCHMARKS` if set, else the repository's `benchmarks/results/` folder."""
+    env = os.environ.get("LABNORM_BENCHMARKS")
+    return Path(env) if env else _REPO_ROOT / "benchmarks" / "results"
 
 
-def save_results(record: dict[str, Any], directory: Path | None = None) -> Path:
-    """Write a run record (as built by an experiment) and return its path.
+def record_path(name: str, scale: str, directory: Path | None = None) -> Path:
+    """Where the record of experiment `name` at `scale` lives."""
+    return (directory or results_dir()) / f"{name}__{scale}.json"
 
-    `record["arrays"]`, if present, goes to a `.npz` beside the JSON (compressed), and the JSON
-    holds its file name and SHA-256 under `"arrays_file"` / `"arrays_sha256"` instead.
-    """
-    for key in ("experiment", "config", "metrics", "provenance"):
-        if key not in record:
-            raise ValueError(f"save_results: the record lacks {key!r}")
-    prov = record["provenance"]
-    path = results_path(record["experiment"], prov["scale"], prov["seed"], directory)
+
+def arrays_path(name: str, scale: str, seed: int, directory: Path | None = None) -> Path:
+    """Where one seed's arrays live (beside the record)."""
+    return (directory or results_dir()) / f"{name}__{scale}__seed{seed}.npz"
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    # Write beside the target, then rename over it: a run killed while saving leaves the old file.
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {k: v for k, v in record.items() if k != "arrays"}
-    if record.get("arrays"):
-        npz = path.with_suffix(".npz")
-        np.savez_compressed(npz, **{k: np.asarray(v) for k, v in record["arrays"].items()})
-        payload["arrays_file"] = npz.name
-        payload["arrays_sha256"] = hashlib.sha256(npz.read_bytes()).hexdigest()
-    path.write_text(json.dumps(payload, indent=1, sort_keys=False) + "\n")
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def save_arrays(path: Path, arrays: dict[str, Any]) -> str:
+    """Write `arrays` to a compressed `.npz` at `path`; return its SHA-256."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    data = buf.getvalue()
+    _atomic_write(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _load_arrays(npz: Path, sha256: str | None, owner: Path) -> dict[str, np.ndarray]:
+    data = npz.read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ValueError(f"{npz.name}: checksum differs from the one in {owner.name}; the arrays do not belong to this run")
+    with np.load(io.BytesIO(data), allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def save_record(record: dict[str, Any], directory: Path | None = None) -> Path:
+    """Write a record (as built by `labnorm.experiments.run`) atomically; return its path.
+
+    Arrays are not written here: each seed's `.npz` is saved when the seed finishes, and the
+    record names it under `per_seed[seed]["arrays_file"]` with its `"arrays_sha256"`.
+    """
+    for key in ("experiment", "scale", "config", "seeds", "per_seed", "summary", "provenance"):
+        if key not in record:
+            raise ValueError(f"save_record: the record lacks {key!r}")
+    path = record_path(record["experiment"], record["scale"], directory)
+    payload = {k: v for k, v in record.items() if k not in ("arrays", "source", "path")}
+    _atomic_write(path, (json.dumps(payload, indent=1) + "\n").encode())
     return path
 
 
-def load_results(path: str | Path) -> dict[str, Any]:
-    """A saved record; its arrays (if it has any) are loaded into `"arrays"` after a checksum check."""
+def load_record(path: str | Path) -> dict[str, Any]:
+    """A saved record with its arrays (`record["arrays"][seed]`, checksum-checked).
+
+    A one-seed file of the earlier layout is returned as a one-seed record.
+    """
     path = Path(path)
     record = json.loads(path.read_text())
     if "provenance" not in record:
         raise ValueError(f"{path}: not a labnorm results file (no provenance)")
-    if "arrays_file" in record:
-        npz = path.parent / record["arrays_file"]
-        data = npz.read_bytes()
-        if hashlib.sha256(data).hexdigest() != record.get("arrays_sha256"):
-            raise ValueError(f"{npz}: checksum differs from the one in {path.name}; the arrays do not belong to this run")
-        with np.load(io.BytesIO(data), allow_pickle=False) as f:
-            record["arrays"] = {k: f[k] for k in f.files}
+    if "per_seed" not in record:
+        record = _from_single_seed(record, path)
+    arrays = {}
+    for seed, entry in record["per_seed"].items():
+        if "arrays_file" in entry:
+            arrays[seed] = _load_arrays(path.parent / entry["arrays_file"], entry.get("arrays_sha256"), path)
+    if arrays:
+        record["arrays"] = arrays
     return record
 
 
-def find_reference(name: str, directory: Path | None = None) -> dict[str, Any] | None:
-    """The saved run of experiment `name` at the largest scale there is, or None."""
+def _from_single_seed(old: dict[str, Any], path: Path) -> dict[str, Any]:
+    """An earlier one-seed file (`metrics` + `provenance` with its `seed`) as a one-seed record.
+
+    Its summary is filled in by `labnorm.experiments`, which knows the experiment's metrics.
+    """
+    prov = old["provenance"]
+    seed = str(prov.get("seed", 0))
+    entry = {"metrics": {}, "details": old["metrics"], "provenance": prov}
+    if "arrays_file" in old:
+        entry["arrays_file"], entry["arrays_sha256"] = old["arrays_file"], old.get("arrays_sha256")
+    return {
+        "experiment": old["experiment"], "description": old.get("description", ""), "scale": prov["scale"],
+        "config": old["config"], "seeds": [int(seed)], "per_seed": {seed: entry}, "summary": {},
+        "provenance": {**prov, "seeds": [int(seed)]}, "converted_from": path.name,
+    }
+
+
+def find_record(name: str, scale: str, directory: Path | None = None) -> Path | None:
+    """The file holding experiment `name` at `scale`: the record, else an earlier one-seed file."""
     folder = directory or results_dir()
+    path = record_path(name, scale, folder)
+    if path.is_file():
+        return path
+    legacy = sorted(folder.glob(f"{name}__{scale}__seed*.json"))
+    return legacy[0] if legacy else None
+
+
+def find_reference(name: str, directory: Path | None = None) -> dict[str, Any] | None:
+    """The saved record of experiment `name` at the largest scale there is, or None."""
     # Largest scale first: a gpu run is the reference when it exists.
     for scale in reversed(SCALES):
-        hits = sorted(folder.glob(f"{name}__{scale}__seed*.json"))
-        if hits:
-            return load_results(hits[0])
+        path = find_record(name, scale, directory)
+        if path is not None:
+            return load_record(path)
     return None
 
 
-def load_benchmark(name: str, device_type: str = "cpu") -> dict[str, Any] | None:
-    """The committed result of benchmark `name` on `device_type` (`benchmarks/results/`, next to the
-    results folder), or None."""
-    path = results_dir().parent / "benchmarks" / "results" / f"{name}__{device_type}.json"
-    return load_results(path) if path.is_file() else None
-
-
 def provenance_line(record: dict[str, Any]) -> str:
-    """One line under a plot or table: device, scale, dataset, date, commit, wall time."""
+    """One line under a plot or table: device, scale, dataset, seeds, date, commit, wall time."""
     p = record["provenance"]
-    commit = (p.get("commit") or "unknown")[:10] + ("+dirty" if p.get("commit_dirty") else "")
+    commits = p.get("commits") or [p.get("commit") or "unknown"]
+    commit = ", ".join(c[:10] for c in commits) + ("+dirty" if p.get("commit_dirty") else "")
+    seeds = p.get("seeds", [p.get("seed")])
+    seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(str(s) for s in seeds)}"
     parts = [record.get("experiment") or "benchmark " + record["benchmark"], f"scale={p['scale']}",
-             p["dataset"], p["device"], f"seed {p['seed']}", p["date"][:10], f"commit {commit}",
-             f"torch {p['torch']}", f"{p['wall_time_s'] / 60:.1f} min"]
-    return " · ".join(part for part in parts if part)  # benchmarks have no dataset
+             p.get("dataset"), p["device"], seed_text if seeds != [None] else None, p["date"][:10],
+             f"commit {commit}", f"torch {p['torch']}", f"{p['wall_time_s'] / 60:.1f} min"]
+    return " · ".join(part for part in parts if part)  # benchmarks have no dataset and no seed
 
 
 def save_benchmark(
     name: str, device: torch.device, wall_time_s: float, directory: Path | None = None, **fields: Any
 ) -> Path:
-    """Write `benchmarks/results/<name>__<device type>.json` (or into `directory`): `fields` plus provenance."""
+    """Write `<name>__<device type>.json` into `directory` (default `benchmarks_dir()`): `fields` plus provenance."""
     record = {"benchmark": name, **fields,
               "provenance": provenance(scale="benchmark", seed=0, dataset=None, device=device,
                                        wall_time_s=wall_time_s)}
-    folder = directory or _REPO_ROOT / "benchmarks" / "results"
-    out = folder / f"{name}__{torch.device(device).type}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1) + "\n")
+    out = (directory or benchmarks_dir()) / f"{name}__{torch.device(device).type}.json"
+    _atomic_write(out, (json.dumps(record, indent=1) + "\n").encode())
     return out
+
+
+def load_benchmark(name: str, device_type: str = "cpu", directory: Path | None = None) -> dict[str, Any] | None:
+    """The committed result of benchmark `name` on `device_type` (in `benchmarks_dir()`), or None."""
+    path = (directory or benchmarks_dir()) / f"{name}__{device_type}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def encode_image(image: torch.Tensor) -> str:

@@ -8,9 +8,10 @@ Every experiment and notebook runs at one of three sizes:
 | `cpu`   | a laptop without a GPU       | minutes                         |
 | `gpu`   | one modern GPU               | the source's full-size run      |
 
-Code asks for the current scale with `get_scale()` and picks its sizes with
-`pick(smoke=..., cpu=..., gpu=...)`, so the three sizes of an experiment sit
-side by side where they are used.
+Code asks for the current scale with `get_scale()`. An experiment keeps its sizes
+at the three scales as data, one frozen dataclass per scale side by side in its
+module (`labnorm.experiments`); a notebook cell picks a size with
+`pick(smoke=..., cpu=..., gpu=...)`.
 """
 
 from __future__ import annotations

@@ -56,8 +56,7 @@ import torch
 from torch import nn
 
 import labnorm
-from labnorm import results
-from labnorm.experiments import run_experiment
+from labnorm import experiments
 
 torch.manual_seed(0)
 plt.rcParams["figure.dpi"] = 72  # keeps the saved notebook small
@@ -265,90 +264,49 @@ for name, (ours, ref, exact) in layers.items():
 # eval mode, so batch norm uses its running estimates. The sizes depend on `LABNORM_SCALE`:
 # `smoke` is a seconds-long check, `cpu` takes minutes, `gpu` trains on the full data.
 
-# %%
-def plot_runs(record, title):
-    runs = record["metrics"]["runs"]
-    colours = {2: "tab:red", 8: "tab:orange", 64: "tab:blue"}
-    style = {"bn": "-", "gn:8": "--"}
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
-    for r in runs:
-        label = f"{'BN' if r['norm'] == 'bn' else 'GN'} batch {r['batch_size']}"
-        kw = dict(color=colours[r["batch_size"]], ls=style[r["norm"]], label=label)
-        images = [step * r["batch_size"] for step, _ in r["loss_curve"]]
-        axes[0].plot(images, [loss for _, loss in r["loss_curve"]], **kw)
-        epochs = [e["epoch"] for e in r["epochs"] if "test_acc" in e]
-        axes[1].plot(epochs, [e["test_acc"] for e in r["epochs"] if "test_acc" in e], marker="o", **kw)
-    for norm, marker in (("bn", "o"), ("gn:8", "s")):
-        sel = [r for r in runs if r["norm"] == norm]
-        axes[2].plot([r["batch_size"] for r in sel], [r["final_test_acc"] or 0 for r in sel],
-                     marker=marker, ls=style[norm], color="k", label="BN" if norm == "bn" else "GN")
-    axes[0].set(xlabel="training images seen", ylabel="training loss", title="training loss")
-    axes[1].set(xlabel="epoch", ylabel="test accuracy", title="test accuracy (eval mode)")
-    axes[2].set(xlabel="batch size", ylabel="final test accuracy", xscale="log", title="final accuracy vs batch")
-    axes[2].set_xticks([2, 8, 64], ["2", "8", "64"])
-    axes[0].legend(fontsize=7)
-    axes[2].legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    plt.show()
-
-
-def summary(record):
-    print(f"{'norm':<6}{'batch':>6}{'lr':>9}{'test acc':>10}{'test loss':>11}{'s/run':>8}")
-    for r in record["metrics"]["runs"]:
-        acc = "diverged" if r["final_test_acc"] is None else f"{r['final_test_acc']:.3f}"
-        loss = "" if r["final_test_loss"] is None else f"{r['final_test_loss']:.3f}"
-        print(f"{r['norm']:<6}{r['batch_size']:>6}{r['lr']:>9.4f}{acc:>10}{loss:>11}{r['seconds']:>8.0f}")
-
+# %% [markdown]
+# The experiment lives in `labnorm.experiments.bn_gn_batch_size`: its sizes at each scale, the
+# training of every arm, and the report — the table, figures and verdicts shown here and on the
+# site's results page. A live run at the current scale (one seed, not saved):
 
 # %%
-live = run_experiment("bn_gn_batch_size", SCALE, seed=0, save=False)
-print(results.provenance_line(live))
-summary(live)
-plot_runs(live, f"this run: scale={SCALE}, {live['provenance']['dataset']}")
+bn_gn = experiments.get("bn_gn_batch_size")
+print(bn_gn.config(SCALE))
+live = experiments.run("bn_gn_batch_size", SCALE, seeds=1, save=False)
+bn_gn.report(live).show()
 
 # %% [markdown]
 # ## Reference results
 #
-# The largest saved run of this experiment, from `results/` (written by
-# `python -m labnorm run bn_gn_batch_size --scale cpu`; its provenance line says where and
-# when it ran). The seconds per run come from a shared 2-core machine with other work running:
-# they are not a speed comparison of the layers (that lives in `benchmarks/`).
+# The largest saved record of this experiment, from `results/` (written by
+# `python -m labnorm run bn_gn_batch_size --scale cpu --seeds 3`, which runs seeds 0, 1, 2 and
+# can be stopped and resumed; its provenance line says where, when and over which seeds it ran).
+# Each accuracy is the mean over seeds ± the half-width of its 95% interval, and each verdict is
+# computed by `labnorm.verdict` from the **paired** difference of two arms over the same seeds.
 
 # %%
-reference = results.find_reference("bn_gn_batch_size")
+reference = experiments.reference("bn_gn_batch_size")
 if reference is None:
     print("no saved reference run found (set LABNORM_RESULTS to the repository's results/ folder)")
 else:
-    print(results.provenance_line(reference))
-    print(reference["config"])
-    summary(reference)
-    plot_runs(reference, f"reference: scale={reference['provenance']['scale']}, {reference['provenance']['dataset']}")
+    bn_gn.report(reference).show()
 
 # %% [markdown]
 # ## What we found
 #
-# The figures below are computed from the reference file, not typed in.
-
-# %%
-if reference is not None:
-    acc = {(r["norm"], r["batch_size"]): r["final_test_acc"] for r in reference["metrics"]["runs"]}
-    for norm, name in (("bn", "Batch norm"), ("gn:8", "Group norm")):
-        change = acc[(norm, 2)] - acc[(norm, 64)]
-        print(f"{name}: test accuracy {acc[(norm, 64)]:.3f} at batch 64, {acc[(norm, 2)]:.3f} at batch 2 ({change:+.3f})")
-    print(f"At batch 64, BN - GN = {acc[('bn', 64)] - acc[('gn:8', 64)]:+.3f}; at batch 2, {acc[('bn', 2)] - acc[('gn:8', 2)]:+.3f}")
-
-# %% [markdown]
-# * **The paper's claim holds here, qualitatively.** Batch norm loses accuracy as the batch
-#   shrinks from 64 to 2, while group norm's accuracy stays where it was: its statistics never
-#   see the rest of the batch, so they are the same at batch 2 as at batch 64.
-# * **At a comfortable batch size batch norm is ahead**, as in the GN paper's ImageNet results,
-#   where GN trails BN slightly at batch 32. The noise that batch statistics inject is a mild
-#   regularizer as long as the batch is large enough for the running estimates to describe it.
+# * **Read the verdicts, not the point estimates.** The GN paper's claim is that BN loses
+#   accuracy as the batch shrinks while GN does not. The verdict lines above say what the
+#   saved seeds can decide about it: a record with a single seed can only ever be
+#   *inconclusive*, whatever direction its one run points in, because one seed cannot separate a
+#   difference from the seed-to-seed noise.
+# * **Why GN should not care about the batch**: its statistics never see the rest of the batch,
+#   so they are the same at batch 2 as at batch 64, in training and in eval mode. BN's running
+#   estimates, in contrast, average batch statistics that become very noisy at batch 2.
 # * **Our run is far smaller than the paper's** (a 3-stage CNN for a few epochs on a subset of
-#   the JPEG copy of CIFAR-10, on a CPU; the paper trains ResNet-50 on ImageNet), so the sizes
-#   of the gaps are not comparable with its figures — only their direction. The `gpu` scale
-#   trains on the full data for longer; no run at that scale is saved yet.
+#   the JPEG copy of CIFAR-10, on a CPU; the paper trains ResNet-50 on ImageNet), and its
+#   baseline accuracy, printed in the table, is far from a tuned CIFAR-10 model's: the sizes of
+#   any gaps are not comparable with the paper's figures. The `gpu` scale trains on the full
+#   data for longer.
 # * **Precision is not a given.** On float32 input with a large mean and a small spread, torch's
 #   own float32 kernels drift from the float64 answer by a visible fraction of the output
 #   scale (printed above), while computing the statistics on shifted data keeps labnorm within

@@ -57,8 +57,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import labnorm
-from labnorm import results
-from labnorm.experiments import load_or_run
+from labnorm import experiments, results
 from labnorm.weight_std import VARIANTS
 
 torch.manual_seed(0)
@@ -237,50 +236,26 @@ print("eval uses the same estimates:", torch.allclose(bcn.eval()(x), bcn.channel
 # At `smoke` scale this runs live; at `cpu`/`gpu` scale the saved run of that scale is loaded.
 
 # %%
-COLOURS = {"bn": "tab:red", "ws+bn": "tab:orange", "gn": "tab:blue", "ws+gn": "tab:cyan", "ws+bcn": "tab:green"}
-
-
-def plot_runs(record):
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.4))
-    for r in record["metrics"]["runs"]:
-        kw = dict(color=COLOURS[r["norm"]], label=r["norm"])
-        axes[0].plot([s for s, _ in r["loss_curve"]], [v for _, v in r["loss_curve"]], **kw)
-        axes[1].plot([e["epoch"] for e in r["epochs"]], [e.get("test_acc") for e in r["epochs"]], marker="o", **kw)
-    axes[0].set(title="training loss", xlabel="step", ylabel="loss")
-    axes[1].set(title="test accuracy", xlabel="epoch", ylabel="accuracy")
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    plt.show()
-
-
-def table(record):
-    print(f"{'norm':<8}{'test acc':>10}{'test loss':>11}{'dead channels':>15}")
-    for r in record["metrics"]["runs"]:
-        print(f"{r['norm']:<8}{r['final_test_acc']:>10.3f}{r['final_test_loss']:>11.3f}"
-              f"{r['dead_channel_fraction']:>15.1%}")
-    print("WS variants vs the paper's, on the trained WS+BN weights:")
-    for variant, gap in record["metrics"]["variant_gaps_on_trained_ws_bn"].items():
-        print(f"  {variant:<8} max |diff| {gap['max_abs']:.1e}, mean |diff| {gap['mean_abs']:.1e}")
-
-
-vgg_run = load_or_run("ws_bcn_vgg", SCALE)
-print(f"{vgg_run['source']}: {results.provenance_line(vgg_run)}")
-table(vgg_run)
-plot_runs(vgg_run)
+vgg_exp = experiments.get("ws_bcn_vgg")
+print(vgg_exp.config(SCALE))
+vgg_run = experiments.load_or_run("ws_bcn_vgg", SCALE)
+print(f"{vgg_run['source']} record")
+vgg_exp.report(vgg_run).show()
 
 # %% [markdown]
 # ## Reference results
+#
+# The largest saved record (`python -m labnorm run ws_bcn_vgg --scale cpu --seeds 3`); means over
+# seeds ± the half-width of their 95% intervals, verdicts from paired differences over seeds.
 
 # %%
-ref = results.find_reference("ws_bcn_vgg")
+ref = experiments.reference("ws_bcn_vgg")
 if ref is None:
     print("no saved run (set LABNORM_RESULTS to the repository's results/ folder)")
-elif ref["provenance"]["scale"] == SCALE:
-    print(f"the reference is the run shown above — {results.provenance_line(ref)}")
+elif ref["scale"] == SCALE:
+    print("the reference is the record shown above")
 else:
-    print(results.provenance_line(ref))
-    table(ref)
-    plot_runs(ref)
+    vgg_exp.report(ref).show()
 
 # %% [markdown]
 # ## What it costs
@@ -307,47 +282,29 @@ else:
 # %% [markdown]
 # ## What we found
 #
-# Computed from the saved run (the figures are not typed in):
-
-# %%
-ref = results.find_reference("ws_bcn_vgg")
-if ref is not None:
-    runs = {r["norm"]: r for r in ref["metrics"]["runs"]}
-    for base in ("bn", "gn"):
-        print(f"WS+{base.upper()} − {base.upper()}: test acc {runs['ws+' + base]['final_test_acc'] - runs[base]['final_test_acc']:+.3f}, "
-              f"dead channels {runs[base]['dead_channel_fraction']:.1%} → {runs['ws+' + base]['dead_channel_fraction']:.1%}")
-    print(f"WS+BCN − BN: test acc {runs['ws+bcn']['final_test_acc'] - runs['bn']['final_test_acc']:+.3f}")
-    print(f"best: {max(runs, key=lambda k: runs[k]['final_test_acc'])}")
-    gaps = ref["metrics"]["variant_gaps_on_trained_ws_bn"]
-    print("largest gap between WS variants on trained weights: "
-          + ", ".join(f"{v} {g['max_abs']:.2f}" for v, g in gaps.items() if v != "paper"))
-
-# %% [markdown]
-# * **WS rescued GN on this VGG, and the dead channels say why.** Plain GN trained badly here, and
-#   after training a sizeable fraction of its ReLU channels were dead (positive on under 1% of
-#   positions); with WS in front of the same GN almost none were, and accuracy rose a lot. This is
-#   the paper's elimination-singularity argument seen directly: BN (with or without WS) had no dead
-#   channels at all, and WS brought GN's channels close to that.
-# * **WS+BN edged out BN** at the end of our short schedule, in line with the paper (WS helps BN
-#   too) — but one seed and a few epochs on a subset cannot separate a difference of this size
-#   from noise; the gap to GN is the robust finding.
-# * **WS+BCN did not beat BN here.** The paper's BCN results are for micro-batches, where BN
-#   fails; at batch 64, BN's own statistics are good and the channel part (16–32 groups here)
-#   adds a per-sample normalization the net did not need in four epochs. We did not reproduce a
-#   micro-batch BCN setting in this notebook (exercise 3).
+# * **The verdicts above decide; the point estimates only describe one seed.** The WS paper's
+#   claims on this layout — WS improves GN, WS improves BN, WS+BCN is best — are each judged from
+#   the paired difference over the saved seeds; with a single seed every verdict is
+#   *inconclusive*, whatever the one run shows.
+# * **Dead channels are the mechanism to look at.** The table counts ReLU channels that are
+#   positive on under 1% of their positions after training: the paper's first elimination
+#   singularity, seen directly. Compare the GN and WS+GN rows: WS is argued to keep channels
+#   alive by keeping every filter's output standardized.
+# * **BCN was made for micro-batches.** The paper's BCN results are for micro-batches, where BN
+#   fails; at batch 64, BN's own statistics are good. We did not reproduce a micro-batch BCN
+#   setting in this notebook (exercise 3).
 # * **The variants are not interchangeable on trained weights.** Trained filters shrink (weight
 #   decay), their variances approach $\epsilon$, and the choice of $\epsilon$ — $10^{-5}$ here,
 #   $10^{-6}$ in timm, $10^{-10}$ in BiT, added to the std in the WS repository — changes $\hat W$
-#   by several percent of its scale, far more than on freshly initialized weights. A checkpoint
-#   trained with one variant is a (slightly) different network under another.
-# * **Cost.** With autograd's ops WS made a batch-2 ResNet-18 step about twice as slow on this
-#   CPU; labnorm's closed-form backward cuts most of that, and the eval cache all of it in eval
-#   (the table above). What is left at batch 2 is memory traffic: the standardization reads and
-#   writes every weight a few times per step while the convolution at batch 2 does little work
-#   per weight. At batch 64 WS is within the benchmark's noise.
-# * **Scale.** These are `cpu`-scale runs (VGG at a quarter width, 8,000 training images, four
-#   epochs, 2 CPU cores, the JPEG copy of CIFAR-10). labml's run trains the full VGG on all of
-#   CIFAR-10; the `gpu` scale is that run, not made yet.
+#   by a visible fraction of its scale (the second table), far more than on freshly initialized
+#   weights. A checkpoint trained with one variant is a slightly different network under another.
+# * **Cost.** The benchmark table above gives the step time with WS convs divided by the step
+#   with plain convs, per implementation and batch. At batch 2 what is left is memory traffic:
+#   the standardization reads and writes every weight a few times per step while the convolution
+#   does little work per weight.
+# * **Scale.** The saved runs are `cpu`-scale (VGG at a quarter width, 8,000 training images,
+#   four epochs, 2 CPU cores, the JPEG copy of CIFAR-10); the baseline's accuracy, in the table,
+#   is far below labml's full-size run. The `gpu` scale is that run.
 
 # %% [markdown]
 # ## Exercises

@@ -56,8 +56,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import labnorm
-from labnorm import results
-from labnorm.experiments import load_or_run
+from labnorm import experiments, results
 
 torch.manual_seed(0)
 plt.rcParams["figure.dpi"] = 72  # keeps the saved notebook small
@@ -185,61 +184,26 @@ print("last_gamma: output equals the bias =", torch.equal(sn(torch.randn(2, 3, 4
 # for reference. At `smoke` scale this runs live; at `cpu`/`gpu` scale the saved run is loaded.
 
 # %%
-def plot_accuracy(record):
-    fig, ax = plt.subplots(figsize=(7, 3.4))
-    for r in record["metrics"]["runs"]:
-        ax.plot([e["epoch"] for e in r["epochs"]], [e.get("test_acc") for e in r["epochs"]], marker="o", label=r["label"])
-    ax.set(title="test accuracy per epoch", xlabel="epoch", ylabel="accuracy")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    plt.show()
-
-
-def plot_importance(record, label="sn 0.98"):
-    run = next(r for r in record["metrics"]["runs"] if r["label"] == label)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2), sharey=True)
-    layers = range(1, len(run["importance"]) + 1)
-    for ax, kind in zip(axes, ("mean", "var")):
-        bottom = [0.0] * len(run["importance"])
-        for k, name in enumerate(("IN", "LN", "BN")):
-            vals = [imp[kind][k] for imp in run["importance"]]
-            ax.bar(layers, vals, bottom=bottom, label=name)
-            bottom = [b + v for b, v in zip(bottom, vals)]
-        ax.set(title=f"{label}: importance weights of the {kind}s", xlabel="layer")
-    axes[0].set_ylabel("softmax weight")
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    plt.show()
-
-
-def table(record):
-    print(f"{'run':<18}{'final acc':>10}{'best acc':>10}{'largest epoch-to-epoch drop':>29}")
-    for r in record["metrics"]["runs"]:
-        accs = [e.get("test_acc") or 0.0 for e in r["epochs"]]
-        drop = max([a - b for a, b in zip(accs, accs[1:])] + [0.0])
-        print(f"{r['label']:<18}{accs[-1]:>10.3f}{max(accs):>10.3f}{drop:>29.3f}")
-
-
-sn_run = load_or_run("switch_norm_cifar", SCALE)
-print(f"{sn_run['source']}: {results.provenance_line(sn_run)}")
-table(sn_run)
-plot_accuracy(sn_run)
-plot_importance(sn_run)
+sn_exp = experiments.get("switch_norm_cifar")
+print(sn_exp.config(SCALE))
+sn_run = experiments.load_or_run("switch_norm_cifar", SCALE)
+print(f"{sn_run['source']} record")
+sn_exp.report(sn_run).show()
 
 # %% [markdown]
 # ## Reference results
+#
+# The largest saved record (`python -m labnorm run switch_norm_cifar --scale cpu --seeds 3`); means
+# over seeds ± the half-width of their 95% intervals, verdicts from paired differences over seeds.
 
 # %%
-ref = results.find_reference("switch_norm_cifar")
+ref = experiments.reference("switch_norm_cifar")
 if ref is None:
     print("no saved run (set LABNORM_RESULTS to the repository's results/ folder)")
-elif ref["provenance"]["scale"] == SCALE:
-    print(f"the reference is the run shown above — {results.provenance_line(ref)}")
+elif ref["scale"] == SCALE:
+    print("the reference is the record shown above")
 else:
-    print(results.provenance_line(ref))
-    table(ref)
-    plot_accuracy(ref)
-    plot_importance(ref)
+    sn_exp.report(ref).show()
 
 # %% [markdown]
 # ## What it costs
@@ -264,52 +228,25 @@ if bench is not None:
 # %% [markdown]
 # ## What we found
 #
-# Computed from the saved run (the figures are not typed in):
-
-# %%
-ref = results.find_reference("switch_norm_cifar")
-if ref is not None:
-    for r in ref["metrics"]["runs"]:
-        accs = [e.get("test_acc") or 0.0 for e in r["epochs"]]
-        drops = [i + 2 for i, (a, b) in enumerate(zip(accs, accs[1:])) if a - b > 0.05]
-        print(f"{r['label']:<18} final {accs[-1]:.3f}; epochs where accuracy fell by more than 0.05: {drops or 'none'}")
-    curves = {r["label"]: [e.get("test_acc") or 0.0 for e in r["epochs"]] for r in ref["metrics"]["runs"]}
-    ba = curves["sn batch average"]
-    print(f"batch average rises at every epoch: {all(b > a for a, b in zip(ba, ba[1:]))}; its lead over each "
-          "moving average, mean over epochs: " + ", ".join(
-              f"{label[3:]} {sum(x - y for x, y in zip(ba, c)) / len(c):+.3f}" for label, c in curves.items() if label[3:] in ("0.98", "0.99", "0.997")))
-    last = next(r for r in ref["metrics"]["runs"] if r["label"] == "sn 0.98")["importance"]
-    for kind in ("mean", "var"):
-        top = [("IN", "LN", "BN")[max(range(3), key=lambda k: imp[kind][k])] for imp in last]
-        print(f"sn 0.98, largest {kind} weight per layer: {' '.join(top)}")
-
-# %% [markdown]
-# * **The moving-average runs lag; the batch average does not.** Evaluated with running averages,
-#   SN's test accuracy trails the batch-average run through the middle of training (the mean lead
-#   printed above), most with the longest memory: the evaluation uses BN statistics averaged over
-#   the last ~50–330 batches of a network whose weights are still moving fast, and with 0.997 they
-#   are the stalest — that run also lost more than 0.05 of accuracy in one epoch (listed above).
-#   The batch-average run, whose statistics are recomputed from the current weights before each
-#   evaluation, improves at every epoch. This is the port's reported instability in our setting, in
-#   a milder form — at 12 one-cycle epochs instead of its 25 constant ones, so "late" here is
-#   wherever the learning rate is high, not epochs 22–25.
-# * **0.98 vs 0.99 barely differ; 0.997 is clearly worse**, in line with the port's choice of 0.98.
-# * **At the end the runs close up.** By the last epochs the learning rate has annealed, the
-#   weights move slowly and the running averages have caught up: the batch average finishes
-#   level with 0.98, a difference one seed cannot separate from noise. Its advantage is a curve you
-#   can trust at every epoch.
-# * **BN has the largest importance weight in every layer, and more of it with depth**, in the means
-#   and the variances alike (IN's share shrinks), as the paper reports for classification with
-#   large batches. The weights are the same in all four SN runs: the momentum only changes the
-#   statistics used at evaluation, not training. Plain BN is still slightly ahead of SN here.
-# * **Cost** (the table in "What it costs"). At batch 64 `SwitchNorm2d`'s training step is no
-#   slower than torch's `BatchNorm2d` on this CPU and well below the official formulas. At batch 2
-#   the tensors are tiny and the step is the overhead of some sixty small operations on the
-#   statistics: eager SN is then about three times BN, and `torch.compile`, which fuses them, is
-#   what brings it under the 1.8 goal.
-# * **Scale.** `cpu` runs: the toy model at a quarter width, 8,000 training images, 12 epochs, one
-#   seed, 2 CPU cores, the JPEG copy of CIFAR-10. The Keras example's 87% after 25 epochs is for
-#   the full model on all of CIFAR-10 (our `gpu` scale, not run yet); we do not claim to reproduce it.
+# * **Moving average against batch average.** The verdicts above compare the batch-average run
+#   with each moving-average run on the same seeds. A record with one seed can only be
+#   *inconclusive*; the per-epoch curves show *where* the two kinds of statistics part, which
+#   is what to look at while seeds accumulate: a moving average with a long memory (0.997
+#   averages the last ~330 batches) evaluates with statistics of weights that have since moved,
+#   most visibly while the learning rate is high. The batch average is recomputed from the
+#   current weights before each evaluation.
+# * **The importance weights** (last figure) show which statistics SN learned to use, layer by
+#   layer. The paper reports BN dominating for classification with large batches. The weights
+#   are the same in all four SN runs of a seed: the momentum only changes the statistics used at
+#   evaluation, not training.
+# * **Cost** (the table in "What it costs"): `SwitchNorm2d`'s training step divided by torch's
+#   `BatchNorm2d`, eager and compiled, and by the official formulas. At batch 2 the tensors are
+#   tiny and the step is the overhead of some sixty small operations on the statistics, which
+#   `torch.compile` fuses.
+# * **Scale.** The saved runs are `cpu` runs: the toy model at a quarter width, 8,000 training
+#   images, 12 epochs, 2 CPU cores, the JPEG copy of CIFAR-10. The Keras example's 87% after 25
+#   epochs is for the full model on all of CIFAR-10 (our `gpu` scale); the BN baseline's accuracy
+#   here, in the table, is far below it, and we do not claim to reproduce it.
 
 # %% [markdown]
 # ## Exercises

@@ -59,8 +59,7 @@ import torch
 from torch import nn
 
 import labnorm
-from labnorm import results
-from labnorm.experiments import load_or_run
+from labnorm import experiments
 from labnorm.train.lr_finder import LRFinder
 
 torch.manual_seed(0)
@@ -187,36 +186,11 @@ except ImportError:
 # saved run of that scale is loaded (`load_or_run`; pass `rerun=True` to train it again).
 
 # %%
-def plot_range_tests(record):
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    for c, colour in zip(record["metrics"]["curves"], ["tab:blue", "tab:green", "tab:gray"]):
-        ax.plot(c["lr"], c["loss"], color=colour, label=f"{c['norm']} (stopped after {c['stopped_at']} steps)")
-        if c["suggested_lr"]:
-            ax.axvline(c["suggested_lr"], color=colour, ls=":", lw=1)
-    ax.set(xscale="log", xlabel="learning rate", ylabel="smoothed training loss",
-           title=f"ResNet-18 (width {record['config']['width']}), batch {record['config']['batch_size']}: "
-                 "dotted = steepest descent")
-    # The diverging end of a curve reaches huge values: zoom on the interesting range
-    curves = record["metrics"]["curves"]
-    low = min(min(v for v in c["loss"] if math.isfinite(v)) for c in curves)
-    high = max(c["loss"][0] for c in curves)
-    ax.set_ylim(low - 0.1 * (high - low), high + 0.6 * (high - low))
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    plt.show()
-
-
-def suggestions(record):
-    for c in record["metrics"]["curves"]:
-        lr_stop = c["lr"][-1]
-        sugg = "none" if c["suggested_lr"] is None else f"{c['suggested_lr']:.3g}"
-        print(f"{c['norm']:<5} steepest descent at lr {sugg:<8} last lr before stopping {lr_stop:.3g}")
-
-
-lr_test = load_or_run("lr_range_test_resnet18", SCALE)
-print(f"{lr_test['source']}: {results.provenance_line(lr_test)}")
-suggestions(lr_test)
-plot_range_tests(lr_test)
+lr_exp = experiments.get("lr_range_test_resnet18")
+print(lr_exp.config(SCALE))
+lr_test = experiments.load_or_run("lr_range_test_resnet18", SCALE)
+print(f"{lr_test['source']} record")
+lr_exp.report(lr_test).show()
 
 # %% [markdown]
 # ## The one-cycle schedule
@@ -250,82 +224,49 @@ print(f"start {lrs[0]:.4f} = max/25, peak {max(lrs):.3f} at step {lrs.index(max(
 # and flip). Like the range test, `smoke` runs live and `cpu`/`gpu` load the saved run.
 
 # %%
-def plot_training(record):
-    m = record["metrics"]
-    fig, ax = plt.subplots(1, 3, figsize=(14, 3.4))
-    steps = [s for s, _ in m["loss_curve"]]
-    ax[0].plot(steps, [v for _, v in m["loss_curve"]])
-    ax[0].set(xlabel="step", ylabel="training loss (label smoothing 0.2)", title="training loss")
-    ax[1].plot([i * max(1, m["steps"] // 200) for i in range(len(m["lr"]))], m["lr"], color="tab:orange")
-    ax[1].set(xlabel="step", ylabel="learning rate", title="one-cycle learning rate")
-    ep = [e["epoch"] for e in m["epochs"]]
-    ax[2].plot(ep, [e["train_acc"] for e in m["epochs"]], marker="o", label="train (augmented)")
-    ax[2].plot(ep, [e.get("test_acc") for e in m["epochs"]], marker="s", label="test")
-    ax[2].set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    ax[2].legend()
-    fig.tight_layout()
-    plt.show()
-
-
-one_cycle = load_or_run("one_cycle_fast_resnet", SCALE)
-print(f"{one_cycle['source']}: {results.provenance_line(one_cycle)}")
-for e in one_cycle["metrics"]["epochs"]:
-    print(f"epoch {e['epoch']}: train loss {e['train_loss']:.3f}, test acc {e.get('test_acc', float('nan')):.3f}, "
-          f"{e['images_per_s']:.0f} images/s")
-plot_training(one_cycle)
+oc_exp = experiments.get("one_cycle_fast_resnet")
+print(oc_exp.config(SCALE))
+one_cycle = experiments.load_or_run("one_cycle_fast_resnet", SCALE)
+print(f"{one_cycle['source']} record")
+oc_exp.report(one_cycle).show()
 
 # %% [markdown]
 # ## Reference results
 #
-# The largest saved run of each experiment (shown again only when it is larger than the
-# current scale).
+# The largest saved record of each experiment (shown again only when it is larger than the
+# current scale), written by `python -m labnorm run NAME --scale cpu --seeds 3`: means over
+# seeds ± the half-width of their 95% intervals, verdicts from paired differences over seeds.
 
 # %%
-for name, plot in (("lr_range_test_resnet18", plot_range_tests), ("one_cycle_fast_resnet", plot_training)):
-    ref = results.find_reference(name)
+for exp in (lr_exp, oc_exp):
+    ref = experiments.reference(exp.name)
     if ref is None:
-        print(f"{name}: no saved run (set LABNORM_RESULTS to the repository's results/ folder)")
-    elif ref["provenance"]["scale"] == SCALE:
-        print(f"{name}: the reference is the run shown above — {results.provenance_line(ref)}")
+        print(f"{exp.name}: no saved run (set LABNORM_RESULTS to the repository's results/ folder)")
+    elif ref["scale"] == SCALE:
+        print(f"{exp.name}: the reference is the record shown above")
     else:
-        print(results.provenance_line(ref))
-        plot(ref)
+        exp.report(ref).show()
 
 # %% [markdown]
 # ## What we found
 #
-# Computed from the saved runs (the figures are not typed in):
-
-# %%
-ref = results.find_reference("lr_range_test_resnet18")
-if ref is not None:
-    for c in ref["metrics"]["curves"]:
-        i = min(range(len(c["loss"])), key=lambda k: c["loss"][k])
-        print(f"{c['norm']:<5} loss {c['loss'][0]:.3f} -> lowest {c['loss'][i]:.3f} at lr {c['lr'][i]:.3g}; "
-              f"steepest descent at {c['suggested_lr']:.3g}; {c['stopped_at']} of {ref['config']['num_iter']} steps")
-ref = results.find_reference("one_cycle_fast_resnet")
-if ref is not None:
-    cfg, last = ref["config"], ref["metrics"]["epochs"][-1]
-    print(f"fast ResNet (width {cfg['width']}), {cfg['epochs']} epochs on {cfg['train_images']} images: "
-          f"test accuracy {last['test_acc']:.3f} ({ref['provenance']['scale']} scale, {ref['provenance']['device']})")
-
-# %% [markdown]
-# * **Batch norm gives the textbook curve.** With BN the loss is flat while the learning rate
-#   is tiny, falls steeply over about two decades and turns up past its lowest point; the
-#   steepest-descent point sits a decade below the lowest loss, the usual place to start a
-#   one-cycle peak search.
-# * **Group norm learns less in the same 100 steps and turns up earlier**, more than a decade
-#   before BN. Its steepest-descent "suggestion" lands *after* the blow-up, on the way down
-#   from a spike: on a short, noisy curve the heuristic fails, which is why `suggest()`
-#   documents itself as a starting point and the plot should always be read.
-# * **Without normalization the network does not learn at all** in 100 steps at any learning
-#   rate, then diverges: the range test on an unnormalized deep ResNet says nothing useful about
-#   a good learning rate, one more face of what normalization buys.
+# * **Reading a range test.** A healthy curve is flat while the learning rate is tiny, falls
+#   steeply over a decade or two and turns up past its lowest point; the steepest-descent point
+#   sits below the lowest loss, a usual place to start a one-cycle peak search. On a short, noisy
+#   curve the steepest-descent heuristic can land on the way down from a spike, after the loss has
+#   already blown up — which is why `suggest()` documents itself as a starting point and the plot
+#   should always be read.
+# * **Normalization and the usable learning rate.** The verdicts above judge "BN (or GN) reaches
+#   its lowest loss at a larger learning rate than no normalization" from the paired difference
+#   of $\log_{10}$ learning rates over the saved seeds; with one seed they are *inconclusive*.
+# * **Where the peak learning rates in this project come from.** The experiments of notebooks
+#   01–08 use fixed peak learning rates stated in their configs (e.g. 0.1 at batch 64, scaled
+#   linearly with the batch, or fastai's default 3e-3 with Adam) — not a range test per run.
+#   Exercise 3 asks what a range test would have chosen instead.
 # * **Scale.** These runs are small (a quarter-width ResNet-18 and 100 steps on the CPU; the
 #   one-cycle run is a half-width fast ResNet for a few epochs on a subset of the JPEG copy of
-#   CIFAR-10). The paper-sized `gpu` runs — full-width ResNet-18, and the fast ResNet on the full
-#   data, where the goal is ≥ 93.5% test accuracy — have not been run yet: no GPU was available
-#   when these results were made.
+#   CIFAR-10), and the one-cycle run's accuracy, in its table, is far from what the fast ResNet
+#   reaches on the full data. The `gpu` scale is the paper-sized run.
 
 # %% [markdown]
 # ## Exercises

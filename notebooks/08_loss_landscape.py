@@ -61,8 +61,7 @@ import torch
 from torch.nn import functional as F
 
 import labnorm
-from labnorm import landscape, results
-from labnorm.experiments import load_or_run
+from labnorm import experiments, landscape
 from labnorm.models import build_model
 
 torch.manual_seed(0)
@@ -288,6 +287,15 @@ print("no norm: loss changes with the scale", not agree(scaled["none", 0.5]["los
 COLORS = dict(zip(NAMES, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
 
 
+def runs_of(rec):
+    """The first seed's runs: the probes and landscapes drawn below are one seed's."""
+    return experiments.seed_details(rec)[0]["runs"]
+
+
+def arrays_of(rec):
+    return rec["arrays"][str(rec["seeds"][0])]
+
+
 def key(norm):
     return norm.replace("+", "_")
 
@@ -296,18 +304,9 @@ def spread(probe):
     return max(probe["losses"]) - min(probe["losses"])
 
 
-def table(rec):
-    print(f"{'norm':<7}{'test acc':>9}{'median β':>10}{'median loss spread':>20}{'median grad change':>20}{'weight norm':>13}")
-    for r in rec["metrics"]["runs"]:
-        p = r["probes"]
-        acc = "diverged" if r["final_test_acc"] is None else f"{r['final_test_acc']:.3f}"
-        print(f"{NAMES[r['norm']]:<7}{acc:>9}{median(q['beta'] for q in p):>10.3g}{median(spread(q) for q in p):>20.3g}"
-              f"{median(q['grad_change'][-1] for q in p):>20.3g}{r['filter_weight_norm']:>13.3g}")
-
-
 def plot_smoothness(rec):
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for r in rec["metrics"]["runs"]:
+    for r in runs_of(rec):
         steps = [p["step"] for p in r["probes"]]
         kw = dict(color=COLORS[r["norm"]], label=NAMES[r["norm"]], lw=1.2)
         axes[0].plot(steps, [spread(p) for p in r["probes"]], **kw)
@@ -326,7 +325,7 @@ def plot_smoothness(rec):
 
 def plot_pairs(rec, pairs=(("none", "bn"), ("gn", "ws+gn"), ("bn", "ws+bn"))):
     """Santurkar's Fig. 4 layout for pairs of norms: bands over the step sizes."""
-    runs = {r["norm"]: r for r in rec["metrics"]["runs"]}
+    runs = {r["norm"]: r for r in runs_of(rec)}
     fig, axes = plt.subplots(len(pairs), 3, figsize=(13, 2.9 * len(pairs)), squeeze=False)
     for row, pair in zip(axes, pairs):
         for norm in pair:
@@ -349,9 +348,9 @@ def plot_pairs(rec, pairs=(("none", "bn"), ("gn", "ws+gn"), ("bn", "ws+bn"))):
 
 
 def plot_slices(rec):
-    cfg, arrays = rec["config"], rec["arrays"]
+    cfg, arrays = rec["config"], arrays_of(rec)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for r in rec["metrics"]["runs"]:
+    for r in runs_of(rec):
         k, kw = key(r["norm"]), dict(color=COLORS[r["norm"]], label=NAMES[r["norm"]])
         axes[0].plot(np.linspace(*cfg["alphas_1d"]), arrays[f"{k}/1d_loss"], **kw)
         if f"{k}/1d_running_loss" in arrays:
@@ -369,7 +368,7 @@ def plot_slices(rec):
 
 def surfaces(rec):
     grid = np.linspace(*rec["config"]["grid_2d"])
-    return grid, {r["norm"]: rec["arrays"][f"{key(r['norm'])}/2d_loss"] for r in rec["metrics"]["runs"]}
+    return grid, {r["norm"]: arrays_of(rec)[f"{key(r['norm'])}/2d_loss"] for r in runs_of(rec)}
 
 
 def panels(n, **kw):
@@ -413,7 +412,7 @@ def plot_surfaces(rec, clip=10.0):
 
 
 def show(rec):
-    table(rec)
+    experiments.get("loss_landscape_norms").report(rec).show()
     plot_smoothness(rec)
     plot_pairs(rec)
     plot_slices(rec)
@@ -421,21 +420,25 @@ def show(rec):
     plot_surfaces(rec)
 
 
-run = load_or_run("loss_landscape_norms", SCALE)
-print(f"{run['source']}: {results.provenance_line(run)}")
+print(experiments.get("loss_landscape_norms").config(SCALE))
+run = experiments.load_or_run("loss_landscape_norms", SCALE)
+print(f"{run['source']} record; the figures after the report show its first seed")
 show(run)
 
 # %% [markdown]
 # ## Reference results
+#
+# The largest saved record (`python -m labnorm run loss_landscape_norms --scale cpu --seeds 3`):
+# the report's table gives means over seeds ± the half-width of their 95% intervals and its
+# verdicts come from paired differences over seeds; the figures after it show the first seed.
 
 # %%
-ref = results.find_reference("loss_landscape_norms")
+ref = experiments.reference("loss_landscape_norms")
 if ref is None:
     print("no saved run (set LABNORM_RESULTS to the repository's results/ folder)")
-elif ref["provenance"]["scale"] == SCALE:
-    print(f"the reference is the run shown above — {results.provenance_line(ref)}")
+elif ref["scale"] == SCALE:
+    print("the reference is the record shown above")
 else:
-    print(results.provenance_line(ref))
     show(ref)
 
 # %% [markdown]
@@ -450,17 +453,19 @@ if ref is not None:
     cfg = ref["config"]
     points = 2 * cfg["alphas_1d"][2] + cfg["grid_2d"][2] ** 2 + cfg["interpolation_alphas"][2] + cfg["parameter_t"][2]
     print(f"{cfg['landscape_images']} images per point, a {cfg['grid_2d'][2]}x{cfg['grid_2d'][2]} surface; "
-          f"{results.provenance_line(ref)}")
-    for r in ref["metrics"]["runs"]:
+          f"{experiments.Report(ref).provenance}")
+    for r in runs_of(ref):
         print(f"{NAMES[r['norm']]:<7} training + {len(r['probes'])} probes {r['seconds']:6.0f} s · "
               f"landscapes ({points} points at most) {r['landscape_seconds']:5.0f} s")
 
 # %% [markdown]
 # ## What we found
 #
-# Computed from the reference run (the figures are not typed in). For each pair, the medians of a
+# The verdicts in the report above are the findings: each compares a measure's median over the
+# probes of a run, paired by seed. Below, the first seed's probes are read one step at a time,
+# which describes that run but decides nothing across seeds. For each pair, the medians of a
 # measure over the probes, their ratio, and the share of probes — the same training steps — where
-# the first network's value is the lower one. A one-line reading applies a fixed rule, decided
+# the first network's value is the lower one. A one-line description applies a fixed rule, decided
 # before looking: *smoother* when the median ratio of β and of the gradient change are both below
 # 0.8 and the first network is lower at 65% or more of the probes for both; *rougher* for the mirror
 # image (above 1.25, lower at 35% or less); otherwise *no clear difference*.
@@ -470,7 +475,7 @@ MEASURES = {"β": lambda p: p["beta"], "loss spread": spread, "gradient change":
 
 
 def probe_values(rec, norm, measure):
-    r = next(r for r in rec["metrics"]["runs"] if r["norm"] == norm)
+    r = next(r for r in runs_of(rec) if r["norm"] == norm)
     return [MEASURES[measure](p) for p in r["probes"]]
 
 
@@ -498,7 +503,7 @@ def sharpness(rec, norm, radius):
     """Mean rise of the 1-D and 2-D landscapes within `radius` of the trained weights."""
     cfg, k = rec["config"], key(norm)
     alphas, grid = np.linspace(*cfg["alphas_1d"]), np.linspace(*cfg["grid_2d"])
-    one, two = rec["arrays"][f"{k}/1d_loss"], rec["arrays"][f"{k}/2d_loss"]
+    one, two = arrays_of(rec)[f"{k}/1d_loss"], arrays_of(rec)[f"{k}/2d_loss"]
     gx, gy = np.meshgrid(grid, grid)
     centre = two[np.argmin(np.abs(grid)), np.argmin(np.abs(grid))]
     return (one[np.abs(alphas) <= radius].mean() - one[np.argmin(np.abs(alphas))],
@@ -510,54 +515,44 @@ if ref is not None:
     for a, b in (("bn", "none"), ("gn", "none"), ("ws+gn", "gn"), ("ws+bn", "bn"), ("wn", "none"), ("sn", "bn")):
         print(f"{NAMES[a]} vs {NAMES[b]}:")
         readings[a, b] = reading(compare(ref, a, b))
-    print("\nreading:")
+    print("\nfirst seed's probes, described by the rule:")
     for (a, b), verdict in readings.items():
         print(f"  {NAMES[a]:<6} vs {NAMES[b]:<8} {verdict}")
     print("\nmean loss rise around the trained weights (1-D slice, 2-D disc), and the final test accuracy:")
     print(f"  {'':<8}{'r ≤ 0.5':>17}{'r ≤ 1':>18}{'test acc':>10}")
-    for r in ref["metrics"]["runs"]:
+    for r in runs_of(ref):
         (a1, a2), (b1, b2) = sharpness(ref, r["norm"], 0.5), sharpness(ref, r["norm"], 1.0)
         acc = "diverged" if r["final_test_acc"] is None else f"{r['final_test_acc']:.3f}"
         print(f"  {NAMES[r['norm']]:<8}{a1:8.3f}{a2:9.3f}{b1:9.3f}{b2:9.3f}{acc:>10}")
-    norms = [r["filter_weight_norm"] for r in ref["metrics"]["runs"]]
+    norms = [r["filter_weight_norm"] for r in runs_of(ref)]
     print(f"\nfilter weight norms at the end: {min(norms):.3g} to {max(norms):.3g} "
           f"(spread {max(norms) / min(norms) - 1:.0%} of the smallest)")
 
 # %% [markdown]
-# **BN smooths the training path; this is Santurkar et al.'s result, reproduced.** Against the same
-# network without normalization, BN's effective β, gradient change and loss spread are all several
-# times smaller, and lower at most of the probes; in the first row of the pair plot the bands of the
-# network without normalization sit above BN's for most of training. GN moves the same way, less far.
+# **What the verdicts can say.** Santurkar et al. report that BN makes the loss and its gradient
+# change less along the training path; the WS paper argues that WS, on top of GN or BN, smooths
+# the landscape further. The report's verdicts test the WS claim ("WS+GN is smoother than GN",
+# "WS+BN is smoother than BN", by the median effective β) on paired seeds; a record with one
+# seed can only be *inconclusive*. The per-probe descriptions above are of the first seed only.
 #
-# **The WS paper's claim is not borne out by our measurements.** WS+GN against GN gives medians
-# within about 10% of each other, and neither is lower at a clear majority of the probes: the
-# reading is *no clear difference*. On top of BN, WS changes nothing measurable at all. Yet WS
-# does help GN train — WS+GN ends with the higher test accuracy — so whatever
-# WS does for optimization, at this scale it does not show as a smoother loss along the path SGD
-# takes, in the coordinates SGD moves. The argument in the paper bounds the gradient with respect to
-# the raw weights by a projected gradient divided by $\sigma$; the scale cell above shows that the
-# factor $1/\sigma$ alone moves these measures by large factors without changing the network. Here
-# all seven networks end with filter weight norms within a few percent of each other (printed
-# above), so the comparison is not one of weight scales — and then the projection leaves no trace.
+# **Weight scale matters for these measures.** The WS paper's argument bounds the gradient with
+# respect to the raw weights by a projected gradient divided by $\sigma$; the scale cell above
+# shows that the factor $1/\sigma$ alone moves these measures by large factors without changing
+# the network — so compare the filter weight norms (printed above) before reading a difference in
+# β as a difference in smoothness.
 #
-# **The landscapes agree.** Filter-normalized slices and planes of every normalized network are
-# shallow bowls whose loss at the edge is a few times the minimum; the network without
-# normalization has the same bowl near the minimum but walls an order of magnitude higher at
-# $\lvert\alpha\rvert = 1$ — a perturbation of every layer by its own size compounds through 13
-# un-normalized layers. WS+GN and WS+BN look like GN and BN. WN is not smoother than no
-# normalization along training — its β is higher at most probes, though not by the rule's margin —
-# and it has the largest rise close to the minimum ($r \le 0.5$). SN, which learns its mixture of
-# IN, LN and BN, has a higher β and gradient change than BN at most probes, also short of the
-# rule's margin, and a landscape as wide as BN's. The dashed running-statistics
-# slices of BN and WS+BN rise faster than the batch-mode ones: away from $\theta$, the stored
-# statistics no longer match the weights, which is why the plots use batch statistics.
+# **Reading the landscapes.** Filter-normalized slices and planes show how fast the loss rises
+# when every layer is perturbed by its own size; without normalization a perturbation compounds
+# through 13 layers. The dashed running-statistics slices of the BN networks rise faster than
+# the batch-mode ones: away from $\theta$, the stored statistics no longer match the weights,
+# which is why the plots use batch statistics.
 #
-# **How far this goes.** One seed, `cpu` scale — a quarter-width VGG-16, 8,000 training images,
-# 4 epochs (500 steps, a probe every 10), landscapes on 256 training images — on the JPEG copy of
-# CIFAR-10, with no GPU available to run the paper-sized setting. The networks without
-# normalization and with WN are still far from converged, so their landscapes are taken earlier in
+# **How far this goes.** `cpu` scale — a quarter-width VGG-16, 8,000 training images, 4 epochs (a
+# probe every 10 steps), landscapes on 256 training images — on the JPEG copy of CIFAR-10; the
+# baseline accuracies in the table are far below a converged VGG's, and the networks without
+# normalization and with WN are furthest from converged, so their landscapes are taken earlier in
 # their own training than the others'. The probes are on the step's own batch, as in Santurkar et
-# al., so they are noisy; the medians and the per-step shares are what we read, not single peaks.
+# al., so they are noisy; medians are what we compare, not single peaks.
 
 # %% [markdown]
 # ## Exercises

@@ -68,10 +68,25 @@ def test_page_links_source_and_notebooks():
     assert 'href="https://example.org/x.py#L12"' in md
 
 
-def test_results_page_has_every_saved_run_with_provenance():
+def test_results_page_shows_every_record_through_its_report(tmp_path, monkeypatch):
     md, images = results_page.build(ROOT, "https://github.com/labnorm/labnorm")
-    for path in sorted((ROOT / "results").glob("*.json")):
-        assert f"{path.stem}.png" in images and images[f"{path.stem}.png"][:4] == b"\x89PNG"
-    assert md.count("| device | scale | dataset | commit |") == len(list((ROOT / "results").glob("*.json"))) + len(
+    records = sorted((ROOT / "results").glob("*.json"))
+    for path in records:
+        assert f"{path.stem}__0.png" in images and images[f"{path.stem}__0.png"][:4] == b"\x89PNG"
+        assert f"## {path.stem.replace('__', ' · ')}" in md
+    assert md.count("| device | scale | dataset | commit |") == len(records) + len(
         list((ROOT / "benchmarks" / "results").glob("*.json")))
     assert "CIFAR-10 (JPEG q75 copy)" in md and "https://github.com/labnorm/labnorm/commit/" in md
+    assert "**inconclusive**" in md and "95% Student-t interval" in md
+    # $LABNORM_RESULTS is where the page reads records from
+    monkeypatch.setenv("LABNORM_RESULTS", str(tmp_path))
+    md, images = results_page.build(ROOT, "https://github.com/labnorm/labnorm")
+    assert not images or all(not name.startswith(tuple(p.stem for p in records)) for name in images)
+
+
+def test_results_page_names_no_experiment():
+    text = (ROOT / "scripts" / "results_page.py").read_text()
+    from labnorm.experiments import experiments
+
+    for name in experiments():
+        assert name not in text, name

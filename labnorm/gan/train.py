@@ -33,7 +33,7 @@ from torch.nn import functional as F
 from torch.nn.utils import parametrize
 from tqdm import tqdm
 
-from ..train.fit import progress_enabled
+from ..progress import progress_enabled
 from .layers import clip_slopes_
 
 __all__ = ["reconstruction_loss", "train_gan", "image_grid"]

@@ -21,7 +21,6 @@ which is what a normalization that breaks down at a small batch does.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -30,12 +29,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-__all__ = ["fit", "evaluate", "progress_enabled", "make_optimizer"]
+from ..progress import progress_enabled
 
-
-def progress_enabled() -> bool:
-    """Progress bars only on an interactive terminal, never under CI or in saved notebook outputs."""
-    return sys.stderr.isatty() and not os.environ.get("CI")
+__all__ = ["fit", "evaluate", "make_optimizer"]
 
 
 @torch.no_grad()

@@ -6,7 +6,9 @@ loss of every step. The loss first barely moves, then falls steeply, then explod
 maximum learning rate for one-cycle training sits in the steep part.
 
 The recorded loss is smoothed exponentially, $\bar L_i = f L_i + (1 - f)\bar L_{i-1}$ with
-$f$ = `smooth_f`, and the test stops once $\bar L_i > $ `diverge_th` $\cdot \min_{j \le i} \bar L_j$.
+$f$ = `smooth_f`, and the test stops once $\bar L_i > $ `diverge_th` $\cdot \min_{j \le i} \bar L_j$
+(or the loss is not finite). That rule is `DivergenceRule`, which the experiments also apply
+to training runs to find where a run blows up (`first_divergence`).
 This loop follows torch-lr-finder's (`LRFinder.range_test`): on the same model, data order
 and seed the two give the same curve (tested).
 
@@ -31,7 +33,48 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["LRFinder"]
+__all__ = ["LRFinder", "DivergenceRule", "first_divergence"]
+
+
+class DivergenceRule:
+    r"""The range test's stopping rule, one loss at a time.
+
+    `update(loss)` smooths the loss ($\bar L_i = f L_i + (1 - f)\bar L_{i-1}$, $f$ = `smooth_f`,
+    $\bar L_0 = L_0$), returns the smoothed value and sets `diverged` once
+    $\bar L_i >$ `threshold` $\cdot \min_{j \le i} \bar L_j$ — from step `warmup` on — or once the
+    loss is not finite (at any step).
+    """
+
+    def __init__(self, smooth_f: float = 0.05, threshold: float = 5.0, warmup: int = 0) -> None:
+        if not 0 <= smooth_f < 1:
+            raise ValueError(f"DivergenceRule: smooth_f must be in [0, 1), got {smooth_f}")
+        if threshold <= 1:
+            raise ValueError(f"DivergenceRule: threshold must be > 1, got {threshold}")
+        self.smooth_f, self.threshold, self.warmup = smooth_f, threshold, warmup
+        self.step, self.value, self.best, self.diverged = 0, None, math.inf, False
+
+    def update(self, loss: float) -> float:
+        # Smooth over the smoothed history (torch-lr-finder's recurrence)
+        value = loss if self.value is None or self.smooth_f == 0 else (
+            self.smooth_f * loss + (1 - self.smooth_f) * self.value)
+        self.value = value
+        self.best = min(self.best, value)
+        # A NaN compares False, so a non-finite loss is caught by the isfinite check
+        if not math.isfinite(value) or (self.step >= self.warmup and value > self.threshold * self.best):
+            self.diverged = True
+        self.step += 1
+        return value
+
+
+def first_divergence(losses: Iterable[float], smooth_f: float = 0.05, threshold: float = 4.0,
+                     warmup: int = 10) -> int | None:
+    """The first step (1-based) at which `DivergenceRule` fires on a training run's losses, or None."""
+    rule = DivergenceRule(smooth_f, threshold, warmup)
+    for i, loss in enumerate(losses):
+        rule.update(loss)
+        if rule.diverged:
+            return i + 1
+    return None
 
 
 class LRFinder:
@@ -94,7 +137,7 @@ class LRFinder:
                 g["lr"] = start_lr
         base = [g["lr"] for g in groups]
         batches = iter(loader)
-        best = math.inf
+        rule = DivergenceRule(smooth_f, diverge_th)
         self.model.train()
         for i in range(num_iter):
             # The learning rate of step i: $r = i / (n - 1)$ of the way from start to end
@@ -111,15 +154,10 @@ class LRFinder:
             loss = self.criterion(self.model(x), y)
             loss.backward()
             self.optimizer.step()
-            value = loss.item()
             self.history["lr"].append(groups[0]["lr"])
-            # Exponential smoothing over the smoothed history: $\bar L_i = f L_i + (1-f) \bar L_{i-1}$
-            if i > 0 and smooth_f > 0:
-                value = smooth_f * value + (1 - smooth_f) * self.history["loss"][-1]
-            best = min(best, value) if i > 0 else value
-            self.history["loss"].append(value)
-            # Diverged: stop (a NaN compares False, so a NaN loss stops via the isfinite check)
-            if value > diverge_th * best or not math.isfinite(value):
+            # Smoothed loss $\bar L_i = f L_i + (1-f) \bar L_{i-1}$; stop once it diverges
+            self.history["loss"].append(rule.update(loss.item()))
+            if rule.diverged:
                 break
 
     def suggest(self, skip_start: int = 10, skip_end: int = 5) -> float | None:

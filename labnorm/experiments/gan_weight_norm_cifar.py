@@ -1,0 +1,127 @@
+r"""Xiang & Li's DCGANs on CIFAR-10: vanilla vs BN vs WN, judged by the reconstruction loss (notebook 06).
+
+Table 1's DCGAN generator and discriminator with no normalization, batch norm or strict weight
+normalization, trained with RMSProp as in §5.1. Along training, the running reconstruction loss
+(§4: how well G can reproduce fixed held-out images, `eval_steps` optimization steps) and sample
+grids from fixed codes; at the end, the reconstruction loss on more held-out images with more
+steps, and a collapse check (per-pixel spread of the samples relative to real images).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .. import results
+from ..gan import dcgan_discriminator, dcgan_generator, image_grid, reconstruction_loss, train_gan
+from .common import cifar_subsets, curve
+from .report import Figure, Report, Table, bands, cell, judge, seed_details
+from .runner import Experiment, SeedResult
+
+
+@dataclass(frozen=True)
+class Config:
+    channels: int
+    iterations: int
+    train_images: int
+    eval_every: int
+    eval_images: int
+    eval_steps: int
+    final_images: int
+    final_steps: int
+    sample_at: tuple[int, ...]
+    image_size: int = 32
+    code_size: int = 256
+    batch_size: int = 32
+    optimizer: str = "RMSprop lr 1e-4, alpha 0.9, eps 1e-6 (G and D)"
+    sample_codes: int = 16
+    norms: tuple[str, ...] = ("vanilla", "bn", "wn")
+
+
+CONFIGS = {
+    "smoke": Config(channels=8, iterations=6, train_images=512, eval_every=3, eval_images=16, eval_steps=5,
+                    final_images=32, final_steps=20, sample_at=(0, 1, 3, 6)),
+    "cpu": Config(channels=64, iterations=2000, train_images=50000, eval_every=250, eval_images=64, eval_steps=50,
+                  final_images=256, final_steps=300, sample_at=(0, 500, 1000, 2000)),
+    "gpu": Config(channels=96, iterations=50000, train_images=50000, eval_every=1000, eval_images=256, eval_steps=50,
+                  final_images=2000, final_steps=2000, sample_at=(0, 12500, 25000, 50000)),
+}
+
+
+def run(config: Config, seed: int, device: torch.device) -> SeedResult:
+    train, test = cifar_subsets(config.train_images, 10000, seed)
+    # Fixed held-out images: the running set first, then the final set after it
+    eval_x = test.images[: config.eval_images]
+    final_x = test.images[config.eval_images: config.eval_images + config.final_images]
+    codes = torch.randn(config.sample_codes, config.code_size, generator=torch.Generator().manual_seed(seed))
+    real = train.images[: config.sample_codes].float() / 255
+    runs = []
+    for norm in config.norms:
+        torch.manual_seed(seed)
+        g = dcgan_generator(norm, config.image_size, config.code_size, config.channels)
+        d = dcgan_discriminator(norm, config.image_size, config.channels)
+        hist = train_gan(g, d, train.images, config.iterations, eval_images=eval_x, eval_every=config.eval_every,
+                         eval_steps=config.eval_steps, sample_codes=codes, sample_at=config.sample_at,
+                         batch_size=config.batch_size, seed=seed, device=device, desc=norm)
+        target = final_x.float().to(device) / 255
+        losses, recon = reconstruction_loss(g, target, config.final_steps)
+        # Collapse check: per-pixel spread across the fixed-code samples, relative to real images'
+        g.eval()
+        with torch.no_grad():
+            samples = g(codes.to(device))
+        spread = (samples.std(0).mean() / real.to(device).std(0).mean()).item()
+        pairs = torch.cat([target[:8], recon[:8]]).cpu()
+        runs.append({
+            "norm": norm, "eval": hist["eval"], "diverged_at": hist["diverged_at"],
+            "loss_curves": {k: curve(v) for k, v in hist["losses"].items()},
+            "final_reconstruction_loss": losses.mean().item(), "final_reconstruction_loss_std": losses.std().item(),
+            "sample_spread_vs_real": spread, "seconds": hist["seconds"],
+            "samples": {str(it): results.encode_image(grid) for it, grid in hist["samples"].items()},
+            "reconstructions": results.encode_image(image_grid(pairs, rows=2)),
+        })
+    return SeedResult({"runs": runs}, train.variant)
+
+
+def metrics(details: dict) -> dict[str, float | None]:
+    out = {}
+    for r in details["runs"]:
+        out[f"final_reconstruction_loss/{r['norm']}"] = r["final_reconstruction_loss"]
+        out[f"best_running_loss/{r['norm']}"] = min(v for _, v in r["eval"])
+        out[f"sample_spread_vs_real/{r['norm']}"] = r["sample_spread_vs_real"]
+    return out
+
+
+def report(record: dict) -> Report:
+    norms = [r["norm"] for r in seed_details(record)[0]["runs"]]
+    rows = [[n, cell(record, f"final_reconstruction_loss/{n}", 4), cell(record, f"best_running_loss/{n}", 4),
+             cell(record, f"sample_spread_vs_real/{n}", 2),
+             ", ".join(str(next(r for r in d["runs"] if r["norm"] == n)["diverged_at"] or "none")
+                       for d in seed_details(record))] for n in norms]
+    table = Table(["model", "final reconstruction loss", "best running reconstruction loss", "sample spread ÷ real",
+                   "diverged at (per seed)"], rows,
+                  note="reconstruction loss: mean squared error per pixel after optimizing the code (lower is better); "
+                       "sample spread ÷ real: per-pixel std over the fixed-code samples relative to real images "
+                       "(near 0: collapse).")
+    verdicts = [judge(record, "final_reconstruction_loss/wn", "final_reconstruction_loss/vanilla", direction="lower",
+                      claim="WN reaches a lower reconstruction loss than the vanilla DCGAN"),
+                judge(record, "final_reconstruction_loss/wn", "final_reconstruction_loss/bn", direction="lower",
+                      claim="WN reaches a lower reconstruction loss than BN")]
+
+    def draw(fig):
+        ax = fig.subplots()
+        for k, n in enumerate(norms):
+            bands(ax, [d["runs"][k]["eval"] for d in seed_details(record)], marker="o", label=n)
+        ax.set(xlabel="iteration", ylabel="running reconstruction loss")
+        ax.legend()
+
+    return Report(record, [table], [Figure("Running reconstruction loss (line: mean; band: lowest to highest seed)",
+                                           draw)], verdicts)
+
+
+EXPERIMENT = Experiment(
+    name="gan_weight_norm_cifar",
+    description="Xiang & Li's DCGAN on CIFAR-10, vanilla vs BN vs WN (Table 1, Appendix D.3): RMSProp as §5.1, running "
+                "reconstruction loss (fixed test images), sample grids from fixed codes, final reconstruction loss.",
+    configs=CONFIGS, run=run, metrics=metrics, report=report,
+)

@@ -1,0 +1,170 @@
+r"""What an experiment shows: tables, figures and verdicts, the same in its notebook and on the site.
+
+An experiment's `report(record)` returns a `Report`. In a notebook, `report.show()` prints its
+tables and verdicts and draws its figures; the site's results page writes the same report as
+Markdown with PNG figures (`report.markdown()`, `figure.png()`). Nothing is written twice.
+
+The helpers below build the pieces every report needs from a record's seeds:
+`cell(record, metric)` — "mean ± half-width (n=seeds)"; `judge(record, a, b, ...)` — a computed
+verdict on the paired difference of two arms (`labnorm.stats.verdict`); `bands(ax, ...)` — a
+curve per arm with its spread over seeds.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .. import results as _results
+from ..stats import METHOD, Verdict, verdict
+from .runner import summary, values
+
+__all__ = ["Table", "Figure", "Report", "cell", "judge", "bands", "interval_errors", "seed_details"]
+
+
+@dataclass
+class Table:
+    """A table: column names (each defined in `note` where not obvious) and rows of printable cells."""
+
+    header: list[str]
+    rows: list[list[Any]]
+    title: str = ""
+    note: str = ""
+
+    def markdown(self) -> str:
+        lines = [f"**{self.title}**\n"] if self.title else []
+        lines += ["| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
+        lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in self.rows]
+        if self.note:
+            lines.append(f"\n{self.note}")
+        return "\n".join(lines) + "\n"
+
+    def text(self) -> str:
+        """Aligned plain text, for a notebook's output."""
+        cells = [self.header] + [[str(c) for c in row] for row in self.rows]
+        widths = [max(len(r[i]) for r in cells) for i in range(len(self.header))]
+        lines = [self.title] if self.title else []
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+        lines.insert(len(lines) - len(self.rows), "  ".join("-" * w for w in widths))
+        if self.note:
+            lines.append(self.note)
+        return "\n".join(lines)
+
+
+@dataclass
+class Figure:
+    """A figure drawn on demand: `draw(fig)` fills a matplotlib figure of `size` inches."""
+
+    caption: str
+    draw: Callable[[Any], None]
+    size: tuple[float, float] = (6.4, 3.4)
+
+    def render(self, dpi: int = 72):
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=self.size, dpi=dpi)
+        self.draw(fig)
+        fig.tight_layout()
+        return fig
+
+    def png(self, dpi: int = 80) -> bytes:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig = self.render(dpi)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        plt.close(fig)
+        return buf.getvalue()
+
+
+@dataclass
+class Report:
+    """Tables, figures and verdicts of one record, with the record's provenance line."""
+
+    record: dict[str, Any]
+    tables: list[Table] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def provenance(self) -> str:
+        return _results.provenance_line(self.record)
+
+    def show(self) -> None:
+        """Print the tables and verdicts and draw the figures (in a notebook or a terminal)."""
+        import matplotlib.pyplot as plt
+
+        print(self.provenance)
+        print(f"intervals: {METHOD}")
+        for note in self.notes:
+            print(note)
+        for table in self.tables:
+            print()
+            print(table.text())
+        if self.verdicts:
+            print()
+        for v in self.verdicts:
+            print(v)
+        for figure in self.figures:
+            fig = figure.render()
+            fig.suptitle(figure.caption, fontsize=9)
+            plt.show()
+
+    def markdown(self, figure_names: Sequence[str] = ()) -> str:
+        """The report as Markdown; figure `i` is linked as `figure_names[i]` (PNG files beside the page)."""
+        parts = [f"Intervals: {METHOD}; the seeds are listed in the provenance line.\n"]
+        parts += [f"{note}\n" for note in self.notes]
+        parts += [t.markdown() for t in self.tables]
+        if self.verdicts:
+            parts.append("\n".join(f"- **{v.word}** — {str(v).split(': ', 1)[1]}" for v in self.verdicts) + "\n")
+        for figure, name in zip(self.figures, figure_names):
+            parts.append(f"![{figure.caption}]({name})\n\n*{figure.caption}*\n")
+        return "\n".join(parts)
+
+
+def cell(record: dict[str, Any], metric: str, digits: int = 3, percent: bool = False) -> str:
+    """`metric` over the record's seeds as 'mean ± half-width (n=…)'; '—' when absent."""
+    if metric not in record["summary"]:
+        return "—"
+    return summary(record, metric).format(digits, percent)
+
+
+def judge(record: dict[str, Any], a: str, b: str, *, direction: str = "higher", margin: float = 0.0,
+          claim: str = "") -> Verdict:
+    """The verdict on "metric `a` is `direction` than metric `b`" from the record's paired seeds."""
+    return verdict(values(record, a), values(record, b), direction=direction, margin=margin,
+                   claim=claim or f"{a} {direction} than {b}")
+
+
+def seed_details(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each seed's details, in seed order."""
+    return [record["per_seed"][str(s)]["details"] for s in record["seeds"]]
+
+
+def bands(ax, curves: Sequence[Sequence[tuple[float, float]]], **style) -> None:
+    """Plot the mean over seeds of (x, y) curves, with a band from the lowest to the highest seed.
+
+    Curves are cut to the shortest (a diverged seed stops early)."""
+    curves = [c for c in curves if len(c)]
+    if not curves:
+        return
+    n = min(len(c) for c in curves)
+    x = np.array([p[0] for p in curves[0][:n]], dtype=float)
+    y = np.array([[p[1] if p[1] is not None else np.nan for p in c[:n]] for c in curves], dtype=float)
+    line, = ax.plot(x, np.nanmean(y, 0), **style)
+    if len(curves) > 1:
+        ax.fill_between(x, np.nanmin(y, 0), np.nanmax(y, 0), color=line.get_color(), alpha=0.2, lw=0)
+
+
+def interval_errors(summaries) -> list[list[float]]:
+    """matplotlib's `yerr` for summaries: the distance from each mean down and up to its interval
+    (0 where there is no interval, i.e. one seed)."""
+    return [[0.0 if x.low is None else x.mean - x.low for x in summaries],
+            [0.0 if x.high is None else x.high - x.mean for x in summaries]]

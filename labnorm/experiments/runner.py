@@ -1,0 +1,250 @@
+r"""The experiment runner: registry, seed loop, provenance and saving.
+
+An experiment is one module of this package that defines `EXPERIMENT = Experiment(...)`:
+
+- `configs`: its sizes at each scale (`smoke`, `cpu`, `gpu`), one frozen dataclass per scale;
+- `run(config, seed, device) -> SeedResult`: one seed's run (its details, dataset, arrays);
+- `metrics(details) -> {name: value}`: the scalars that are summarized over seeds;
+- `report(record) -> Report`: the tables, figures and verdicts that both its notebook and the
+  site's results page show.
+
+The registry finds every such module by itself (`pkgutil`), so a new experiment needs no edit
+anywhere else in the package. `run(name, scale, seeds=3)` runs seeds 0, 1, 2 with a progress
+bar and saves the record after **each** seed: a seed that has finished is kept, and running
+the same command again runs only the seeds that are missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import pkgutil
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .. import results as _results
+from ..progress import progress_enabled
+from ..scale import SCALES, get_scale
+from ..stats import summarize
+
+__all__ = ["SeedResult", "Experiment", "experiments", "get", "run", "load", "reference", "load_or_run", "default_device",
+           "values", "summary"]
+
+# Modules of this package that are not experiments.
+_NOT_EXPERIMENTS = {"runner", "report", "common"}
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """What one seed of an experiment produced.
+
+    `details` is JSON (curves, per-epoch logs, per-run figures) read by `report()` and by the
+    experiment's `metrics()`; `dataset` names the data variant (e.g. "CIFAR-10 (JPEG q75 copy)");
+    `arrays` holds large NumPy arrays (loss surfaces), saved beside the record in a `.npz`.
+    """
+
+    details: dict[str, Any]
+    dataset: str
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One registered experiment (see the module doc)."""
+
+    name: str
+    description: str
+    configs: Mapping[str, Any]
+    run: Callable[[Any, int, torch.device], SeedResult]
+    metrics: Callable[[dict[str, Any]], dict[str, float | None]]
+    report: Callable[[dict[str, Any]], Any]
+
+    def __post_init__(self) -> None:
+        if set(self.configs) != set(SCALES):
+            raise ValueError(f"experiment {self.name!r}: configs must be given for {SCALES}, got {sorted(self.configs)}")
+
+    def config(self, scale: str | None = None) -> Any:
+        """The config at `scale` (default `$LABNORM_SCALE`)."""
+        return self.configs[get_scale(scale)]
+
+
+_REGISTRY: dict[str, Experiment] = {}
+
+
+def experiments() -> dict[str, Experiment]:
+    """Every experiment of this package, by name (each module's `EXPERIMENT`)."""
+    if not _REGISTRY:
+        from . import __path__ as package_path
+
+        for info in sorted(pkgutil.iter_modules(package_path), key=lambda m: m.name):
+            if info.name in _NOT_EXPERIMENTS or info.name.startswith("_"):
+                continue
+            module = importlib.import_module(f"{__package__}.{info.name}")
+            exp = getattr(module, "EXPERIMENT", None)
+            if not isinstance(exp, Experiment):
+                raise TypeError(f"labnorm.experiments.{info.name} defines no EXPERIMENT = Experiment(...)")
+            if exp.name != info.name:
+                raise ValueError(f"labnorm.experiments.{info.name}: the experiment is named {exp.name!r}; "
+                                 "name the module as the experiment")
+            _REGISTRY[exp.name] = exp
+    return _REGISTRY
+
+
+def get(name: str) -> Experiment:
+    """The experiment called `name`, or a `ValueError` listing the known ones."""
+    known = experiments()
+    if name not in known:
+        raise ValueError(f"unknown experiment {name!r}; known: {', '.join(sorted(known))}")
+    return known[name]
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _jsonable(config: Any) -> dict[str, Any]:
+    # A frozen dataclass -> plain JSON (tuples become lists), as it is stored in the record.
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def _seed_list(seeds: int | Iterable[int]) -> list[int]:
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ValueError(f"run: seeds must be >= 1, got {seeds}")
+        return list(range(seeds))
+    out = sorted(set(int(s) for s in seeds))
+    if not out:
+        raise ValueError("run: no seeds given")
+    return out
+
+
+def _new_record(exp: Experiment, scale: str, config: dict[str, Any]) -> dict[str, Any]:
+    return {"experiment": exp.name, "description": exp.description, "scale": scale, "config": config,
+            "seeds": [], "summary": {}, "per_seed": {}, "provenance": {}}
+
+
+def _finish(record: dict[str, Any], exp: Experiment) -> dict[str, Any]:
+    """Fill in the seeds, every metric's summary over them and the pooled provenance."""
+    seeds = sorted(int(s) for s in record["per_seed"])
+    entries = [record["per_seed"][str(s)] for s in seeds]
+    for entry in entries:
+        if not entry["metrics"]:  # a converted one-seed record: compute its metrics once
+            entry["metrics"] = exp.metrics(entry["details"])
+    names = list(dict.fromkeys(k for e in entries for k in e["metrics"]))
+    record["seeds"] = seeds
+    record["summary"] = {k: summarize([e["metrics"].get(k) for e in entries]).as_dict() for k in names}
+    provs = [e["provenance"] for e in entries]
+
+    def pooled(key: str) -> Any:
+        distinct = list(dict.fromkeys(str(p.get(key)) for p in provs))
+        return provs[0].get(key) if len(distinct) == 1 else " / ".join(distinct)
+
+    record["provenance"] = {
+        "labnorm_version": pooled("labnorm_version"), "commit": provs[0].get("commit"),
+        "commits": list(dict.fromkeys(p.get("commit") or "unknown" for p in provs)),
+        "commit_dirty": any(p.get("commit_dirty") for p in provs), "torch": pooled("torch"),
+        "python": pooled("python"), "device": pooled("device"), "scale": record["scale"],
+        "dataset": pooled("dataset"), "seeds": seeds,
+        "wall_time_s": round(sum(p.get("wall_time_s", 0.0) for p in provs), 2),
+        "date": max(p.get("date", "") for p in provs),
+    }
+    return record
+
+
+def load(name: str, scale: str | None = None) -> dict[str, Any] | None:
+    """The saved record of `name` at `scale` (default `$LABNORM_SCALE`), summarized; None if there is none."""
+    exp = get(name)
+    path = _results.find_record(name, get_scale(scale))
+    if path is None:
+        return None
+    return {**_finish(_results.load_record(path), exp), "source": "saved"}
+
+
+def reference(name: str) -> dict[str, Any] | None:
+    """The saved record of `name` at the largest scale there is (a gpu run first), or None."""
+    for scale in reversed(SCALES):
+        record = load(name, scale)
+        if record is not None:
+            return record
+    return None
+
+
+def run(
+    name: str, scale: str | None = None, seeds: int | Iterable[int] = 1, *, device: str | None = None,
+    save: bool = True, fresh: bool = False, progress: bool | None = None,
+) -> dict[str, Any]:
+    """Run experiment `name` at `scale` over `seeds` (an int n means seeds 0..n-1); return its record.
+
+    With `save`, the record `results/<name>__<scale>.json` is written after every seed, and seeds
+    it already holds are kept, not rerun — unless `fresh`, which starts a new record. A saved
+    record made with another config is refused (its seeds would not be comparable).
+    """
+    exp = get(name)
+    scale = get_scale(scale)
+    dev = torch.device(device) if device else default_device()
+    config = exp.config(scale)
+    stored = _jsonable(config)
+    record = None
+    path = _results.find_record(name, scale)
+    if save and not fresh and path is not None:
+        record = _results.load_record(path)
+        if record["config"] != stored:
+            changed = sorted(k for k in set(stored) | set(record["config"]) if stored.get(k) != record["config"].get(k))
+            raise ValueError(
+                f"run: {path.name} holds seeds {record['seeds']} made with another {scale} config of {name} "
+                f"(fields that differ: {', '.join(changed)}); rerun with fresh=True (--fresh) to start a new record")
+    record = record or _new_record(exp, scale, stored)
+    if save and path is not None and path.name != _results.record_path(name, scale).name:
+        record.pop("converted_from", None)  # an earlier one-seed file: its seed moves into the record
+    wanted = _seed_list(seeds)
+    show = progress_enabled() if progress is None else progress
+    for seed in tqdm(wanted, desc=f"{name} ({scale})", unit="seed", disable=not show):
+        if str(seed) in record["per_seed"]:
+            continue  # finished earlier: kept
+        torch.manual_seed(seed)
+        code = _results.code_version()  # taken at the start: edits made while it runs do not count
+        t0 = time.perf_counter()
+        result = exp.run(config, seed, dev)
+        wall = time.perf_counter() - t0
+        entry: dict[str, Any] = {
+            "metrics": exp.metrics(result.details),
+            "details": result.details,
+            "provenance": _results.provenance(scale=scale, seed=seed, dataset=result.dataset, device=dev,
+                                              wall_time_s=wall, code=code),
+        }
+        if result.arrays:
+            record.setdefault("arrays", {})[str(seed)] = result.arrays
+            if save:
+                npz = _results.arrays_path(name, scale, seed)
+                entry["arrays_sha256"] = _results.save_arrays(npz, result.arrays)
+                entry["arrays_file"] = npz.name
+        record["per_seed"][str(seed)] = entry
+        _finish(record, exp)
+        if save:
+            record["path"] = _results.save_record(record).name
+    if save and path is not None and path != _results.record_path(name, scale) and path.is_file():
+        path.unlink()  # the earlier one-seed file now lives inside the record
+    return {**_finish(record, exp), "source": "live"}
+
+
+def load_or_run(name: str, scale: str | None = None, *, rerun: bool = False) -> dict[str, Any]:
+    """The saved record of `name` at `scale` if there is one (and not `rerun`), else a live run of
+    seed 0 (not saved). The record's `"source"` says which: `"saved"` or `"live"`."""
+    record = None if rerun else load(name, scale)
+    return record if record is not None else run(name, scale, seeds=1, save=False)
+
+
+def values(record: dict[str, Any], metric: str) -> list[float | None]:
+    """One value of `metric` per seed of `record`, in seed order (None where a seed has none)."""
+    return [record["per_seed"][str(s)]["metrics"].get(metric) for s in record["seeds"]]
+
+
+def summary(record: dict[str, Any], metric: str):
+    """The `labnorm.stats.Summary` of `metric` over the record's seeds."""
+    return summarize(values(record, metric))

@@ -1,0 +1,150 @@
+r"""The WS-on-ResNet post redone: range tests and one-cycle Adam at batch 2, 64 and 256 (notebook 04).
+
+The post trained a ResNet-18 with BN and one with WS+BN (every conv standardized) using fastai's
+`lr_find` and `fit_one_cycle`: LR range tests (Adam) at batch 64 and 256, then one-cycle Adam
+training at batch 64, 2 and 256, and GN / WS+GN at batch 2. Its claims: at batch 2 BN alone
+blows up and WS keeps it training; at batch 64 the two end level; WS costs time per epoch.
+Where a run blows up is the LR range test's divergence rule applied to its step losses
+(`common.blow_up_step`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..data import DeviceBatches, load_cifar10
+from ..models import build_model
+from ..train.fit import make_optimizer
+from .common import cifar_subsets, range_test, train_run
+from .report import Figure, Report, Table, cell, judge, seed_details
+from .runner import Experiment, SeedResult
+
+_POST_RUNS = (("bn", 64), ("ws+bn", 64), ("bn", 256), ("ws+bn", 256), ("bn", 2), ("ws+bn", 2), ("gn", 2), ("ws+gn", 2))
+
+
+@dataclass(frozen=True)
+class Config:
+    width: float
+    epochs: int
+    train_images: int
+    test_images: int
+    range_num_iter: int
+    range_batch_sizes: tuple[int, ...] = (64, 256)
+    runs: tuple[tuple[str, int], ...] = _POST_RUNS
+    model: str = "resnet18"
+    # fastai's defaults, as the post used them: Adam, lr_find from 1e-7 to 10 over 100 steps,
+    # fit_one_cycle's max lr 3e-3, pct_start 0.25. (fastai's decoupled weight decay 0.01 shrinks
+    # the weights by lr * 0.01 <= 3e-5 per step; left out rather than replaced by Adam's L2.)
+    optimizer: str = "Adam, no weight decay, OneCycleLR pct_start 0.25"
+    max_lr: float = 3e-3
+    range_start_lr: float = 1e-7
+    range_end_lr: float = 10.0
+    range_step_mode: str = "exp"
+    range_smooth_f: float = 0.05
+    range_diverge_th: float = 5.0
+    range_norms: tuple[str, ...] = ("bn", "ws+bn")
+    blow_up_rule: str = "smoothed loss (factor 0.05) above 4x its best so far from step 10 on, or not finite"
+
+
+CONFIGS = {
+    # Smoke: small batches only, so that an epoch is a handful of steps
+    "smoke": Config(width=0.125, epochs=1, train_images=256, test_images=256, range_num_iter=15,
+                    range_batch_sizes=(16, 32),
+                    runs=(("bn", 16), ("ws+bn", 16), ("bn", 2), ("ws+bn", 2), ("gn", 2), ("ws+gn", 2))),
+    "cpu": Config(width=0.25, epochs=2, train_images=5000, test_images=2000, range_num_iter=100),
+    "gpu": Config(width=1.0, epochs=5, train_images=50000, test_images=10000, range_num_iter=100),
+}
+
+
+def run(config: Config, seed: int, device: torch.device) -> SeedResult:
+    full_train = load_cifar10("train")
+    curves = []
+    for bs in config.range_batch_sizes:
+        for norm in config.range_norms:
+            torch.manual_seed(seed)
+            model = build_model(config.model, norm, width=config.width).to(device)
+            opt = make_optimizer(model.parameters(), "adam", config.range_start_lr, 0.9, 0.0)
+            batches = DeviceBatches(full_train, bs, train=True, device=device, seed=seed)
+            curves.append({"norm": norm, "batch_size": bs, **range_test(
+                model, opt, batches, start_lr=config.range_start_lr, end_lr=config.range_end_lr,
+                num_iter=config.range_num_iter, step_mode=config.range_step_mode, smooth_f=config.range_smooth_f,
+                diverge_th=config.range_diverge_th, device=device)})
+    train, test = cifar_subsets(config.train_images, config.test_images, seed)
+    runs = []
+    for norm, bs in config.runs:
+        _, record = train_run(lambda: build_model(config.model, norm, width=config.width), train, test,
+                              batch_size=bs, seed=seed, device=device, epochs=config.epochs, lr=config.max_lr,
+                              labels={"norm": norm, "batch_size": bs}, keep_first_steps=200, optimizer="adam",
+                              weight_decay=0.0)
+        runs.append(record)
+    return SeedResult({"range_tests": curves, "runs": runs}, train.variant)
+
+
+def metrics(details: dict) -> dict[str, float | None]:
+    out = {}
+    for r in details["runs"]:
+        key = f"{r['norm']}/b{r['batch_size']}"
+        out[f"test_acc/{key}"] = r["final_test_acc"]
+        out[f"test_loss/{key}"] = r["final_test_loss"]
+        out[f"seconds_per_epoch/{key}"] = r["seconds"] / len(r["epochs"])
+        # 1 if the run blew up (divergence rule), else 0: its mean over seeds is the blow-up rate
+        out[f"blew_up/{key}"] = float(r["blow_up_step"] is not None)
+    return out
+
+
+def report(record: dict) -> Report:
+    arms = [(r["norm"], r["batch_size"]) for r in seed_details(record)[0]["runs"]]
+    rows = []
+    for n, b in arms:
+        steps = [next(r for r in d["runs"] if (r["norm"], r["batch_size"]) == (n, b))["blow_up_step"]
+                 for d in seed_details(record)]
+        rows.append([n, b, cell(record, f"test_acc/{n}/b{b}"), cell(record, f"test_loss/{n}/b{b}"),
+                     ", ".join("none" if s is None else str(s) for s in steps),
+                     cell(record, f"seconds_per_epoch/{n}/b{b}", 1)])
+    table = Table(["norm", "batch", "test accuracy", "test loss", "blow-up step per seed", "s/epoch"], rows,
+                  note="blow-up step: first step where the smoothed training loss exceeds 4x its best so far "
+                       "(from step 10 on) or is not finite; s/epoch: wall time on a shared machine, not a benchmark.")
+    batches = sorted({b for _, b in arms})
+    small, mid = batches[0], batches[len(batches) // 2]
+    verdicts = [
+        judge(record, f"blew_up/bn/b{small}", f"blew_up/ws+bn/b{small}", direction="higher",
+              claim=f"at batch {small} BN blows up where WS+BN does not (blow-up rate)"),
+        judge(record, f"test_acc/ws+bn/b{mid}", f"test_acc/bn/b{mid}", direction="equal", margin=0.02,
+              claim=f"at batch {mid} WS+BN ends within 2 points of BN"),
+        judge(record, f"seconds_per_epoch/ws+bn/b{mid}", f"seconds_per_epoch/bn/b{mid}", direction="higher",
+              claim=f"WS+BN takes longer per epoch than BN at batch {mid}"),
+    ]
+
+    def draw(fig):
+        ax = fig.subplots()
+        for k, c in enumerate(seed_details(record)[0]["range_tests"]):
+            for s, d in enumerate(seed_details(record)):
+                cs = d["range_tests"][k]
+                ax.plot(cs["lr"], cs["loss"], color=f"C{k}", alpha=0.8 if s == 0 else 0.35,
+                        label=f"{c['norm']}, batch {c['batch_size']}" if s == 0 else None)
+        ax.set(xscale="log", xlabel="learning rate", ylabel="smoothed loss (LR range test)")
+        ax.legend()
+
+    def first_steps(fig):
+        ax = fig.subplots()
+        for k, (n, b) in enumerate(a for a in arms if a[1] == small):
+            for s, d in enumerate(seed_details(record)):
+                losses = next(r for r in d["runs"] if (r["norm"], r["batch_size"]) == (n, b))["first_steps_loss"]
+                ax.plot(range(1, len(losses) + 1), losses, color=f"C{k}", lw=0.8, alpha=0.9 if s == 0 else 0.35,
+                        label=n if s == 0 else None)
+        ax.set(xlabel="step", ylabel="training loss (unsmoothed)", yscale="log")
+        ax.legend(fontsize=8)
+
+    return Report(record, [table], [Figure("LR range tests (Adam), one line per seed", draw),
+                                    Figure(f"Batch {small}: the first steps of training, one line per seed",
+                                           first_steps)], verdicts)
+
+
+EXPERIMENT = Experiment(
+    name="ws_small_batches",
+    description="The WS-on-ResNet post: LR range tests (Adam) of ResNet-18 with BN and with WS+BN at batch 64 and "
+                "256, then one-cycle Adam training of BN / WS+BN at batch 64, 2 and 256 and of GN / WS+GN at batch 2.",
+    configs=CONFIGS, run=run, metrics=metrics, report=report,
+)

@@ -1,0 +1,221 @@
+"""The experiments package: registry, resumable seed loop, records with summaries, reports, CLI."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from labnorm import results
+from labnorm.experiments import Experiment, Report, SeedResult, Table, runner
+from labnorm.experiments import common
+from labnorm.experiments.ws_bcn_vgg import dead_channel_fraction
+from labnorm.scale import SCALES
+
+PACKAGE = Path(runner.__file__).parent
+ENV = {**os.environ, "LABNORM_SCALE": "smoke"}
+
+
+def test_every_module_is_one_registered_experiment_of_at_most_250_lines():
+    known = runner.experiments()
+    modules = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in {"__init__", "runner", "report", "common"})
+    assert sorted(known) == modules
+    for path in PACKAGE.glob("*.py"):
+        assert len(path.read_text().splitlines()) <= 250, path.name
+    for exp in known.values():
+        for scale in SCALES:
+            config = exp.config(scale)
+            assert dataclasses.is_dataclass(config) and type(config).__dataclass_params__.frozen, (exp.name, scale)
+
+
+def test_no_experiment_special_cases_a_scale():
+    for path in PACKAGE.glob("*.py"):
+        text = path.read_text()
+        assert 'scale == "' not in text and "pick(" not in text, path.name
+
+
+# ----------------------------------------------------------------------------- a fake experiment
+
+
+@dataclasses.dataclass(frozen=True)
+class _Config:
+    n: int
+
+
+def _fake(calls: list, fail_on: int | None = None, arrays: bool = False) -> Experiment:
+    def run(config, seed, device):
+        if seed == fail_on:
+            raise KeyboardInterrupt  # as if the run were stopped during this seed
+        calls.append(seed)
+        extra = {"x": np.full(3, seed)} if arrays else {}
+        return SeedResult({"value": seed + 0.5 * config.n}, "toy", extra)
+
+    def report(record):
+        return Report(record, [Table(["value"], [[runner.summary(record, "value").format()]])])
+
+    return Experiment("fake", "a test", {s: _Config(n=1) for s in SCALES}, run,
+                      lambda d: {"value": d["value"]}, report)
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABNORM_RESULTS", str(tmp_path))
+    runner.experiments()
+    calls = []
+    monkeypatch.setitem(runner._REGISTRY, "fake", _fake(calls))
+    return calls
+
+
+def test_seeds_are_summarized_in_one_record(fake, tmp_path):
+    rec = runner.run("fake", "smoke", seeds=3)
+    saved = json.loads((tmp_path / "fake__smoke.json").read_text())
+    assert saved["seeds"] == [0, 1, 2] and fake == [0, 1, 2]
+    assert saved["summary"]["value"]["mean"] == pytest.approx(1.5) and saved["summary"]["value"]["n"] == 3
+    low, high = saved["summary"]["value"]["ci95"]
+    assert low < 1.5 < high and "Student-t" in saved["summary"]["value"]["method"]
+    assert {"commit", "commits", "torch", "device", "scale", "dataset", "seeds", "wall_time_s", "date"} <= set(
+        saved["provenance"])
+    for seed in ("0", "1", "2"):
+        assert saved["per_seed"][seed]["provenance"]["seed"] == int(seed)
+    assert runner.values(rec, "value") == [0.5, 1.5, 2.5]
+    assert "seeds 0, 1, 2" in results.provenance_line(rec)
+
+
+def test_an_interrupted_run_keeps_its_finished_seeds(fake, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setitem(runner._REGISTRY, "fake", _fake(calls, fail_on=1))
+    with pytest.raises(KeyboardInterrupt):
+        runner.run("fake", "smoke", seeds=3)
+    assert json.loads((tmp_path / "fake__smoke.json").read_text())["seeds"] == [0]
+    first = json.loads((tmp_path / "fake__smoke.json").read_text())["per_seed"]["0"]
+    monkeypatch.setitem(runner._REGISTRY, "fake", _fake(calls))
+    rec = runner.run("fake", "smoke", seeds=3)
+    assert calls == [0, 1, 2] and rec["seeds"] == [0, 1, 2]  # seed 0 ran once
+    assert rec["per_seed"]["0"] == first
+
+
+def test_a_record_from_another_config_is_refused_unless_fresh(fake, tmp_path, monkeypatch):
+    runner.run("fake", "smoke", seeds=2)
+    changed = dataclasses.replace(runner._REGISTRY["fake"], configs={s: _Config(n=2) for s in SCALES})
+    monkeypatch.setitem(runner._REGISTRY, "fake", changed)
+    with pytest.raises(ValueError, match=r"another smoke config of fake \(fields that differ: n\).*--fresh"):
+        runner.run("fake", "smoke", seeds=3)
+    assert runner.run("fake", "smoke", seeds=1, fresh=True)["seeds"] == [0]
+
+
+def test_arrays_are_saved_per_seed_and_checked(fake, tmp_path, monkeypatch):
+    monkeypatch.setitem(runner._REGISTRY, "fake", _fake([], arrays=True))
+    runner.run("fake", "smoke", seeds=2)
+    assert (tmp_path / "fake__smoke__seed1.npz").is_file()
+    rec = runner.load("fake", "smoke")
+    assert rec["arrays"]["1"]["x"].tolist() == [1, 1, 1]
+    np.savez_compressed(tmp_path / "fake__smoke__seed1.npz", x=np.zeros(3))
+    with pytest.raises(ValueError, match="checksum"):
+        runner.load("fake", "smoke")
+
+
+def test_load_or_run_prefers_the_saved_record(fake, tmp_path):
+    live = runner.load_or_run("fake", "smoke")
+    assert live["source"] == "live" and not list(tmp_path.glob("*.json")), "a live run is not saved"
+    runner.run("fake", "smoke", seeds=2)
+    saved = runner.load_or_run("fake", "smoke")
+    assert saved["source"] == "saved" and saved["seeds"] == [0, 1]
+    assert runner.load_or_run("fake", "smoke", rerun=True)["source"] == "live"
+    with pytest.raises(ValueError, match="unknown experiment 'nope'"):
+        runner.run("nope", "smoke")
+
+
+def test_a_one_seed_file_of_the_earlier_layout_is_read_and_absorbed(fake, tmp_path):
+    prov = results.provenance(scale="smoke", seed=0, dataset="toy", device="cpu", wall_time_s=1.0)
+    old = {"experiment": "fake", "description": "a test", "config": {"n": 1}, "metrics": {"value": 0.5},
+           "provenance": prov}
+    (tmp_path / "fake__smoke__seed0.json").write_text(json.dumps(old))
+    rec = runner.load("fake", "smoke")
+    assert rec["seeds"] == [0] and rec["summary"]["value"]["mean"] == 0.5
+    rec = runner.run("fake", "smoke", seeds=2)
+    assert rec["seeds"] == [0, 1] and not (tmp_path / "fake__smoke__seed0.json").exists()
+    assert (tmp_path / "fake__smoke.json").is_file()
+
+
+def test_report_renders_text_markdown_and_verdicts(fake):
+    rec = runner.run("fake", "smoke", seeds=1)
+    report = runner.get("fake").report(rec)
+    assert "0.500 (n=1)" in report.tables[0].text() and "| value |" in report.markdown()
+
+
+# ----------------------------------------------------------------------------- committed records
+
+
+def test_committed_records_are_complete_and_their_summaries_recompute():
+    for path in sorted(results.results_dir().glob("*.json")):
+        raw = json.loads(path.read_text())
+        assert {"experiment", "scale", "config", "seeds", "per_seed", "summary", "provenance"} <= set(raw), path.name
+        assert path.name == f"{raw['experiment']}__{raw['scale']}.json"
+        rec = runner.load(raw["experiment"], raw["scale"])
+        assert rec["summary"] == raw["summary"], f"{path.name}: summary does not match its seeds"
+        for seed, entry in raw["per_seed"].items():
+            prov = entry["provenance"]
+            for key in ("commit", "torch", "device", "scale", "dataset", "seed", "wall_time_s", "date"):
+                assert prov.get(key) not in (None, ""), f"{path.name} seed {seed}: {key}"
+            assert prov["commit_dirty"] is False, f"{path.name} seed {seed} was run from uncommitted code"
+        report = runner.get(raw["experiment"]).report(rec)
+        assert report.tables and report.figures, path.name
+
+
+# ----------------------------------------------------------------------------- shared helpers
+
+
+def test_blow_up_rule_is_the_range_tests_divergence_rule():
+    assert common.blow_up_step([2.3] * 200) is None
+    assert common.blow_up_step([2.3] * 39 + [50.0] * 10) == 43  # the smoothed loss passes 4x its best 4 steps later
+    assert common.blow_up_step([2.3, 2.2, float("inf")]) == 3
+    assert common.blow_up_step([5.0] * 5 + [100.0]) is None or common.blow_up_step([5.0] * 5 + [100.0]) > 10
+
+
+def test_dead_channel_count_leaves_the_mode_alone():
+    # 4 channels, one of them pushed negative everywhere: a quarter of the channels is dead
+    conv = torch.nn.Conv2d(1, 4, 1)
+    with torch.no_grad():
+        conv.weight.fill_(0.0)
+        conv.bias.copy_(torch.tensor([1.0, 1.0, 1.0, -1.0]))
+    model = torch.nn.Sequential(conv, torch.nn.ReLU()).train()
+    assert dead_channel_fraction(model, torch.randn(3, 1, 5, 5)) == 0.25
+    assert model.training
+
+
+# ----------------------------------------------------------------------------- the command line
+
+
+def test_cli_lists_experiments(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "labnorm", "list"], capture_output=True, text=True, check=True,
+                         env={**ENV, "LABNORM_RESULTS": str(tmp_path)}).stdout
+    assert "bn_gn_batch_size" in out and "saved: none" in out
+
+
+def test_cli_runs_three_seeds_and_a_killed_run_resumes(tmp_path):
+    """`python -m labnorm run bn_gn_batch_size --scale smoke --seeds 3`, killed after its first seed, then again."""
+    env = {**ENV, "LABNORM_RESULTS": str(tmp_path)}
+    cmd = [sys.executable, "-m", "labnorm", "run", "bn_gn_batch_size", "--scale", "smoke", "--seeds", "3"]
+    record = tmp_path / "bn_gn_batch_size__smoke.json"
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not record.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = json.loads(record.read_text())
+    assert first["seeds"] == [0], "killed during seed 1: seed 0 is saved"
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    done = json.loads(record.read_text())
+    assert "seeds 0, 1, 2" in out and done["seeds"] == [0, 1, 2]
+    assert done["per_seed"]["0"] == first["per_seed"]["0"], "the finished seed was kept, not rerun"
+    for metric in ("test_acc/bn/b2", "test_acc/gn:8/b64"):
+        s = done["summary"][metric]
+        assert s["n"] == 3 and s["ci95"][0] <= s["mean"] <= s["ci95"][1]
