@@ -267,12 +267,14 @@ for name, (ours, ref, exact) in layers.items():
 # %% [markdown]
 # The experiment lives in `labnorm.experiments.bn_gn_batch_size`: its sizes at each scale, the
 # training of every arm, and the report — the table, figures and verdicts shown here and on the
-# site's results page. A live run at the current scale (one seed, not saved):
+# site's results page. At `smoke` scale it runs live (one seed, not saved); at `cpu`/`gpu` scale
+# the saved record of that scale is loaded (`load_or_run`; `rerun=True` trains it again).
 
 # %%
 bn_gn = experiments.get("bn_gn_batch_size")
 print(bn_gn.config(SCALE))
-live = experiments.run("bn_gn_batch_size", SCALE, seeds=1, save=False)
+live = experiments.load_or_run("bn_gn_batch_size", SCALE)
+print(f"{live['source']} record")
 bn_gn.report(live).show()
 
 # %% [markdown]
@@ -288,6 +290,8 @@ bn_gn.report(live).show()
 reference = experiments.reference("bn_gn_batch_size")
 if reference is None:
     print("no saved reference run found (set LABNORM_RESULTS to the repository's results/ folder)")
+elif reference["scale"] == SCALE:
+    print("the reference is the record shown above")
 else:
     bn_gn.report(reference).show()
 
