@@ -46,6 +46,9 @@ $$y_{n,c,h,w} = \gamma_c \frac{x_{n,c,h,w} - \mu_{j,c}}{\sqrt{\sigma^2_{j,c} + \
   statistics, as `labnorm.BatchNorm2d`); **bf16 autocast**: float32 statistics, bf16 output.
 - `torch.compile` (train and eval), `state_dict` (batch norm's keys: a `BatchNorm2d` checkpoint
   loads), `deepcopy`.
+- **Double backward** (a gradient penalty through the layer): `RuntimeError`. The normalization uses
+  `standardize`'s closed-form backward (in `layer_norm.py`), which is once-differentiable: refused, never
+  computed wrong. torch's layers support it.
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .batch_norm import _LOW_PRECISION, _shifted_var_mean
+from .batch_norm import _LOW_PRECISION
+from .layer_norm import standardize
 
 __all__ = ["GhostBatchNorm2d"]
 
@@ -159,17 +163,14 @@ class GhostBatchNorm2d(nn.Module):
                     f"GhostBatchNorm2d: expected more than 1 value per channel in every virtual batch, but {which} "
                     f"has {count} (input shape {tuple(x.shape)}, virtual_batch_size={self.virtual_batch_size})"
                 )
-            # $\mu_{j,c}$ and the biased $\sigma^2_{j,c}$ over $(B_j, H, W)$: dims 1, 3, 4 of $[k, V, C, H, W]$
-            var, mean, shift = _shifted_var_mean(xg, dim=(1, 3, 4))
+            # $\hat x$ with $\mu_{j,c}$ and the biased $\sigma^2_{j,c}$ over $(B_j, H, W)$: dims 1, 3, 4
+            # of $[k, V, C, H, W]$, by layer norm's `standardize` (shifted statistics, closed-form backward)
+            y, mean, var = standardize(xg, (1, 3, 4), self.eps)
             if self.training and self.track_running_stats:
-                self._update_running_stats((mean + shift).reshape(-1, c), var.reshape(-1, c), count)
-            # $\gamma_c (x - \mu_j) / \sqrt{\sigma_j^2 + \epsilon} + \beta_c$, $\gamma$ folded into the scale
-            inv_std = torch.rsqrt(var + self.eps)
-            centred = (xg - shift) - mean
+                self._update_running_stats(mean.reshape(-1, c), var.reshape(-1, c), count)
+            # $\gamma_c \hat x + \beta_c$
             if self.affine:
-                y = torch.addcmul(self.bias.reshape(view), centred, inv_std * self.weight.reshape(view))
-            else:
-                y = centred * inv_std
+                y = torch.addcmul(self.bias.reshape(view), y, self.weight.reshape(view))
             outputs.append(y.reshape(-1, c, h, w))
         y = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
         return y.to(x.dtype)

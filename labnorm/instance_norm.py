@@ -42,6 +42,9 @@ combinations of `affine` and `track_running_stats`):
   the shifted statistics of `labnorm.BatchNorm2d`): within 1e-5 of float64.
 - **bf16 autocast**: statistics in float32, output in the input's dtype (bf16), as torch.
 - `torch.compile` (train and eval), `state_dict` (torch's keys: a torch checkpoint loads), `deepcopy`.
+- **Double backward** (a gradient penalty through the layer): `RuntimeError`. The normalization uses
+  `standardize`'s closed-form backward (in `layer_norm.py`), which is once-differentiable: refused, never
+  computed wrong. torch's layers support it.
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .batch_norm import _LOW_PRECISION, _channel_view, _shifted_var_mean
+from .batch_norm import _LOW_PRECISION, _channel_view
+from .layer_norm import standardize
 
 __all__ = ["InstanceNorm2d"]
 
@@ -145,22 +149,25 @@ class InstanceNorm2d(nn.Module):
                     "InstanceNorm2d: expected more than 1 spatial position (H·W > 1) to compute instance "
                     f"statistics, got input of shape {tuple(x.shape)}"
                 )
-            # $\mu_{n,c}$ and the biased $\sigma^2_{n,c}$ over $(H, W)$, on $x - s$ for accuracy
-            var, mean, shift = _shifted_var_mean(xs, dim=(2, 3))
+            # $\hat x$ with $\mu_{n,c}$ and the biased $\sigma^2_{n,c}$ over $(H, W)$: layer norm's
+            # `standardize` over dims (2, 3) (shifted statistics, closed-form backward)
+            y, mean, var = standardize(xs, (2, 3), self.eps)
             if self.training and self.track_running_stats:
                 # Batch averages of $\mu_{n,c}$ and of the unbiased $\frac{HW}{HW-1}\sigma^2_{n,c}$
-                self._update_running_stats((mean + shift).mean((0, 2, 3)), var.mean((0, 2, 3)) * (hw / (hw - 1)))
-            centred = (xs - shift) - mean
+                self._update_running_stats(mean.mean((0, 2, 3)), var.mean((0, 2, 3)) * (hw / (hw - 1)))
+            if self.affine:
+                # $\gamma_c \hat x + \beta_c$, one fused multiply-add
+                y = torch.addcmul(_channel_view(self.bias, 4), y, _channel_view(self.weight, 4))
+            return y.to(x.dtype)
+        # Eval with running statistics: $(x - \hat\mu_c) / \sqrt{\hat\sigma^2_c + \epsilon}$, $\gamma$ folded in
+        scale = torch.rsqrt(self.running_var + self.eps)
+        if self.affine:
+            scale = scale * self.weight
+        centred = xs - _channel_view(self.running_mean, 4)
+        if self.affine:
+            y = torch.addcmul(_channel_view(self.bias, 4), centred, _channel_view(scale, 4))
         else:
-            var = _channel_view(self.running_var, 4)
-            centred = xs - _channel_view(self.running_mean, 4)
-        # $\hat x = (x - \mu) / \sqrt{\sigma^2 + \epsilon}$
-        inv_std = torch.rsqrt(var + self.eps)
-        if not self.affine:
-            y = centred * inv_std
-        else:
-            # $\gamma_c \hat x + \beta_c$ with $\gamma$ folded into the scale: one multiply-add
-            y = torch.addcmul(_channel_view(self.bias, 4), centred, inv_std * _channel_view(self.weight, 4))
+            y = centred * _channel_view(scale, 4)
         return y.to(x.dtype)
 
     @torch.no_grad()

@@ -50,6 +50,9 @@ works at any resolution; `"ln2d"` is `LayerNorm2d`, `"rms"` is `RMSNorm2d`.
 - **bf16 autocast**: statistics are computed in float32 and the output is returned in the
   input's dtype (bf16), as torch's `LayerNorm` and `RMSNorm` do under CPU autocast.
 - `torch.compile`, `state_dict`, `deepcopy`: plain parameters, no buffers, nothing cached.
+- **Double backward** (a gradient penalty through the layer): `RuntimeError`. The normalization uses
+  `standardize`'s closed-form backward, which is once-differentiable: refused, never
+  computed wrong. torch's layers support it.
 """
 
 from __future__ import annotations
@@ -59,9 +62,9 @@ import numbers
 import torch
 from torch import nn
 
-from .batch_norm import _LOW_PRECISION, _channel_view, _shifted_var_mean
+from .batch_norm import _LOW_PRECISION, _channel_view
 
-__all__ = ["LayerNorm", "LayerNorm2d", "RMSNorm", "RMSNorm2d", "layer_norm", "rms_norm"]
+__all__ = ["LayerNorm", "LayerNorm2d", "RMSNorm", "RMSNorm2d", "layer_norm", "rms_norm", "standardize"]
 
 
 def _as_shape(normalized_shape) -> tuple[int, ...]:
@@ -70,12 +73,65 @@ def _as_shape(normalized_shape) -> tuple[int, ...]:
     return tuple(int(s) for s in normalized_shape)
 
 
+def standardize(x: torch.Tensor, dims: tuple[int, ...], eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""$(\hat x, \mu, \sigma^2)$: $\hat x = (x - \mu)/\sqrt{\sigma^2 + \epsilon}$ over `dims` (non-negative).
+
+    The core of LayerNorm, LayerNorm2d, InstanceNorm2d and GhostBatchNorm2d: they differ only in
+    `dims`. $\mu$ and the biased $\sigma^2$ come back (with size-1 `dims`) for running statistics;
+    they carry no gradient. Gradients flow through $\hat x$ only, by `_Standardize`'s closed form.
+    """
+    return _Standardize.apply(x, dims, eps)
+
+
+class _Standardize(torch.autograd.Function):
+    r"""$\hat x$ over `dims` with a closed-form backward.
+
+    Written with autograd's ops (`var_mean`, subtract, multiply) the standardization allocates a
+    new tensor per op and the backward of `var_mean` walks $x$ several times. Here the forward
+    makes one tensor ($x - s$, standardized in place), and the backward one more:
+
+    $$\frac{\partial L}{\partial x} = \frac{1}{\sqrt{\sigma^2 + \epsilon}}
+      \Big(g - \overline{g} - \hat x\, \overline{g \hat x}\Big)$$
+
+    with $g = \partial L / \partial \hat x$ and $\overline{\,\cdot\,}$ the mean over `dims`.
+    Tested against autograd of the formula (through torch's layers) in float64. Double backward
+    is refused with an error (`once_differentiable`), not computed wrongly.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, dims: tuple[int, ...], eps: float):
+        # $s$: the first value of every slice over `dims`; $x - s$ is exact for large means
+        index = tuple(slice(0, 1) if d in dims else slice(None) for d in range(x.dim()))
+        shift = x[index]
+        out = x - shift
+        var, mean = torch.var_mean(out, dim=dims, correction=0, keepdim=True)
+        rstd = torch.rsqrt(var + eps)
+        # $\hat x = ((x - s) - (\mu - s)) / \sqrt{\sigma^2 + \epsilon}$, in place
+        out.sub_(mean).mul_(rstd)
+        mean = mean + shift
+        ctx.save_for_backward(out, rstd)
+        ctx.dims = dims
+        ctx.mark_non_differentiable(mean, var)
+        return out, mean, var
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: torch.Tensor, _g_mean, _g_var):
+        xhat, rstd = ctx.saved_tensors
+        dims = ctx.dims
+        # $\overline{g}$ and $\overline{g \hat x}$, through the buffer that becomes the gradient
+        g_mean = g.mean(dims, keepdim=True)
+        grad = torch.mul(g, xhat)
+        gx_mean = grad.mean(dims, keepdim=True)
+        # $(g - \overline{g} - \hat x\,\overline{g\hat x}) / \sqrt{\sigma^2+\epsilon}$, in place
+        torch.sub(g, g_mean, out=grad)
+        grad.addcmul_(xhat, gx_mean, value=-1).mul_(rstd)
+        return grad, None, None
+
+
 def layer_norm(x: torch.Tensor, dims: tuple[int, ...], eps: float) -> torch.Tensor:
     r"""$\hat x = (x - \mu) / \sqrt{\sigma^2 + \epsilon}$ with $\mu, \sigma^2$ over `dims` (non-negative)."""
-    # $\mu$ and the biased $\sigma^2$ of $x - s$: exact for large means (see BatchNorm2d)
-    var, mean, shift = _shifted_var_mean(x, dims)
-    # $x - \mu = (x - s) - (\mu - s)$, times $1/\sqrt{\sigma^2 + \epsilon}$
-    return ((x - shift) - mean) * torch.rsqrt(var + eps)
+    return standardize(x, dims, eps)[0]
 
 
 def rms_norm(x: torch.Tensor, dims: tuple[int, ...], eps: float) -> torch.Tensor:

@@ -497,3 +497,20 @@ def test_ghost_bn_spec_and_a_batch_it_does_not_divide():
     # batch 5 = 4 + 1: VGG's last norms see 2×2 maps, so the one-sample remainder has 4 values
     # per channel and trains (a 1×1 remainder raises: test_ghostbn_single_value_virtual_batch_raises)
     _smoke_step(build_model("vgg16", norm="gbn:4", width=0.125), n=5)
+
+
+@pytest.mark.parametrize("dims", [(1,), (2, 3), (0, 2, 3), (1, 3)])
+def test_standardize_closed_form_backward_gradcheck(dims):
+    # The shared core of LayerNorm(2d), InstanceNorm2d and GhostBatchNorm2d
+    from labnorm.layer_norm import standardize
+
+    torch.manual_seed(14)
+    x = (torch.randn(3, 4, 2, 3, dtype=F64) * 2 + 5).requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: standardize(t, dims, 1e-5)[0], (x,))
+
+
+def test_double_backward_is_refused_not_wrong():
+    x = torch.randn(2, 4, 3, 3, requires_grad=True)
+    (g,) = torch.autograd.grad(labnorm.LayerNorm2d(4)(x).square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|does not require grad"):
+        g.sum().backward()
