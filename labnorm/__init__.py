@@ -9,6 +9,10 @@ from ._version import __version__  # noqa: E402
 
 from .batch_channel_norm import BatchChannelNorm2d, EstimatedBatchNorm2d  # noqa: E402
 from .batch_norm import BatchNorm2d, GroupNorm  # noqa: E402
+from .dynamic_tanh import DynamicTanh  # noqa: E402
+from .ghost_batch_norm import GhostBatchNorm2d  # noqa: E402
+from .instance_norm import InstanceNorm2d  # noqa: E402
+from .layer_norm import LayerNorm, LayerNorm2d, RMSNorm, RMSNorm2d  # noqa: E402
 from .scale import get_scale, pick  # noqa: E402
 from .stats import verdict  # noqa: E402
 from .switch_norm import SwitchNorm2d, finalize_batch_average, load_official_state_dict  # noqa: E402
@@ -21,5 +25,6 @@ __all__ = [
     "MeanOnlyBatchNorm", "weight_norm", "remove_weight_norm", "data_dependent_init",
     "weight_standardization", "WSConv1d", "WSConv2d", "WSConvTranspose2d",
     "SwitchNorm2d", "finalize_batch_average", "load_official_state_dict",
+    "LayerNorm", "LayerNorm2d", "RMSNorm", "RMSNorm2d", "InstanceNorm2d", "GhostBatchNorm2d", "DynamicTanh",
     "LRFinder", "get_scale", "pick", "verdict", "__version__",
 ]

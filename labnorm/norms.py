@@ -16,6 +16,12 @@ techniques. A spec is a registered name with an optional argument after a colon:
 | `bcn[:G]`, `ws+bcn[:G]` | `labnorm.BatchChannelNorm2d` (32 groups, reduced to a divisor of $C$), after a plain / WS conv |
 | `sn`, `sn:M` | `labnorm.SwitchNorm2d`; with `M`, the Keras-convention momentum $M$ (PyTorch momentum $1 - M$) |
 | `sn-ba`     | `labnorm.SwitchNorm2d` without moving averages: its eval statistics come from `labnorm.finalize_batch_average` |
+| `ln`        | layer norm over $(C, H, W)$ of each sample with per-channel $\gamma, \beta$: `labnorm.GroupNorm(1, C)` (the GN paper's LN; timm's `GroupNorm1`). `labnorm.LayerNorm([C, H, W])` would learn per-element $\gamma, \beta$ and fix $H, W$ |
+| `ln2d`      | `labnorm.LayerNorm2d`: over $C$ at each position (ConvNeXt's), $\epsilon = 10^{-6}$ |
+| `rms`       | `labnorm.RMSNorm2d`: RMSNorm over $C$ at each position ($\epsilon$ = the dtype's machine epsilon, as `torch.nn.RMSNorm`) |
+| `in`        | `labnorm.InstanceNorm2d(C, affine=True)` (no running statistics: eval normalizes each image by itself) |
+| `gbn`, `gbn:V` | `labnorm.GhostBatchNorm2d` with virtual batches of $V$ samples (default 32; a batch $V$ does not divide ends with a smaller virtual batch) |
+| `dyt`       | `labnorm.DynamicTanh` ($\gamma \tanh(\alpha x) + \beta$, no statistics), channels in dim 1 |
 
 Every name is registered in this module, with `@register_norm("name")` on its builder (the
 technique modules stay leaves that know nothing of the factory). The factory also owns the
@@ -34,6 +40,10 @@ from torch import nn
 
 from .batch_channel_norm import BatchChannelNorm2d
 from .batch_norm import BatchNorm2d, GroupNorm
+from .dynamic_tanh import DynamicTanh
+from .ghost_batch_norm import GhostBatchNorm2d
+from .instance_norm import InstanceNorm2d
+from .layer_norm import LayerNorm2d, RMSNorm2d
 from .switch_norm import SwitchNorm2d
 from .weight_norm import MeanOnlyBatchNorm, weight_norm
 from .weight_std import WSConv2d
@@ -182,3 +192,36 @@ def _ws_conv(c_in, c_out, kernel_size, stride=1, padding=0, bias=False) -> nn.Mo
     if c_in * kernel_size * kernel_size < 2:
         return nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, bias=bias)
     return WSConv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, bias=bias)
+
+
+@register_norm("ln")
+def _ln(c: int, arg: str | None) -> nn.Module:
+    # Layer norm over (C, H, W) of each sample, per-channel affine: GroupNorm with one group.
+    # (A LayerNorm([C, H, W]) would need H, W here and learn one gamma per element.)
+    return GroupNorm(1, c)
+
+
+@register_norm("ln2d")
+def _ln2d(c: int, arg: str | None) -> nn.Module:
+    return LayerNorm2d(c)
+
+
+@register_norm("rms")
+def _rms(c: int, arg: str | None) -> nn.Module:
+    return RMSNorm2d(c)
+
+
+@register_norm("in")
+def _in(c: int, arg: str | None) -> nn.Module:
+    return InstanceNorm2d(c, affine=True)
+
+
+@register_norm("gbn")
+def _gbn(c: int, arg: str | None) -> nn.Module:
+    # "gbn" or "gbn:V": Ghost BN with virtual batches of V samples (default 32)
+    return GhostBatchNorm2d(c, virtual_batch_size=int(arg) if arg else 32)
+
+
+@register_norm("dyt")
+def _dyt(c: int, arg: str | None) -> nn.Module:
+    return DynamicTanh(c)

@@ -1,0 +1,184 @@
+r"""# Instance Normalization, from scratch
+
+[Instance Normalization](https://arxiv.org/abs/1607.08022) (Ulyanov, Vedaldi & Lempitsky, 2016)
+normalizes every channel of every sample over its own spatial positions — batch norm's statistics
+with the batch taken out. It was made for style transfer, where the contrast of one image should
+not depend on the others in the batch. For $x$ of shape $[N, C, H, W]$:
+
+$$\mu_{n,c} = \frac{1}{HW}\sum_{h,w} x_{n,c,h,w}, \qquad
+  \sigma^2_{n,c} = \frac{1}{HW}\sum_{h,w} (x_{n,c,h,w} - \mu_{n,c})^2$$
+
+$$y_{n,c,h,w} = \gamma_c \frac{x_{n,c,h,w} - \mu_{n,c}}{\sqrt{\sigma^2_{n,c} + \epsilon}} + \beta_c$$
+
+It is group norm with one channel per group, and switchable norm's "IN" branch.
+
+**torch's conventions, reproduced** (`torch.nn.InstanceNorm2d` is the reference, in all four
+combinations of `affine` and `track_running_stats`):
+
+- The defaults are `affine=False` and `track_running_stats=False` — unlike `BatchNorm2d`. With
+  `affine=False` there are no $\gamma, \beta$; the `norm="in"` factory entry asks for `affine=True`.
+- With `track_running_stats=True`, training still normalizes with each instance's statistics,
+  and updates running estimates with their **average over the batch**, the variance unbiased
+  per instance ($HW/(HW-1)$):
+  $$\hat\mu_c \leftarrow (1-m)\,\hat\mu_c + m\,\tfrac{1}{N}\textstyle\sum_n \mu_{n,c}, \qquad
+    \hat\sigma^2_c \leftarrow (1-m)\,\hat\sigma^2_c + m\,\tfrac{1}{N}\sum_n \tfrac{HW}{HW-1}\sigma^2_{n,c}$$
+  In eval mode *those* running statistics normalize — so an instance-normalized net in eval no
+  longer normalizes each image by itself. Without `track_running_stats`, eval uses the instance
+  statistics, exactly as training.
+- `num_batches_tracked` exists (same state-dict keys as torch) but, as in torch, is never counted.
+- A 3-D input is taken as one unbatched sample $[C, H, W]$, as torch does.
+
+**Bad input and edge cases, with their answers** (each has a test):
+
+- **`momentum=None`**: `ValueError`. torch accepts it and then *never updates* the running
+  statistics (it passes momentum 0 to its kernel) — a silent no-op that labnorm refuses to copy.
+- Input not 3-D or 4-D, or with a channel count other than `num_features`: `ValueError` naming
+  the layer. (torch only warns about the channel count when `affine=False`.)
+- **One spatial position** ($H = W = 1$) when instance statistics are used (training, or eval
+  without running statistics): `ValueError`, as torch — every value would normalize to 0.
+- **Batch of one**: fine; the statistics never involve the batch.
+- **All-zero input**: $\beta$ (0 without affine); the running variance moves towards 0.
+- **float32 with mean 100 and std 0.01**: statistics on $x - s$ ($s$ one value of each instance,
+  the shifted statistics of `labnorm.BatchNorm2d`): within 1e-5 of float64.
+- **bf16 autocast**: statistics in float32, output in the input's dtype (bf16), as torch.
+- `torch.compile` (train and eval), `state_dict` (torch's keys: a torch checkpoint loads), `deepcopy`.
+- **Double backward** (a gradient penalty through the layer): `RuntimeError`. The normalization uses
+  `standardize`'s closed-form backward (in `layer_norm.py`), which is once-differentiable: refused, never
+  computed wrong. torch's layers support it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .batch_norm import _LOW_PRECISION, _channel_view
+from .layer_norm import standardize
+
+__all__ = ["InstanceNorm2d"]
+
+
+class InstanceNorm2d(nn.Module):
+    r"""Instance normalization of $[N, C, H, W]$ (or unbatched $[C, H, W]$), a drop-in for
+    `torch.nn.InstanceNorm2d`: same arguments, defaults, buffers and state-dict keys.
+
+    Args:
+        num_features: $C$.
+        eps: added to the variance inside the square root.
+        momentum: weight of the new batch in the running statistics (`None` is refused).
+        affine: learn a per-channel $\gamma$ (`weight`) and $\beta$ (`bias`).
+        track_running_stats: keep running statistics and use them in eval mode.
+
+    Raises:
+        ValueError: bad arguments; input of the wrong rank or channel count; a single spatial
+            position when instance statistics are needed.
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = False,
+        track_running_stats: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(num_features, int) or num_features < 1:
+            raise ValueError(f"InstanceNorm2d: num_features must be a positive int, got {num_features!r}")
+        if momentum is None or not 0.0 <= momentum <= 1.0:
+            raise ValueError(
+                f"InstanceNorm2d: momentum must be a float in [0, 1], got {momentum!r} (torch's InstanceNorm "
+                "silently never updates its running statistics with momentum=None)"
+            )
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        factory = {"device": device, "dtype": dtype}
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_features, **factory))
+            self.bias = nn.Parameter(torch.zeros(num_features, **factory))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", torch.zeros(num_features, **factory))
+            self.register_buffer("running_var", torch.ones(num_features, **factory))
+            # Kept for torch's state-dict keys; torch never counts it for instance norm.
+            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            self.running_mean.zero_()
+            self.running_var.fill_(1.0)
+            self.num_batches_tracked.zero_()
+
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        if self.affine:
+            nn.init.ones_(self.weight)
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:
+            # Unbatched $[C, H, W]$, as torch
+            return self.forward(x.unsqueeze(0)).squeeze(0)
+        if x.dim() != 4:
+            raise ValueError(
+                f"InstanceNorm2d: expected a 4-D input [N, C, H, W] (or 3-D [C, H, W]), got {x.dim()}-D input "
+                f"of shape {tuple(x.shape)}"
+            )
+        if x.shape[1] != self.num_features:
+            raise ValueError(
+                f"InstanceNorm2d: expected {self.num_features} channels in dim 1 of [N, C, H, W], got "
+                f"{x.shape[1]} (input shape {tuple(x.shape)})"
+            )
+        xs = x.float() if x.dtype in _LOW_PRECISION else x
+        # Instance statistics in training, and in eval when no running statistics are kept
+        if self.training or not self.track_running_stats:
+            hw = x.shape[2] * x.shape[3]
+            if hw <= 1:
+                raise ValueError(
+                    "InstanceNorm2d: expected more than 1 spatial position (H·W > 1) to compute instance "
+                    f"statistics, got input of shape {tuple(x.shape)}"
+                )
+            # $\hat x$ with $\mu_{n,c}$ and the biased $\sigma^2_{n,c}$ over $(H, W)$: layer norm's
+            # `standardize` over dims (2, 3) (shifted statistics, closed-form backward)
+            y, mean, var = standardize(xs, (2, 3), self.eps)
+            if self.training and self.track_running_stats:
+                # Batch averages of $\mu_{n,c}$ and of the unbiased $\frac{HW}{HW-1}\sigma^2_{n,c}$
+                self._update_running_stats(mean.mean((0, 2, 3)), var.mean((0, 2, 3)) * (hw / (hw - 1)))
+            if self.affine:
+                # $\gamma_c \hat x + \beta_c$, one fused multiply-add
+                y = torch.addcmul(_channel_view(self.bias, 4), y, _channel_view(self.weight, 4))
+            return y.to(x.dtype)
+        # Eval with running statistics: $(x - \hat\mu_c) / \sqrt{\hat\sigma^2_c + \epsilon}$, $\gamma$ folded in
+        scale = torch.rsqrt(self.running_var + self.eps)
+        if self.affine:
+            scale = scale * self.weight
+        centred = xs - _channel_view(self.running_mean, 4)
+        if self.affine:
+            y = torch.addcmul(_channel_view(self.bias, 4), centred, _channel_view(scale, 4))
+        else:
+            y = centred * _channel_view(scale, 4)
+        return y.to(x.dtype)
+
+    @torch.no_grad()
+    def _update_running_stats(self, mean: torch.Tensor, unbiased_var: torch.Tensor) -> None:
+        m = self.momentum
+        # $\hat\mu \leftarrow (1 - m)\hat\mu + m \bar\mu$, likewise the variance
+        self.running_mean.mul_(1 - m).add_(mean.to(self.running_mean.dtype), alpha=m)
+        self.running_var.mul_(1 - m).add_(unbiased_var.to(self.running_var.dtype), alpha=m)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+            f"track_running_stats={self.track_running_stats}"
+        )

@@ -1,0 +1,382 @@
+r"""# Layer Normalization and RMS Normalization, from scratch
+
+[Layer Normalization](https://arxiv.org/abs/1607.06450) (Ba, Kiros & Hinton, 2016) normalizes
+each sample over its *features* instead of over the batch: for the $M$ values $x_1 \ldots x_M$ of
+one sample in the normalized dims,
+
+$$\mu = \frac{1}{M}\sum_i x_i, \qquad \sigma^2 = \frac{1}{M}\sum_i (x_i - \mu)^2, \qquad
+  y_i = \gamma_i \frac{x_i - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta_i$$
+
+— biased variance, $\epsilon$ inside the square root, one $\gamma, \beta$ per *element* of the
+normalized shape: the definition of `torch.nn.LayerNorm`. No batch statistics, so no running
+estimates: training and eval compute the same thing, and a batch of one is fine.
+[RMSNorm](https://arxiv.org/abs/1910.07467) (Zhang & Sennrich, 2019) drops the centring and the
+shift, keeping only the rescaling by the root mean square:
+
+$$\mathrm{RMS}(x) = \sqrt{\frac{1}{M}\sum_i x_i^2 + \epsilon}, \qquad y_i = \gamma_i \frac{x_i}{\mathrm{RMS}(x)}$$
+
+as `torch.nn.RMSNorm` computes it ($\epsilon$ inside the root; `eps=None` means the machine
+epsilon of the computation type: `torch.finfo(torch.float32).eps` for float32, bf16 and fp16
+inputs, `torch.finfo(torch.float64).eps` for float64).
+
+Which dims are "the features" is the trap. Transformers normalize the last dim of
+$[N, T, C]$: `LayerNorm(C)`, `RMSNorm(C)`. For a conv map $[N, C, H, W]$ there are two layer
+norms in use, and they are different layers:
+
+| layer | normalizes over | $\gamma, \beta$ | where |
+|---|---|---|---|
+| `LayerNorm2d(C)` | $C$, separately at every position $(h, w)$ | per channel | ConvNeXt; timm's `LayerNorm2d` |
+| `GroupNorm(1, C)` | $(C, H, W)$ of each sample | per channel | the GN paper's "LN"; timm's `GroupNorm1`; `norm="ln"` |
+| `LayerNorm([C, H, W])` | $(C, H, W)$ of each sample | per *element* (fixes $H, W$) | the LN paper applied literally |
+
+`LayerNorm2d` equals `torch.nn.LayerNorm(C)` applied to the channels-last permutation
+$[N, H, W, C]$ (timm's implementation does exactly that permute). `RMSNorm2d` is the same for
+RMSNorm. The `norm=` factory's `"ln"` is `GroupNorm(1, C)` — a layer norm over $(C, H, W)$ that
+works at any resolution; `"ln2d"` is `LayerNorm2d`, `"rms"` is `RMSNorm2d`.
+
+**Bad input and edge cases, with their answers** (each has a test):
+
+- Input whose trailing dims are not `normalized_shape` (or, for the 2-D layers, not $[N, C, H, W]$
+  with $C$ = `num_channels`): `ValueError` naming the layer, the expected and the given shape.
+- A normalized shape of **one element**: `ValueError` at construction for `LayerNorm` and
+  `LayerNorm2d` (the output would be $\beta$ whatever the input; torch allows it silently).
+  `RMSNorm` of one element is $\gamma\,\mathrm{sign}(x)$ up to $\epsilon$ and is allowed.
+- **Batch of one**, $1\times1$ maps: fine — no statistic involves the batch.
+- **All-zero input**: LayerNorm gives $\beta$, RMSNorm gives 0 ($\epsilon$ keeps the division finite).
+- **float32 with mean 100 and std 0.01**: LayerNorm computes its statistics on $x - s$ with $s$ one
+  value of each sample (the shifted statistics of `labnorm.BatchNorm2d`), so it agrees with
+  float64 to 1e-5. RMSNorm has no centring: such an input comes out $\approx 1$ everywhere
+  (its RMS is $\approx 100$), equal to float64 to float32 precision.
+- **bf16 autocast**: statistics are computed in float32 and the output is returned in the
+  input's dtype (bf16), as torch's `LayerNorm` and `RMSNorm` do under CPU autocast.
+- `torch.compile`, `state_dict`, `deepcopy`: plain parameters, no buffers, nothing cached.
+- **Double backward** (a gradient penalty through the layer): `RuntimeError`. The normalization uses
+  `standardize`'s closed-form backward, which is once-differentiable: refused, never
+  computed wrong. torch's layers support it.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+from torch import nn
+
+from .batch_norm import _LOW_PRECISION, _channel_view
+
+__all__ = ["LayerNorm", "LayerNorm2d", "RMSNorm", "RMSNorm2d", "layer_norm", "rms_norm", "standardize"]
+
+
+def _as_shape(normalized_shape) -> tuple[int, ...]:
+    if isinstance(normalized_shape, numbers.Integral):
+        return (int(normalized_shape),)
+    return tuple(int(s) for s in normalized_shape)
+
+
+def standardize(x: torch.Tensor, dims: tuple[int, ...], eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""$(\hat x, \mu, \sigma^2)$: $\hat x = (x - \mu)/\sqrt{\sigma^2 + \epsilon}$ over `dims` (non-negative).
+
+    The core of LayerNorm, LayerNorm2d, InstanceNorm2d and GhostBatchNorm2d: they differ only in
+    `dims`. $\mu$ and the biased $\sigma^2$ come back (with size-1 `dims`) for running statistics;
+    they carry no gradient. Gradients flow through $\hat x$ only, by `_Standardize`'s closed form.
+    """
+    return _Standardize.apply(x, dims, eps)
+
+
+class _Standardize(torch.autograd.Function):
+    r"""$\hat x$ over `dims` with a closed-form backward.
+
+    Written with autograd's ops (`var_mean`, subtract, multiply) the standardization allocates a
+    new tensor per op and the backward of `var_mean` walks $x$ several times. Here the forward
+    makes one tensor ($x - s$, standardized in place), and the backward one more:
+
+    $$\frac{\partial L}{\partial x} = \frac{1}{\sqrt{\sigma^2 + \epsilon}}
+      \Big(g - \overline{g} - \hat x\, \overline{g \hat x}\Big)$$
+
+    with $g = \partial L / \partial \hat x$ and $\overline{\,\cdot\,}$ the mean over `dims`.
+    Tested against autograd of the formula (through torch's layers) in float64. Double backward
+    is refused with an error (`once_differentiable`), not computed wrongly.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, dims: tuple[int, ...], eps: float):
+        # $s$: the first value of every slice over `dims`; $x - s$ is exact for large means
+        index = tuple(slice(0, 1) if d in dims else slice(None) for d in range(x.dim()))
+        shift = x[index]
+        out = x - shift
+        var, mean = torch.var_mean(out, dim=dims, correction=0, keepdim=True)
+        rstd = torch.rsqrt(var + eps)
+        # $\hat x = ((x - s) - (\mu - s)) / \sqrt{\sigma^2 + \epsilon}$, in place
+        out.sub_(mean).mul_(rstd)
+        mean = mean + shift
+        ctx.save_for_backward(out, rstd)
+        ctx.dims = dims
+        ctx.mark_non_differentiable(mean, var)
+        return out, mean, var
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: torch.Tensor, _g_mean, _g_var):
+        xhat, rstd = ctx.saved_tensors
+        dims = ctx.dims
+        # $\overline{g}$ and $\overline{g \hat x}$, through the buffer that becomes the gradient
+        g_mean = g.mean(dims, keepdim=True)
+        grad = torch.mul(g, xhat)
+        gx_mean = grad.mean(dims, keepdim=True)
+        # $(g - \overline{g} - \hat x\,\overline{g\hat x}) / \sqrt{\sigma^2+\epsilon}$, in place
+        torch.sub(g, g_mean, out=grad)
+        grad.addcmul_(xhat, gx_mean, value=-1).mul_(rstd)
+        return grad, None, None
+
+
+def layer_norm(x: torch.Tensor, dims: tuple[int, ...], eps: float) -> torch.Tensor:
+    r"""$\hat x = (x - \mu) / \sqrt{\sigma^2 + \epsilon}$ with $\mu, \sigma^2$ over `dims` (non-negative)."""
+    return standardize(x, dims, eps)[0]
+
+
+def rms_norm(x: torch.Tensor, dims: tuple[int, ...], eps: float) -> torch.Tensor:
+    r"""$x / \sqrt{\frac{1}{M}\sum x^2 + \epsilon}$ with the mean square over `dims`."""
+    # $\frac{1}{M}\sum_i x_i^2$: one reduction, no squared copy of $x$
+    m = 1
+    for d in dims:
+        m *= x.shape[d]
+    ms = torch.linalg.vector_norm(x, 2, dim=dims, keepdim=True).square() / m
+    return x * torch.rsqrt(ms + eps)
+
+
+def _default_eps(eps: float | None, dtype: torch.dtype) -> float:
+    # torch.nn.RMSNorm's default: the machine epsilon of the computation type
+    return torch.finfo(dtype).eps if eps is None else eps
+
+
+class LayerNorm(nn.Module):
+    r"""Layer normalization over the trailing `normalized_shape` dims, a drop-in for `torch.nn.LayerNorm`.
+
+    Same arguments, parameters and state-dict keys as torch (`weight` = $\gamma$, `bias` = $\beta$,
+    both of shape `normalized_shape`).
+
+    Raises:
+        ValueError: a normalized shape of one element (construction); input whose trailing
+            dims are not `normalized_shape`.
+    """
+
+    def __init__(
+        self,
+        normalized_shape: int | tuple[int, ...] | list[int] | torch.Size,
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        shape = _as_shape(normalized_shape)
+        if not shape or any(s < 1 for s in shape):
+            raise ValueError(f"LayerNorm: normalized_shape must be non-empty positive sizes, got {normalized_shape!r}")
+        if torch.Size(shape).numel() < 2:
+            raise ValueError(
+                f"LayerNorm: normalized_shape {shape} holds one value; normalizing it gives 0 (the output "
+                "would be the bias whatever the input). Normalize over more than one value."
+            )
+        self.normalized_shape = shape
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        factory = {"device": device, "dtype": dtype}
+        # $\gamma = 1$, $\beta = 0$: at initialization the layer only normalizes
+        if elementwise_affine:
+            self.weight = nn.Parameter(torch.ones(shape, **factory))
+            self.bias = nn.Parameter(torch.zeros(shape, **factory)) if bias else None
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def reset_parameters(self) -> None:
+        if self.weight is not None:
+            nn.init.ones_(self.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = len(self.normalized_shape)
+        if x.dim() < d or tuple(x.shape[x.dim() - d:]) != self.normalized_shape:
+            raise ValueError(
+                f"LayerNorm: expected an input whose last {d} dim(s) are {self.normalized_shape}, "
+                f"got shape {tuple(x.shape)}"
+            )
+        # Statistics in at least float32 (bf16/fp16 inputs are upcast, the output cast back)
+        xs = x.float() if x.dtype in _LOW_PRECISION else x
+        # $\hat x$ over the last $d$ dims of each sample
+        y = layer_norm(xs, tuple(range(x.dim() - d, x.dim())), self.eps)
+        # $y = \gamma \odot \hat x + \beta$ (one fused multiply-add)
+        if self.bias is not None:
+            y = torch.addcmul(self.bias, y, self.weight)
+        elif self.weight is not None:
+            y = y * self.weight
+        return y.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class LayerNorm2d(nn.Module):
+    r"""Layer normalization over the channels of an $[N, C, H, W]$ map, at every position.
+
+    $$\mu_{n,h,w} = \frac{1}{C}\sum_c x_{n,c,h,w}, \qquad
+      y_{n,c,h,w} = \gamma_c \frac{x_{n,c,h,w} - \mu_{n,h,w}}{\sqrt{\sigma^2_{n,h,w} + \epsilon}} + \beta_c$$
+
+    equal to `torch.nn.LayerNorm(C, eps)` on `x.permute(0, 2, 3, 1)`, permuted back — without
+    the permutes: the statistics reduce dim 1 in place. `eps=1e-6` as ConvNeXt and timm.
+
+    Raises:
+        ValueError: `num_channels < 2` (construction); input not 4-D or with another channel count.
+    """
+
+    def __init__(
+        self,
+        num_channels: int,
+        eps: float = 1e-6,
+        affine: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(num_channels, int) or num_channels < 2:
+            raise ValueError(
+                f"LayerNorm2d: num_channels must be an int >= 2 (one channel normalizes to 0), got {num_channels!r}"
+            )
+        self.num_channels = num_channels
+        self.eps = eps
+        self.affine = affine
+        factory = {"device": device, "dtype": dtype}
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_channels, **factory))
+            self.bias = nn.Parameter(torch.zeros(num_channels, **factory))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def reset_parameters(self) -> None:
+        if self.affine:
+            nn.init.ones_(self.weight)
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_nchw("LayerNorm2d", x, self.num_channels)
+        xs = x.float() if x.dtype in _LOW_PRECISION else x
+        # $\hat x$ over dim 1 (the channels) at every $(n, h, w)$
+        y = layer_norm(xs, (1,), self.eps)
+        # Per-channel $\gamma_c \hat x + \beta_c$
+        if self.affine:
+            y = torch.addcmul(_channel_view(self.bias, 4), y, _channel_view(self.weight, 4))
+        return y.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+class RMSNorm(nn.Module):
+    r"""RMS normalization over the trailing `normalized_shape` dims, a drop-in for `torch.nn.RMSNorm`.
+
+    $y = \gamma \odot x / \sqrt{\mathrm{mean}(x^2) + \epsilon}$; `weight` = $\gamma$ of shape
+    `normalized_shape`, no bias (as torch). `eps=None` is the computation type's machine epsilon.
+
+    Raises:
+        ValueError: input whose trailing dims are not `normalized_shape`.
+    """
+
+    def __init__(
+        self,
+        normalized_shape: int | tuple[int, ...] | list[int] | torch.Size,
+        eps: float | None = None,
+        elementwise_affine: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        shape = _as_shape(normalized_shape)
+        if not shape or any(s < 1 for s in shape):
+            raise ValueError(f"RMSNorm: normalized_shape must be non-empty positive sizes, got {normalized_shape!r}")
+        self.normalized_shape = shape
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        if elementwise_affine:
+            self.weight = nn.Parameter(torch.ones(shape, device=device, dtype=dtype))
+        else:
+            self.register_parameter("weight", None)
+
+    def reset_parameters(self) -> None:
+        if self.weight is not None:
+            nn.init.ones_(self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = len(self.normalized_shape)
+        if x.dim() < d or tuple(x.shape[x.dim() - d:]) != self.normalized_shape:
+            raise ValueError(
+                f"RMSNorm: expected an input whose last {d} dim(s) are {self.normalized_shape}, "
+                f"got shape {tuple(x.shape)}"
+            )
+        # Computation type: float32 for half inputs (torch's "opmath" type)
+        xs = x.float() if x.dtype in _LOW_PRECISION else x
+        y = rms_norm(xs, tuple(range(x.dim() - d, x.dim())), _default_eps(self.eps, xs.dtype))
+        # $\gamma \odot \hat x$
+        if self.weight is not None:
+            y = y * self.weight
+        return y.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class RMSNorm2d(nn.Module):
+    r"""RMS normalization over the channels of an $[N, C, H, W]$ map, at every position.
+
+    $y_{n,c,h,w} = \gamma_c\, x_{n,c,h,w} / \sqrt{\frac{1}{C}\sum_{c'} x_{n,c',h,w}^2 + \epsilon}$ —
+    `torch.nn.RMSNorm(C)` on the channels-last permutation, permuted back. `norm="rms"`.
+
+    Raises:
+        ValueError: input not 4-D or with another channel count.
+    """
+
+    def __init__(
+        self,
+        num_channels: int,
+        eps: float | None = None,
+        affine: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(num_channels, int) or num_channels < 1:
+            raise ValueError(f"RMSNorm2d: num_channels must be a positive int, got {num_channels!r}")
+        self.num_channels = num_channels
+        self.eps = eps
+        self.affine = affine
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_channels, device=device, dtype=dtype))
+        else:
+            self.register_parameter("weight", None)
+
+    def reset_parameters(self) -> None:
+        if self.affine:
+            nn.init.ones_(self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_nchw("RMSNorm2d", x, self.num_channels)
+        xs = x.float() if x.dtype in _LOW_PRECISION else x
+        y = rms_norm(xs, (1,), _default_eps(self.eps, xs.dtype))
+        if self.affine:
+            y = y * _channel_view(self.weight, 4)
+        return y.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+def _check_nchw(layer: str, x: torch.Tensor, channels: int) -> None:
+    if x.dim() != 4:
+        raise ValueError(f"{layer}: expected a 4-D input [N, C, H, W], got {x.dim()}-D input of shape {tuple(x.shape)}")
+    if x.shape[1] != channels:
+        raise ValueError(
+            f"{layer}: expected {channels} channels in dim 1 of [N, C, H, W], got {x.shape[1]} "
+            f"(input shape {tuple(x.shape)})"
+        )
