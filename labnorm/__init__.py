@@ -9,6 +9,9 @@ __version__ = "0.1.0"
 
 from .batch_channel_norm import BatchChannelNorm2d, EstimatedBatchNorm2d  # noqa: E402
 from .batch_norm import BatchNorm2d, GroupNorm  # noqa: E402
+from .batch_renorm import BatchRenorm2d, renorm_limits, set_renorm_limits  # noqa: E402
+from .evonorm import EvoNorm2dB0, EvoNorm2dS0  # noqa: E402
+from .filter_response_norm import TLU, FilterResponseNorm2d  # noqa: E402
 from .scale import get_scale, pick  # noqa: E402
 from .switch_norm import SwitchNorm2d, finalize_batch_average, load_official_state_dict  # noqa: E402
 from .train.lr_finder import LRFinder  # noqa: E402
@@ -20,5 +23,7 @@ __all__ = [
     "MeanOnlyBatchNorm", "weight_norm", "remove_weight_norm", "data_dependent_init",
     "weight_standardization", "WSConv1d", "WSConv2d", "WSConvTranspose2d",
     "SwitchNorm2d", "finalize_batch_average", "load_official_state_dict",
+    "FilterResponseNorm2d", "TLU", "EvoNorm2dB0", "EvoNorm2dS0",
+    "BatchRenorm2d", "renorm_limits", "set_renorm_limits",
     "LRFinder", "get_scale", "pick", "__version__",
 ]
