@@ -181,16 +181,22 @@ class BatchRenorm2d(nn.Module):
         # $\sigma_B = \sqrt{\sigma^2_B + \epsilon}$ (biased, $\epsilon$ inside), and $x - \mu_B$
         sigma_b = torch.sqrt(var_b + self.eps)
         centred = (xs - shift) - mean_s
+        # $r = \operatorname{clip}(\sigma_B / \sigma)$ and $d = \operatorname{clip}((\mu_B - \mu)/\sigma)$, the
+        # stop-gradient being `detach()`
+        mu_b = (mean_s + shift).detach()
+        r = torch.clamp(sigma_b.detach() / sigma, 1 / self.r_max.to(xs.dtype), self.r_max.to(xs.dtype))
+        d = torch.clamp((mu_b - mu) / sigma, -self.d_max.to(xs.dtype), self.d_max.to(xs.dtype))
         with torch.no_grad():
-            mu_b = mean_s + shift
-            # $r = \operatorname{clip}(\sigma_B / \sigma)$ and $d = \operatorname{clip}((\mu_B - \mu)/\sigma)$, no gradient
-            r = torch.clamp(sigma_b / sigma, 1 / self.r_max.to(xs.dtype), self.r_max.to(xs.dtype))
-            d = torch.clamp((mu_b - mu) / sigma, -self.d_max.to(xs.dtype), self.d_max.to(xs.dtype))
-            # Running statistics as torch BN: $\hat\mu \leftarrow (1-m)\hat\mu + m\mu_B$, unbiased variance
+            # Running statistics as torch BN: $\hat\mu \leftarrow (1-m)\hat\mu + m\mu_B$, unbiased variance.
+            # Trap: they are *replaced*, not updated in place. $d$ and $r$ above depend on the old values,
+            # and `torch.compile` (torch 2.13, even backend="aot_eager") recomputes them in the backward
+            # pass from the buffers — after an in-place update has changed them — which gave a wrong
+            # gradient for $\gamma$ (off by up to 1.1 on a 4×8×6×6 batch; tests/test_fused_activation.py
+            # and test_batch_renorm.py guard it).
             self.num_batches_tracked.add_(1)
-            self.running_mean.lerp_(mu_b.flatten().to(self.running_mean.dtype), self.momentum)
+            self.running_mean = torch.lerp(self.running_mean, mu_b.flatten().to(self.running_mean.dtype), self.momentum)
             unbiased = var_b.flatten() * (count / (count - 1))
-            self.running_var.lerp_(unbiased.to(self.running_var.dtype), self.momentum)
+            self.running_var = torch.lerp(self.running_var, unbiased.to(self.running_var.dtype), self.momentum)
         # $\hat x = \frac{x - \mu_B}{\sigma_B} r + d$, then $y = \gamma \hat x + \beta$
         x_hat = torch.addcmul(d, centred, r / sigma_b)
         return torch.addcmul(bias, x_hat, weight).to(x.dtype)

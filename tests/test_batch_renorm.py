@@ -171,8 +171,13 @@ def test_compile_state_dict_deepcopy():
     eager, other = _setup(4).float(), BatchRenorm2d(4, momentum=0.2, r_max=1.5, d_max=0.5)
     other.load_state_dict(eager.state_dict())
     compiled = torch.compile(other, backend="aot_eager", fullgraph=True)
-    x = torch.randn(3, 4, 5, 5)
-    assert torch.allclose(compiled(x), eager(x), atol=1e-6)
+    x = torch.randn(3, 4, 5, 5) * 2 + 1
+    y_c, y = compiled(x), eager(x)
+    assert torch.allclose(y_c, y, atol=1e-6)
+    # gamma's gradient needs r and d of the *old* running statistics (see the trap in the module)
+    g = torch.randn_like(y)
+    y_c.backward(g), y.backward(g)
+    assert torch.allclose(other.weight.grad, eager.weight.grad, atol=1e-5)
     assert torch.allclose(other.running_var, eager.running_var) and torch.equal(other.num_batches_tracked,
                                                                                  eager.num_batches_tracked)
     set_renorm_limits(other, 1.0, 0.0), set_renorm_limits(eager, 1.0, 0.0)  # changed limits: same graph
