@@ -104,12 +104,13 @@ def test_is_batch_norm_in_training_with_r_max_1_and_d_max_0():
 
 def test_warmup_schedule():
     assert renorm_limits(0) == (1.0, 0.0) and renorm_limits(4999) == (1.0, 0.0)
-    assert renorm_limits(5000 + 20000) == (2.0, 4.0)
-    assert renorm_limits(5000 + 40000) == (3.0, 5.0) == renorm_limits(10 ** 6)
-    assert renorm_limits(10, warmup_steps=0, r_steps=0, d_steps=0) == (3.0, 5.0)
+    assert renorm_limits(5000 + 17500) == (2.0, 4.375)  # halfway to 40k; 7/8 of the way to 25k
+    assert renorm_limits(25000) == (1 + 2 * 20 / 35, 5.0)
+    assert renorm_limits(40000) == (3.0, 5.0) == renorm_limits(10 ** 6)
+    assert renorm_limits(10, warmup_steps=0, r_max_step=0, d_max_step=0) == (3.0, 5.0)
     model = nn.Sequential(BatchRenorm2d(3), nn.Conv2d(3, 3, 1), BatchRenorm2d(3))
-    set_renorm_limits(model, *renorm_limits(25000))
-    assert all(m.r_max.item() == 2.0 and m.d_max.item() == 4.0 for m in (model[0], model[2]))
+    set_renorm_limits(model, *renorm_limits(22500))
+    assert all(m.r_max.item() == 2.0 and m.d_max.item() == 4.375 for m in (model[0], model[2]))
     with pytest.raises(ValueError, match="BatchRenorm2d: expected r_max >= 1 and d_max >= 0"):
         BatchRenorm2d(3, r_max=0.5)
     # the limits are not in the state dict: its keys stay BN's

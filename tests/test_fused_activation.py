@@ -22,7 +22,7 @@ def _width(model_name):
 def test_registered_and_flagged():
     assert set(NEW_NORMS) <= set(available_norms())
     assert [norm_fuses_activation(n) for n in NEW_NORMS] == [True, True, True, False]
-    assert not any(norm_fuses_activation(n) for n in ("bn", "gn", "ws+bn", "sn", "wn", "none", "evos0:8") if n[:4] != "evos")
+    assert not any(norm_fuses_activation(n) for n in ("bn", "gn:8", "ws+bn", "sn", "wn", "none", "torch-bn"))
     assert norm_fuses_activation("evos0:8")
     with pytest.raises(ValueError, match="unknown norm"):
         norm_fuses_activation("nope")
