@@ -40,7 +40,7 @@ function `evonorm`), and the paper's Table 1/Appendix. labnorm follows them:
 | B0 moving variance | biased batch variance, decay 0.9 | biased, `momentum=0.1` | **unbiased** ($\times \frac{NHW}{NHW-1}$), momentum 0.1 |
 | B0 gradient through the batch variance | yes | yes | yes |
 | S0 groups not dividing $C$ | reduced to the largest divisor $\le G$ | the layer refuses; the `evos0` factory reduces like the authors | assertion error |
-| statistics under bf16 | layer's dtype | float32 | float32 |
+| statistics of a bf16 input | moving variance in float32, the rest in the input's dtype | float32 | float32 |
 
 Sizes of the timm differences, measured on 8 CIFAR-10 test images (standardized) through a random
 3×3 conv to 16 channels, in float64: the unbiased moving variance is larger by the factor
