@@ -13,6 +13,9 @@ from .dynamic_tanh import DynamicTanh  # noqa: E402
 from .ghost_batch_norm import GhostBatchNorm2d  # noqa: E402
 from .instance_norm import InstanceNorm2d  # noqa: E402
 from .layer_norm import LayerNorm, LayerNorm2d, RMSNorm, RMSNorm2d  # noqa: E402
+from .batch_renorm import BatchRenorm2d, renorm_limits, set_renorm_limits  # noqa: E402
+from .evonorm import EvoNorm2dB0, EvoNorm2dS0  # noqa: E402
+from .filter_response_norm import TLU, FilterResponseNorm2d  # noqa: E402
 from .scale import get_scale, pick  # noqa: E402
 from .stats import verdict  # noqa: E402
 from .switch_norm import SwitchNorm2d, finalize_batch_average, load_official_state_dict  # noqa: E402
@@ -26,5 +29,7 @@ __all__ = [
     "weight_standardization", "WSConv1d", "WSConv2d", "WSConvTranspose2d",
     "SwitchNorm2d", "finalize_batch_average", "load_official_state_dict",
     "LayerNorm", "LayerNorm2d", "RMSNorm", "RMSNorm2d", "InstanceNorm2d", "GhostBatchNorm2d", "DynamicTanh",
+    "FilterResponseNorm2d", "TLU", "EvoNorm2dB0", "EvoNorm2dS0",
+    "BatchRenorm2d", "renorm_limits", "set_renorm_limits",
     "LRFinder", "get_scale", "pick", "verdict", "__version__",
 ]

@@ -17,6 +17,20 @@ thin copy of the same architecture.
 
 Differences from the sources: convs before a norm have no bias (labml's VGG keeps one; the
 norm's $\beta$ makes it redundant), and labnorm's models output logits, not softmax.
+
+**Norms that include their activation** (`frn`: FRN + TLU, `evob0`, `evos0`; see
+`labnorm.norms.norm_fuses_activation`) replace the *norm + ReLU* pair: wherever a model puts a ReLU
+right after a norm, it puts the fused layer instead and no ReLU. Where a norm has no activation after
+it — the second norm of a ResNet block and the norm of its projection shortcut — the model asks for the
+layer without its activation (`make_norm(..., activation=False)`): FRN without TLU, and for the
+EvoNorms the affine $\gamma x + \beta$ alone, which is how the authors' TensorFlow code and timm
+define an EvoNorm without its nonlinearity. The ReLU after a ResNet block's residual addition is *not*
+after a norm, and it stays a ReLU for every norm, as in the authors' post-activation ResNet code.
+Trap: in labnorm's post-activation ResNet-18, EvoNorm therefore leaves the second conv of each block
+and the shortcut convs unnormalized (only scaled and shifted); the authors' code refuses this
+combination and uses EvoNorm in the pre-activation ResNet only. The other models put an activation
+after every norm, so there EvoNorm replaces every BN + ReLU. For every other norm the models are
+unchanged, module for module.
 """
 
 from __future__ import annotations
@@ -26,7 +40,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .norms import make_conv, make_norm
+from .norms import make_conv, make_norm, norm_fuses_activation
 
 __all__ = ["SmallCNN", "ResNet18", "VGG16", "SwitchNormCNN", "FastResNet", "MODELS", "build_model"]
 
@@ -37,12 +51,11 @@ def _w(channels: int, width: float) -> int:
 
 
 def conv_norm_act(c_in: int, c_out: int, norm: str, stride: int = 1) -> nn.Sequential:
-    """conv 3×3 → norm → ReLU, the pair chosen by the factory."""
-    return nn.Sequential(
-        make_conv(norm, c_in, c_out, 3, stride=stride),
-        make_norm(norm, c_out),
-        nn.ReLU(inplace=True),
-    )
+    """conv 3×3 → norm → ReLU, the pair chosen by the factory (no ReLU after a norm that includes its own)."""
+    layers = [make_conv(norm, c_in, c_out, 3, stride=stride), make_norm(norm, c_out)]
+    if not norm_fuses_activation(norm):
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
 
 
 class SmallCNN(nn.Module):
@@ -64,20 +77,30 @@ class SmallCNN(nn.Module):
 
 
 class BasicBlock(nn.Module):
-    r"""Two 3×3 conv → norm layers with an identity (or 1×1 conv → norm) shortcut: $y = \mathrm{ReLU}(F(x) + S(x))$."""
+    r"""Two 3×3 conv → norm layers with an identity (or 1×1 conv → norm) shortcut: $y = \mathrm{ReLU}(F(x) + S(x))$.
+
+    With a norm that includes its activation, `norm1` is the fused layer (no ReLU after it), and
+    `norm2` and the shortcut's norm are that layer without its activation.
+    """
 
     def __init__(self, c_in: int, c_out: int, stride: int, norm: str) -> None:
         super().__init__()
+        # A fused norm + activation replaces norm1's ReLU
+        self.fused_act = norm_fuses_activation(norm)
         self.conv1 = make_conv(norm, c_in, c_out, 3, stride=stride)
         self.norm1 = make_norm(norm, c_out)
         self.conv2 = make_conv(norm, c_out, c_out, 3)
-        self.norm2 = make_norm(norm, c_out)
+        self.norm2 = make_norm(norm, c_out, activation=False)
         self.shortcut = nn.Identity()
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(make_conv(norm, c_in, c_out, 1, stride=stride), make_norm(norm, c_out))
+            self.shortcut = nn.Sequential(
+                make_conv(norm, c_in, c_out, 1, stride=stride), make_norm(norm, c_out, activation=False)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.relu(self.norm1(self.conv1(x)))
+        out = self.norm1(self.conv1(x))
+        if not self.fused_act:
+            out = torch.relu(out)
         out = self.norm2(self.conv2(out))
         return torch.relu(out + self.shortcut(x))
 

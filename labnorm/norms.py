@@ -22,6 +22,10 @@ techniques. A spec is a registered name with an optional argument after a colon:
 | `in`        | `labnorm.InstanceNorm2d(C, affine=True)` (no running statistics: eval normalizes each image by itself) |
 | `gbn`, `gbn:V` | `labnorm.GhostBatchNorm2d` with virtual batches of $V$ samples (default 32; a batch $V$ does not divide ends with a smaller virtual batch) |
 | `dyt`       | `labnorm.DynamicTanh` ($\gamma \tanh(\alpha x) + \beta$, no statistics), channels in dim 1 |
+| `frn`       | `labnorm.FilterResponseNorm2d` then `labnorm.TLU` — **fuses its activation** |
+| `evob0`     | `labnorm.EvoNorm2dB0` — **fuses its activation** |
+| `evos0`, `evos0:G` | `labnorm.EvoNorm2dS0`, $G$ groups (default 32, reduced to the largest divisor of $C$ not above $G$, as the authors' code does) — **fuses its activation** |
+| `brn`       | `labnorm.BatchRenorm2d` (the paper's final $r_{\max}=3$, $d_{\max}=5$; set a warm-up with `labnorm.set_renorm_limits`) |
 
 Every name is registered in this module, with `@register_norm("name")` on its builder (the
 technique modules stay leaves that know nothing of the factory). The factory also owns the
@@ -29,6 +33,15 @@ technique modules stay leaves that know nothing of the factory). The factory als
 (Weight Standardization: `"ws+bn"`) registers a conv builder with `register_conv("ws+bn")`,
 and `make_conv(spec, ...)` returns that conv instead of `nn.Conv2d`. Models build every
 conv → norm pair through `make_conv` and `make_norm`, so a new technique needs no model change.
+
+**Norms that fuse their activation.** FRN + TLU and the EvoNorms replace a whole *norm + ReLU* pair:
+the activation is part of the layer. Such a norm registers with
+`register_norm("frn", fuses_activation=True)`, and `norm_fuses_activation(spec)` tells a model not to
+add its own ReLU after it. Its builder takes a third argument, `activation`: where a model puts a norm
+with *no* activation after it (the last norm of a ResNet block, the projection shortcut),
+`make_norm(spec, C, activation=False)` asks for the layer without its activation — FRN without TLU;
+EvoNorm with `apply_act=False`, which the authors define as the affine $\gamma x + \beta$ alone. For
+every other norm `activation` changes nothing: the model adds or omits the ReLU itself.
 """
 
 from __future__ import annotations
@@ -44,25 +57,38 @@ from .dynamic_tanh import DynamicTanh
 from .ghost_batch_norm import GhostBatchNorm2d
 from .instance_norm import InstanceNorm2d
 from .layer_norm import LayerNorm2d, RMSNorm2d
+from .batch_renorm import BatchRenorm2d
+from .evonorm import EvoNorm2dB0, EvoNorm2dS0, largest_divisor_at_most
+from .filter_response_norm import TLU, FilterResponseNorm2d
 from .switch_norm import SwitchNorm2d
 from .weight_norm import MeanOnlyBatchNorm, weight_norm
 from .weight_std import WSConv2d
 
-__all__ = ["register_norm", "register_conv", "make_norm", "make_conv", "available_norms"]
+__all__ = [
+    "register_norm", "register_conv", "make_norm", "make_conv", "available_norms", "norm_fuses_activation",
+]
 
-# name -> builder(num_channels, argument or None)
-_NORMS: dict[str, Callable[[int, str | None], nn.Module]] = {}
+# name -> builder(num_channels, argument or None) (plus `activation` for norms that fuse theirs)
+_NORMS: dict[str, Callable[..., nn.Module]] = {}
+# names of the norms whose layer includes the activation that follows it
+_FUSES_ACTIVATION: set[str] = set()
 # name -> conv builder(c_in, c_out, kernel_size, stride, padding, bias), for norms that live in the conv
 _CONVS: dict[str, Callable[..., nn.Module]] = {}
 
 
-def register_norm(name: str):
-    """Decorator: register `builder(num_channels, arg)` under `name`."""
+def register_norm(name: str, fuses_activation: bool = False):
+    """Decorator: register `builder(num_channels, arg)` under `name`.
 
-    def wrap(builder: Callable[[int, str | None], nn.Module]):
+    With `fuses_activation=True` the layer includes its activation (models add none after it) and the
+    builder is `builder(num_channels, arg, activation)`: `activation=False` asks for the layer without it.
+    """
+
+    def wrap(builder: Callable[..., nn.Module]):
         if name in _NORMS:
             raise ValueError(f"register_norm: {name!r} is already registered")
         _NORMS[name] = builder
+        if fuses_activation:
+            _FUSES_ACTIVATION.add(name)
         return builder
 
     return wrap
@@ -102,11 +128,25 @@ def available_norms() -> list[str]:
     return sorted(_NORMS)
 
 
-def make_norm(spec: str, num_channels: int) -> nn.Module:
-    """The layer that `spec` names, for `num_channels` channels."""
+def norm_fuses_activation(spec: str) -> bool:
+    """Whether norm `spec` includes its activation, so that a model must not add a ReLU after it."""
+    name = spec.partition(":")[0]
+    if name not in _NORMS:
+        raise ValueError(f"norm_fuses_activation: unknown norm {spec!r}; known: {', '.join(available_norms())}")
+    return name in _FUSES_ACTIVATION
+
+
+def make_norm(spec: str, num_channels: int, activation: bool = True) -> nn.Module:
+    """The layer that `spec` names, for `num_channels` channels.
+
+    `activation=False` matters only for a norm that fuses its activation: it then returns the layer
+    without it, for a place where the model has no activation after the norm.
+    """
     name, _, arg = spec.partition(":")
     if name not in _NORMS:
         raise ValueError(f"make_norm: unknown norm {spec!r}; known: {', '.join(available_norms())}")
+    if name in _FUSES_ACTIVATION:
+        return _NORMS[name](num_channels, arg or None, activation)
     return _NORMS[name](num_channels, arg or None)
 
 
@@ -225,3 +265,25 @@ def _gbn(c: int, arg: str | None) -> nn.Module:
 @register_norm("dyt")
 def _dyt(c: int, arg: str | None) -> nn.Module:
     return DynamicTanh(c)
+
+
+@register_norm("frn", fuses_activation=True)
+def _frn(c: int, arg: str | None, activation: bool) -> nn.Module:
+    # FRN + TLU replaces BN + ReLU (the paper); without the activation, FRN alone
+    return nn.Sequential(FilterResponseNorm2d(c), TLU(c)) if activation else FilterResponseNorm2d(c)
+
+
+@register_norm("evob0", fuses_activation=True)
+def _evob0(c: int, arg: str | None, activation: bool) -> nn.Module:
+    return EvoNorm2dB0(c, apply_act=activation)
+
+
+@register_norm("evos0", fuses_activation=True)
+def _evos0(c: int, arg: str | None, activation: bool) -> nn.Module:
+    # The authors' code reduces the groups to the largest divisor of C not above G (32 by default)
+    return EvoNorm2dS0(c, groups=largest_divisor_at_most(c, int(arg) if arg else 32), apply_act=activation)
+
+
+@register_norm("brn")
+def _brn(c: int, arg: str | None) -> nn.Module:
+    return BatchRenorm2d(c)

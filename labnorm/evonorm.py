@@ -1,0 +1,242 @@
+r"""# EvoNorm: normalization and activation found by search
+
+[Evolving Normalization-Activation Layers](https://arxiv.org/abs/2004.02967) (Liu, Brock, Simonyan &
+Le, 2020) searched over small computation graphs for a layer that replaces BN + ReLU as *one* unit.
+Two of the layers it found are used in practice. Both keep the affine $\gamma, \beta$ of BN and add one
+per-channel parameter $v_1$ (initialised to 1); for an input $x$ of shape $[N, C, H, W]$:
+
+**EvoNorm-B0** (batch-dependent) divides by the larger of a batch std and an instance-std term:
+
+$$y = \frac{x}{\max\!\Big(\sqrt{s^2_{w,h,c}(x) + \epsilon},\;
+  v_1 x + \sqrt{s^2_{w,h}(x) + \epsilon}\Big)}\,\gamma + \beta$$
+
+where $s^2_{w,h,c}$ is the variance of channel $c$ over the batch and positions $(N, H, W)$ — BN's
+variance — and $s^2_{w,h}$ the variance of each (sample, channel) over $(H, W)$ — instance norm's.
+In eval mode the batch variance is replaced by a moving average kept in `running_var`. Nothing is
+subtracted: the layer is not centred, and the $\max$ with the term $v_1 x$ makes it nonlinear.
+
+**EvoNorm-S0** (sample-based, no batch statistics) is a SiLU/Swish gate divided by a group std:
+
+$$y = \frac{x\,\sigma(v_1 x)}{\sqrt{s^2_{w,h,c/g}(x) + \epsilon}}\,\gamma + \beta$$
+
+with $\sigma$ the logistic sigmoid and $s^2_{w,h,c/g}$ the variance of each (sample, group of $C/G$
+channels) over the group's channels and positions — group norm's variance. Train and eval are the same.
+
+Both layers *include their activation*: `norm="evob0"` / `"evos0"` put no ReLU after them (see
+`labnorm.norms`). With `apply_act=False` (the authors' `nonlinearity=False`) a layer is only the affine
+$\gamma x + \beta$ — no normalization at all. The authors use that form where BN has no ReLU after it,
+and their ResNet code refuses EvoNorm in the post-activation (v1) ResNet for exactly that reason
+("Evonorms require the pre-activation form"); see `labnorm.models` for what labnorm's v1 ResNet-18 does.
+
+## Conventions, checked against the authors' TensorFlow code
+
+The reference is the official implementation in `tensorflow/tpu` (`models/official/resnet/resnet_model.py`,
+function `evonorm`), and the paper's Table 1/Appendix. labnorm follows them:
+
+| | paper / authors' code | labnorm | timm's `EvoNorm2dB0` / `EvoNorm2dS0` |
+|---|---|---|---|
+| variances | biased (`tf.nn.moments`) | biased | biased |
+| $\epsilon$ | inside the root, 1e-5 | inside, 1e-5 | inside; B0 **1e-3**, S0 1e-5 |
+| B0 moving variance | biased batch variance, decay 0.9 | biased, `momentum=0.1` | **unbiased** ($\times \frac{NHW}{NHW-1}$), momentum 0.1 |
+| B0 gradient through the batch variance | yes | yes | yes |
+| S0 groups not dividing $C$ | reduced to the largest divisor $\le G$ | the layer refuses; the `evos0` factory reduces like the authors | assertion error |
+| statistics of a bf16 input | moving variance in float32, the rest in the input's dtype | float32 | float32 |
+
+Sizes of the timm differences, measured on 8 CIFAR-10 test images (standardized) through a random
+3×3 conv to 16 channels, in float64: the unbiased moving variance is larger by the factor
+$NHW/(NHW-1) = 1 + 1/8191$ here (but $1 + 1/31$ at batch 2 on a 4×4 map); at its steady state it moves
+B0's eval output by $4 \cdot 10^{-4}$ at most, $6 \cdot 10^{-5}$ of the largest output. timm's B0
+default `eps=1e-3` instead of 1e-5 changes the training output by up to 0.7% of the largest output
+(median 0.26% relative) on these unit-scale activations, and by 87% when the same activations are
+scaled by 0.01 (variance $3 \cdot 10^{-5}$, below timm's $\epsilon$): there $\epsilon$ decides the
+output. (`tests/test_evonorm.py` checks the variance factor and the order of the $\epsilon$ effect.)
+
+**Edge cases and their answers.** B0 in training needs more than one value per channel for its batch
+variance (`ValueError`, like `torch.nn.BatchNorm2d`; a single image with $H W > 1$ is accepted, its
+statistics come from its positions); S0 works at any batch size. **All-zero input**: every std
+becomes $\sqrt\epsilon$, the output is $\beta$ (finite). **Groups that do not divide $C$**:
+`ValueError` at construction. **Float32 with mean 100 and std 0.01**: the variances are computed in
+two passes (centred first), so they keep their precision; the output matches float64 to float32
+precision (tested). **bf16**: statistics in float32, output in the input's dtype. **Wrong rank or
+channel count**: `ValueError` naming the layer. `torch.compile`, `state_dict` round trip, `deepcopy`:
+tested.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["EvoNorm2dB0", "EvoNorm2dS0", "largest_divisor_at_most"]
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def largest_divisor_at_most(num_channels: int, groups: int) -> int:
+    r"""The authors' group reduction: the largest $g \le$ `groups` that divides `num_channels`."""
+    g = min(groups, num_channels)
+    while num_channels % g:
+        g -= 1
+    return g
+
+
+def _check_input(layer: str, x: torch.Tensor, channels: int) -> None:
+    if x.dim() != 4:
+        raise ValueError(f"{layer}: expected a 4-D input [N, C, H, W], got {x.dim()}-D input of shape {tuple(x.shape)}")
+    if x.shape[1] != channels:
+        raise ValueError(
+            f"{layer}: expected {channels} channels in dim 1 of an [N, C, H, W] input, "
+            f"got {x.shape[1]} (input shape {tuple(x.shape)})"
+        )
+
+
+def _view(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A per-channel vector $[C]$ as $[1, C, 1, 1]$ in `dtype`."""
+    return t.reshape(1, -1, 1, 1).to(dtype)
+
+
+class _EvoNorm(nn.Module):
+    """Parameters shared by B0 and S0: $\\gamma$ (`weight`), $\\beta$ (`bias`), $v_1$ (`v`, with the activation)."""
+
+    def __init__(self, name: str, num_features: int, eps: float, apply_act: bool, factory: dict) -> None:
+        super().__init__()
+        if not isinstance(num_features, int) or num_features < 1:
+            raise ValueError(f"{name}: num_features must be a positive int, got {num_features!r}")
+        if eps <= 0:
+            raise ValueError(f"{name}: eps must be > 0, got {eps!r}")
+        self.num_features = num_features
+        self.eps = eps
+        self.apply_act = apply_act
+        self.weight = nn.Parameter(torch.ones(num_features, **factory))
+        self.bias = nn.Parameter(torch.zeros(num_features, **factory))
+        # $v_1 = 1$ at initialization (the authors' initializer)
+        self.v = nn.Parameter(torch.ones(num_features, **factory)) if apply_act else None
+
+    def reset_parameters(self) -> None:
+        nn.init.ones_(self.weight)
+        nn.init.zeros_(self.bias)
+        if self.v is not None:
+            nn.init.ones_(self.v)
+
+    def _affine(self, x: torch.Tensor) -> torch.Tensor:
+        # $\gamma x + \beta$, one fused multiply-add
+        return torch.addcmul(_view(self.bias, x.dtype), x, _view(self.weight, x.dtype))
+
+
+class EvoNorm2dB0(_EvoNorm):
+    r"""EvoNorm-B0: $x / \max(\sqrt{s^2_{w,h,c}+\epsilon},\, v_1 x + \sqrt{s^2_{w,h}+\epsilon})\,\gamma + \beta$.
+
+    Args:
+        num_features: $C$.
+        eps: added to both variances inside the square roots.
+        momentum: weight of the new batch in the moving variance (torch convention; the authors'
+            `decay=0.9` is `momentum=0.1`).
+        apply_act: with False, the layer is the affine $\gamma x + \beta$ only (the authors' `nonlinearity=False`).
+
+    Buffers: `running_var`, the moving average of the *biased* batch variance (starts at 1).
+
+    Raises:
+        ValueError: input that is not 4-D, has the wrong channel count, or has one value per channel in training.
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        apply_act: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        factory = {"device": device, "dtype": dtype}
+        super().__init__("EvoNorm2dB0", num_features, eps, apply_act, factory)
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"EvoNorm2dB0: momentum must be in [0, 1], got {momentum!r}")
+        self.momentum = momentum
+        self.register_buffer("running_var", torch.ones(num_features, **factory))
+
+    def reset_running_stats(self) -> None:
+        self.running_var.fill_(1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_input("EvoNorm2dB0", x, self.num_features)
+        if not self.apply_act:
+            return self._affine(x)
+        xs = x.float() if x.dtype in _LOW_PRECISION else x
+        if self.training:
+            if x.numel() // self.num_features <= 1:
+                raise ValueError(
+                    "EvoNorm2dB0: expected more than 1 value per channel when training (its batch variance), "
+                    f"got input of shape {tuple(x.shape)}"
+                )
+            # $s^2_{w,h,c}$: biased variance of each channel over $(N, H, W)$, gradient flowing through it
+            batch_var = torch.var(xs, dim=(0, 2, 3), correction=0, keepdim=True)
+            with torch.no_grad():
+                # moving variance $\leftarrow (1 - m)\,\text{moving} + m\, s^2_{w,h,c}$ (biased, as the authors)
+                self.running_var.lerp_(batch_var.flatten().to(self.running_var.dtype), self.momentum)
+        else:
+            batch_var = _view(self.running_var, xs.dtype)
+        # left: $\sqrt{s^2_{w,h,c} + \epsilon}$
+        left = torch.sqrt(batch_var + self.eps)
+        # right: $v_1 x + \sqrt{s^2_{w,h} + \epsilon}$, the instance std of each (sample, channel)
+        instance_var = torch.var(xs, dim=(2, 3), correction=0, keepdim=True)
+        right = torch.addcmul(torch.sqrt(instance_var + self.eps), xs, _view(self.v, xs.dtype))
+        # $x / \max(\text{left}, \text{right})$, then $\gamma \cdot + \beta$
+        return self._affine(xs / torch.maximum(left, right)).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, apply_act={self.apply_act}"
+
+
+class EvoNorm2dS0(_EvoNorm):
+    r"""EvoNorm-S0: $x\,\sigma(v_1 x) / \sqrt{s^2_{w,h,c/g} + \epsilon}\,\gamma + \beta$.
+
+    Args:
+        num_features: $C$.
+        groups: $G$, the number of channel groups of the std (must divide $C$; the `evos0` factory
+            reduces it to a divisor the way the authors' code does).
+        eps: added to the group variance inside the square root.
+        apply_act: with False, the layer is the affine $\gamma x + \beta$ only.
+
+    Raises:
+        ValueError: `groups` that does not divide `num_features` (at construction); input that is not
+            4-D or has the wrong channel count.
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        groups: int = 32,
+        eps: float = 1e-5,
+        apply_act: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        factory = {"device": device, "dtype": dtype}
+        super().__init__("EvoNorm2dS0", num_features, eps, apply_act, factory)
+        if not isinstance(groups, int) or groups < 1:
+            raise ValueError(f"EvoNorm2dS0: groups must be a positive int, got {groups!r}")
+        if num_features % groups:
+            raise ValueError(
+                f"EvoNorm2dS0: num_features ({num_features}) must be divisible by groups ({groups}); "
+                f"the largest divisor not above {groups} is {largest_divisor_at_most(num_features, groups)}"
+            )
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_input("EvoNorm2dS0", x, self.num_features)
+        if not self.apply_act:
+            return self._affine(x)
+        xs = x.float() if x.dtype in _LOW_PRECISION else x
+        n, c, h, w = xs.shape
+        # $[N, C, H, W] \to [N, G, C/G \cdot H \cdot W]$: one row per (sample, group)
+        xg = xs.reshape(n, self.groups, -1)
+        # $\sqrt{s^2_{w,h,c/g} + \epsilon}$, biased variance of each row, broadcast back to its channels
+        group_std = torch.sqrt(torch.var(xg, dim=2, correction=0, keepdim=True) + self.eps)
+        # numerator $x\,\sigma(v_1 x)$: a Swish gate with a learned per-channel slope
+        num = xs * torch.sigmoid(xs * _view(self.v, xs.dtype))
+        y = (num.reshape(n, self.groups, -1) / group_std).reshape(n, c, h, w)
+        return self._affine(y).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, groups={self.groups}, eps={self.eps}, apply_act={self.apply_act}"
