@@ -9,13 +9,13 @@ from ._version import __version__  # noqa: E402
 
 from .batch_channel_norm import BatchChannelNorm2d, EstimatedBatchNorm2d  # noqa: E402
 from .batch_norm import BatchNorm2d, GroupNorm  # noqa: E402
+from .batch_renorm import BatchRenorm2d, renorm_limits, set_renorm_limits  # noqa: E402
 from .dynamic_tanh import DynamicTanh  # noqa: E402
+from .evonorm import EvoNorm2dB0, EvoNorm2dS0  # noqa: E402
+from .filter_response_norm import TLU, FilterResponseNorm2d  # noqa: E402
 from .ghost_batch_norm import GhostBatchNorm2d  # noqa: E402
 from .instance_norm import InstanceNorm2d  # noqa: E402
 from .layer_norm import LayerNorm, LayerNorm2d, RMSNorm, RMSNorm2d  # noqa: E402
-from .batch_renorm import BatchRenorm2d, renorm_limits, set_renorm_limits  # noqa: E402
-from .evonorm import EvoNorm2dB0, EvoNorm2dS0  # noqa: E402
-from .filter_response_norm import TLU, FilterResponseNorm2d  # noqa: E402
 from .scale import get_scale, pick  # noqa: E402
 from .stats import verdict  # noqa: E402
 from .switch_norm import SwitchNorm2d, finalize_batch_average, load_official_state_dict  # noqa: E402

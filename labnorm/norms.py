@@ -53,13 +53,13 @@ from torch import nn
 
 from .batch_channel_norm import BatchChannelNorm2d
 from .batch_norm import BatchNorm2d, GroupNorm
+from .batch_renorm import BatchRenorm2d
 from .dynamic_tanh import DynamicTanh
+from .evonorm import EvoNorm2dB0, EvoNorm2dS0, largest_divisor_at_most
+from .filter_response_norm import TLU, FilterResponseNorm2d
 from .ghost_batch_norm import GhostBatchNorm2d
 from .instance_norm import InstanceNorm2d
 from .layer_norm import LayerNorm2d, RMSNorm2d
-from .batch_renorm import BatchRenorm2d
-from .evonorm import EvoNorm2dB0, EvoNorm2dS0, largest_divisor_at_most
-from .filter_response_norm import TLU, FilterResponseNorm2d
 from .switch_norm import SwitchNorm2d
 from .weight_norm import MeanOnlyBatchNorm, weight_norm
 from .weight_std import WSConv2d
