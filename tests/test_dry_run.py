@@ -32,6 +32,7 @@ def test_every_experiment_dry_runs_at_gpu_scale(name, results):
     assert out["parts"], name
     for part in out["parts"]:
         assert math.isfinite(part["projected_s"]) and part["projected_s"] > 0, part
+        assert part["steps"] is None or part["steps"] > 0, part  # device round trips of the full part
         if "step_s" in part:  # a training arm or a range test: two timed steps
             assert len(part["step_s"]) == 2 and all(s > 0 for s in part["step_s"]), part
             assert part["step_images"] <= BATCH
@@ -77,7 +78,7 @@ def test_projection_counts_the_real_split_and_follows_the_rule(tiny):
     out = dry_run("tiny", "gpu", device="cpu", images=IMAGES, batch=BATCH)
     (part,) = out["parts"]
     steps = 50000 // 64  # the real split, although the dry run trained on 64 images
-    assert part["full"].startswith(f"3 epochs x {steps} steps of 64")
+    assert part["full"].startswith(f"3 epochs x {steps} steps of 64") and part["steps"] == 3 * steps
     per_image = part["step_s"][-1] / part["step_images"]
     eval_per_image = part["eval_s"] / part["eval_images"]
     assert part["eval_images"] == BATCH

@@ -81,7 +81,7 @@ def train_run(
         n_train, n_test = d.sizes.get(id(train.labels), len(train)), d.sizes.get(id(test.labels), len(test))
         steps = n_train // batch_size
         d.add(" ".join(f"{v}" for v in labels.values()), train_batches, test_batches, sum(once),
-              images=epochs * steps * batch_size, eval_images=epochs * n_test,
+              images=epochs * steps * batch_size, eval_images=epochs * n_test, steps=epochs * steps,
               full=f"{epochs} epochs x {steps} steps of {batch_size} + {epochs} x {n_test} test images")
     last = hist["epochs"][-1]
     run = {
@@ -134,7 +134,7 @@ def range_test(model: nn.Module, optimizer: torch.optim.Optimizer, batches, *, s
                              smooth_f=smooth_f, diverge_th=diverge_th)
     if d is not None:
         d.add(f"range test, batch {batches.batch}", batches, None, 0.0, images=full_iter * batches.batch,
-              eval_images=0, full=f"{full_iter} steps of {batches.batch} (fewer if it diverges)")
+              eval_images=0, steps=full_iter, full=f"{full_iter} steps of {batches.batch} (fewer if it diverges)")
     lowest = min(range(len(hist["loss"])), key=lambda k: hist["loss"][k])
     return {"lr": hist["lr"], "loss": hist["loss"],
             "suggested_lr": finder.suggest(skip_start=min(10, len(hist["lr"]) // 5), skip_end=5),

@@ -161,7 +161,8 @@ def run(config: Config, seed: int, device: torch.device) -> SeedResult:
         t1 = time.perf_counter()
         running = any(True for _ in model.buffers())
         with dry_part(f"{norm}: landscape slices (images evaluated)", _loss_evaluations(full, running),
-                      _loss_evaluations(config, running), device):
+                      _loss_evaluations(config, running), device,
+                      steps=_loss_evaluations(full, running) // full.landscape_batch):
             record["parameter_slice"] = _landscapes(model, initial[0], fixed, config, seed, norm.replace("+", "_"),
                                                     arrays)
         record["filter_weight_norm"] = math.sqrt(sum(

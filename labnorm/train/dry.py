@@ -55,14 +55,14 @@ class DryRun:
     sizes: dict[int, int] = field(default_factory=dict)  # id(split.labels) -> the real split's size
 
     def add(self, part: str, train: "TimedBatches", test: "TimedBatches | None", once: float, *, images: int,
-            eval_images: int, full: str) -> None:
+            eval_images: int, steps: int, full: str) -> None:
         """Record one arm: the per-image time of its last step (and of its eval batch), projected."""
-        steps, evals = train.seconds(), test.seconds() if test is not None else []
-        per_image = steps[-1] / train.images[-1] if steps else float("nan")
+        times, evals = train.seconds(), test.seconds() if test is not None else []
+        per_image = times[-1] / train.images[-1] if times else float("nan")
         eval_per_image = evals[0] / test.images[0] if evals else 0.0
-        self.parts.append({"part": part, "step_s": steps, "step_images": train.images[-1] if steps else 0,
+        self.parts.append({"part": part, "step_s": times, "step_images": train.images[-1] if times else 0,
                            "eval_s": evals[0] if evals else None, "eval_images": test.images[0] if evals else 0,
-                           "once_s": once, "full": full,
+                           "once_s": once, "full": full, "steps": steps,
                            "projected_s": per_image * images + eval_per_image * eval_images + once})
 
 
@@ -99,8 +99,10 @@ def dry_cut(config: Any, **fields: Any) -> Any:
 
 
 @contextmanager
-def dry_part(part: str, full_units: float, dry_units: float, device: torch.device) -> Iterator[None]:
-    """Time the block in a dry run and project it linearly: seconds × full_units / dry_units."""
+def dry_part(part: str, full_units: float, dry_units: float, device: torch.device,
+             steps: int | None = None) -> Iterator[None]:
+    """Time the block in a dry run and project it linearly: seconds × full_units / dry_units.
+    `steps`: how many steps (device round trips: iterations, evaluation batches) the full block takes."""
     d = dry()
     if d is None:
         yield
@@ -111,7 +113,7 @@ def dry_part(part: str, full_units: float, dry_units: float, device: torch.devic
     _sync(device)
     seconds = time.perf_counter() - t0
     d.parts.append({"part": part, "dry_s": seconds, "full": f"{full_units:,.0f} units, {dry_units:,.0f} in the dry run",
-                    "projected_s": seconds * full_units / dry_units})
+                    "projected_s": seconds * full_units / dry_units, "steps": steps})
 
 
 def _sync(device: torch.device | str) -> None:
