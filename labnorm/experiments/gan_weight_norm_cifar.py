@@ -54,7 +54,7 @@ def run(config: Config, seed: int, device: torch.device) -> SeedResult:
     # A dry run (labnorm.train.dry) trains 2 iterations and reconstructs 8 images in 2 steps, timed and projected
     full, config = config, dry_cut(config, iterations=2, batch_size=dry_batch(config.batch_size), eval_every=0,
                                    eval_images=8, final_images=8, final_steps=2, sample_at=())
-    evals = full.iterations // full.eval_every + 1
+    evals = full.iterations // full.eval_every + 1 if full.eval_every else 0
     recon_steps = evals * full.eval_steps + full.final_steps
     recon_units = evals * full.eval_steps * full.eval_images + full.final_steps * full.final_images
     train, test = cifar_subsets(config.train_images, 10000, seed)
