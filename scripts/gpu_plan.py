@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import math
 import time
+from pathlib import Path
 
 from labnorm.experiments import experiments
 from labnorm.experiments.common import dry_run
@@ -114,18 +116,23 @@ def main() -> None:
     parser.add_argument("--overhead", type=float, default=0.25, help="minutes per command (default 0.25)")
     parser.add_argument("--only", default=None, help="comma-separated experiments (default: all)")
     parser.add_argument("--write", default=None, help="also write the plan as a shell script here")
+    parser.add_argument("--json", default=None, help="save the dry runs here, or read them when the file exists")
     args = parser.parse_args()
 
     names = args.only.split(",") if args.only else sorted(experiments())
+    saved = json.loads(Path(args.json).read_text()) if args.json and Path(args.json).is_file() else {}
     estimates, rows = {}, []
     for name in names:
         t0 = time.perf_counter()
-        result = dry_run(name, "gpu", device=args.device, images=args.images, batch=args.batch)
+        result = saved.get(name) or dry_run(name, "gpu", device=args.device, images=args.images, batch=args.batch)
+        saved[name] = result
         estimates[name] = gpu_minutes(result, args.factor, args.floor)
         rows.append(f"{name:28s} dry run {time.perf_counter() - t0:6.1f} s | projected here "
                     f"{result['projected_s'] / 60:9.1f} min/seed | estimated GPU {estimates[name]:7.1f} min/seed | "
                     f"peak {result['peak_memory_bytes'] / 2**30:.2f} GiB ({result['peak_memory']})")
         print(rows[-1], flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(saved, indent=1))
     write_plan(args, estimates, rows, result["device"])
 
 
