@@ -13,7 +13,6 @@ the rule stated in `labnorm.train.dry`. No record is written.
 
 from __future__ import annotations
 
-import resource
 import time
 from typing import Any, Callable
 
@@ -166,7 +165,9 @@ def dry_run(name: str, scale: str = "gpu", *, device: str | None = None, images:
     wall = time.perf_counter() - t0
     if dev.type == "cuda":
         peak, what = torch.cuda.max_memory_allocated(dev), "torch.cuda.max_memory_allocated"
-    else:  # Linux reports ru_maxrss in KiB
+    else:  # Linux reports ru_maxrss in KiB (`resource` is POSIX-only: imported here, not at import time)
+        import resource
+
         peak, what = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "peak RSS of the whole process (CPU)"
     return {"experiment": name, "scale": scale, "device": str(dev), "batch_cap": batch, "image_cap": images,
             "parts": d.parts, "projected_s": sum(p["projected_s"] for p in d.parts), "dry_s": wall,
