@@ -1,4 +1,10 @@
-"""Command line: `python -m labnorm list` and `python -m labnorm run NAME --scale cpu --seeds 3`."""
+"""Command line: `python -m labnorm list` and `python -m labnorm run NAME --scale cpu --seeds 3`.
+
+`python -m labnorm run NAME --scale gpu --dry-run` builds that scale's real models and data pipeline,
+runs 2 training steps and 1 evaluation batch of each arm on the device at hand, and prints the step
+times, the projected time of the full run and the peak memory; it saves nothing
+(`labnorm.experiments.common.dry_run`; the projection rule is in `labnorm.train.dry`).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,8 @@ import sys
 
 from . import results
 from .experiments import experiments, run
-from .scale import SCALES
+from .experiments.common import dry_run, format_dry_run
+from .scale import SCALES, get_scale
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     seeds.add_argument("--seed", type=int, action="append", help="run this seed (repeatable)")
     cmd.add_argument("--fresh", action="store_true", help="start a new record instead of adding to the saved one")
     cmd.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    cmd.add_argument("--dry-run", action="store_true", help="2 training steps and 1 evaluation batch per arm: print "
+                     "step times, the projected full run and peak memory; save nothing")
+    cmd.add_argument("--dry-batch", type=int, default=None, metavar="N",
+                     help="with --dry-run: at most N images per dry step (time per image is what is projected)")
     args = parser.parse_args(argv)
 
     if args.command == "list":
@@ -35,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {exp.description}")
             print(f"    saved: {'; '.join(saved) if saved else 'none'}")
         return 0
+    if args.dry_run:
+        print(format_dry_run(dry_run(args.name, get_scale(args.scale), device=args.device, batch=args.dry_batch)))
+        return 0
+    if args.dry_batch is not None:
+        parser.error("--dry-batch needs --dry-run")
     wanted = args.seed if args.seed else (args.seeds or 1)
     record = run(args.name, args.scale, wanted, device=args.device, fresh=args.fresh)
     print(f"saved {record['path']}: seeds {', '.join(map(str, record['seeds']))} "

@@ -50,6 +50,17 @@ if importlib.util.find_spec("labnorm") is None:
     os.environ.setdefault("LABNORM_RESULTS", os.path.abspath("labnorm-repo/results"))
     importlib.invalidate_caches()
 
+# %% [markdown]
+# **The `gpu` scale on Colab.** Choose a GPU runtime (Runtime → Change runtime type), then run
+# `%env LABNORM_SCALE=gpu` in a new cell here, before the next one: the experiment below then runs
+# one seed at its full, paper-sized configuration (`cpu` is the default, `smoke` the quick check).
+# Projected cost on a T4-class GPU, one seed: `ws_small_batches` about **1.9 h**. These figures are projected, not
+# measured: a CPU dry run's time per image divided by 100, and at least 5 ms per training step
+# (small batches are bound by kernel launches); a T4 also lacks the bf16 tensor cores that
+# labnorm's training loop uses on CUDA. To measure on your own GPU first, run
+# `!python -m labnorm run ws_small_batches --scale gpu --dry-run`: it takes 2 training steps and 1 evaluation
+# batch of every arm and prints the step times, the projected full run and the peak memory.
+
 # %%
 import matplotlib.pyplot as plt
 import torch

@@ -51,6 +51,17 @@ if importlib.util.find_spec("labnorm") is None:
     os.environ.setdefault("LABNORM_RESULTS", os.path.abspath("labnorm-repo/results"))
     importlib.invalidate_caches()
 
+# %% [markdown]
+# **The `gpu` scale on Colab.** Choose a GPU runtime (Runtime → Change runtime type), then run
+# `%env LABNORM_SCALE=gpu` in a new cell here, before the next one: the experiment below then runs
+# one seed at its full, paper-sized configuration (`cpu` is the default, `smoke` the quick check).
+# Projected cost on a T4-class GPU, one seed: `loss_landscape_norms` about **13.6 h**. These figures are projected, not
+# measured: a CPU dry run's time per image divided by 100, and at least 5 ms per training step
+# (small batches are bound by kernel launches); a T4 also lacks the bf16 tensor cores that
+# labnorm's training loop uses on CUDA. To measure on your own GPU first, run
+# `!python -m labnorm run loss_landscape_norms --scale gpu --dry-run`: it takes 2 training steps and 1 evaluation
+# batch of every arm and prints the step times, the projected full run and the peak memory.
+
 # %%
 import copy
 from statistics import median

@@ -1,9 +1,14 @@
 r"""Helpers the experiments share: data subsets, one training run as a record, the LR range test,
-curves for plotting, and where a run blows up.
+curves for plotting, where a run blows up, and the dry run.
 
 Every training run of every experiment goes through `train_run`: seed, build, train with
 `labnorm.train.fit` on the same data order for the seed, and return the run's labels, per-epoch
 log, loss curve and final figures — so the runs of all experiments have the same fields.
+
+**Dry run.** `dry_run(name, "gpu")` runs an experiment's `run()` with its real config, models and
+data pipeline inside `labnorm.train.dry.dry_mode()`, where every `train_run` and `range_test`
+stops after 2 timed training steps and 1 timed evaluation batch, and projects the full run by
+the rule stated in `labnorm.train.dry`. No record is written.
 """
 
 from __future__ import annotations
@@ -15,18 +20,29 @@ import torch
 from torch import nn
 
 from ..data import CIFAR10Split, DeviceBatches, load_cifar10, scaled_subset
+from ..train.dry import TimedBatches, dry, dry_batch, dry_mode, timed_call
 from ..train.fit import fit
 from ..train.lr_finder import LRFinder, first_divergence
 
-__all__ = ["cifar_subsets", "train_run", "curve", "subsample", "range_test", "blow_up_step", "EVAL_BATCH"]
+__all__ = ["cifar_subsets", "train_run", "curve", "subsample", "range_test", "blow_up_step", "EVAL_BATCH", "dry_run",
+           "format_dry_run"]
 
 # Test batches are evaluated 500 images at a time (eval mode: the batch size changes nothing).
 EVAL_BATCH = 500
 
 
 def cifar_subsets(n_train: int, n_test: int, seed: int) -> tuple[CIFAR10Split, CIFAR10Split]:
-    """Class-balanced subsets of CIFAR-10's train and test splits (the whole split when n ≥ its size)."""
-    return scaled_subset(load_cifar10("train"), n_train, seed), scaled_subset(load_cifar10("test"), n_test, seed)
+    """Class-balanced subsets of CIFAR-10's train and test splits (the whole split when n ≥ its size).
+
+    In a dry run with `images`, each is cut to at most that many; the real size is remembered."""
+    out, d = [], dry()
+    for split, n in (("train", n_train), ("test", n_test)):
+        full = load_cifar10(split)
+        part = scaled_subset(full, min(n, d.images) if d and d.images else n, seed)
+        if d is not None:
+            d.sizes[id(part.labels)] = min(n, len(full))
+        out.append(part)
+    return out[0], out[1]
 
 
 def train_run(
@@ -43,17 +59,29 @@ def train_run(
     the final test accuracy and loss (None when the run diverged) and the seconds it took; with
     `keep_first_steps`, the loss of the first steps unsmoothed, and with `keep_lr` the schedule.
     """
+    d, t_build = dry(), time.perf_counter()
     torch.manual_seed(seed)
     model = build()
     if prepare is not None:
         prepare(model.to(device))
     t0 = time.perf_counter()
+    train_batches = DeviceBatches(train, dry_batch(batch_size), train=True, device=device, seed=seed)
+    test_batches = DeviceBatches(test, dry_batch(EVAL_BATCH), train=False, device=device)
+    if d is not None:  # a dry run: 2 timed steps and 1 timed evaluation batch, one epoch
+        train_batches, test_batches = TimedBatches(train_batches, d.steps, device), TimedBatches(test_batches, 1, device)
+        once = [t0 - t_build]
+        if fit_kwargs.get("before_eval") is not None:
+            fit_kwargs["before_eval"] = timed_call(fit_kwargs["before_eval"], once, device, epochs)
     hist = fit(
-        model,
-        DeviceBatches(train, batch_size, train=True, device=device, seed=seed),
-        DeviceBatches(test, EVAL_BATCH, train=False, device=device),
-        epochs=epochs, lr=lr, device=device, desc=" ".join(f"{v}" for v in labels.values()), **fit_kwargs,
+        model, train_batches, test_batches, epochs=1 if d is not None else epochs, lr=lr, device=device,
+        desc=" ".join(f"{v}" for v in labels.values()), **fit_kwargs,
     )
+    if d is not None:
+        n_train, n_test = d.sizes.get(id(train.labels), len(train)), d.sizes.get(id(test.labels), len(test))
+        steps = n_train // batch_size
+        d.add(" ".join(f"{v}" for v in labels.values()), train_batches, test_batches, sum(once),
+              images=epochs * steps * batch_size, eval_images=epochs * n_test, steps=epochs * steps,
+              full=f"{epochs} epochs x {steps} steps of {batch_size} + {epochs} x {n_test} test images")
     last = hist["epochs"][-1]
     run = {
         **labels,
@@ -97,9 +125,15 @@ def range_test(model: nn.Module, optimizer: torch.optim.Optimizer, batches, *, s
     """One LR range test (`labnorm.LRFinder`) with the given settings: the smoothed curve, the
     steepest-descent suggestion, the lowest point, where it stopped and the seconds it took."""
     finder = LRFinder(model, optimizer, nn.CrossEntropyLoss(), device=device)
+    d, full_iter = dry(), num_iter
+    if d is not None:  # a dry run: 2 timed steps of at most `d.batch` images
+        batches, num_iter = TimedBatches(batches, d.steps, device, keep=d.batch), d.steps
     t0 = time.perf_counter()
     hist = finder.range_test(batches, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter, step_mode=step_mode,
                              smooth_f=smooth_f, diverge_th=diverge_th)
+    if d is not None:
+        d.add(f"range test, batch {batches.batch}", batches, None, 0.0, images=full_iter * batches.batch,
+              eval_images=0, steps=full_iter, full=f"{full_iter} steps of {batches.batch} (fewer if it diverges)")
     lowest = min(range(len(hist["loss"])), key=lambda k: hist["loss"][k])
     return {"lr": hist["lr"], "loss": hist["loss"],
             "suggested_lr": finder.suggest(skip_start=min(10, len(hist["lr"]) // 5), skip_end=5),
@@ -112,3 +146,49 @@ def blow_up_step(losses: list[float], factor: float = 4.0, smooth_f: float = 0.0
     (from step `warmup` on), or is not finite: the LR range test's divergence rule
     (`labnorm.train.lr_finder.DivergenceRule`) applied to training; None if it never fires."""
     return first_divergence(losses, smooth_f=smooth_f, threshold=factor, warmup=warmup)
+
+
+def dry_run(name: str, scale: str = "gpu", *, device: str | None = None, images: int | None = None,
+            batch: int | None = None) -> dict[str, Any]:
+    """Dry-run experiment `name` at `scale` (seed 0; see the module doc); write nothing; return what
+    it measured: the parts, the projected seconds of one seed, the dry run's own seconds and peak memory."""
+    from .runner import default_device, get
+
+    exp = get(name)
+    dev = torch.device(device) if device else default_device()
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    t0 = time.perf_counter()
+    with dry_mode(images, batch) as d:
+        torch.manual_seed(0)
+        exp.run(exp.config(scale), 0, dev)
+    wall = time.perf_counter() - t0
+    if dev.type == "cuda":
+        peak, what = torch.cuda.max_memory_allocated(dev), "torch.cuda.max_memory_allocated"
+    else:  # Linux reports ru_maxrss in KiB (`resource` is POSIX-only: imported here, not at import time)
+        import resource
+
+        peak, what = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "peak RSS of the whole process (CPU)"
+    return {"experiment": name, "scale": scale, "device": str(dev), "batch_cap": batch, "image_cap": images,
+            "parts": d.parts, "projected_s": sum(p["projected_s"] for p in d.parts), "dry_s": wall,
+            "peak_memory_bytes": peak, "peak_memory": what}
+
+
+def format_dry_run(result: dict[str, Any]) -> str:
+    """The dry run's lines: one per part (dry step times, what the full run does, its projection)."""
+    lines = [f"dry run of {result['experiment']} at {result['scale']} scale on {result['device']}"
+             + (f", at most {result['batch_cap']} images per step" if result["batch_cap"] else "")]
+    for p in result["parts"]:
+        if "step_s" in p:
+            steps = ", ".join(f"{s:.3f}" for s in p["step_s"])
+            ev = f"; eval batch {p['eval_s']:.3f} s ({p['eval_images']} images)" if p["eval_s"] is not None else ""
+            lines.append(f"  {p['part']}: steps {steps} s ({p['step_images']} images){ev}; full: {p['full']} "
+                         f"-> {p['projected_s'] / 60:.1f} min")
+        else:
+            lines.append(f"  {p['part']}: {p['dry_s']:.3f} s; full: {p['full']} -> {p['projected_s'] / 60:.1f} min")
+    lines.append(f"projected full run, one seed, on this device: {result['projected_s'] / 60:.1f} min "
+                 "(per-image time of the last dry step x images trained + eval batch per image x images "
+                 "evaluated, plus the other parts scaled linearly; an estimate)")
+    lines.append(f"peak memory: {result['peak_memory_bytes'] / 2**30:.2f} GiB ({result['peak_memory']}); "
+                 f"this dry run took {result['dry_s']:.1f} s")
+    return "\n".join(lines)

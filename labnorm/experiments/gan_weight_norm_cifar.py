@@ -15,6 +15,7 @@ import torch
 
 from .. import results
 from ..gan import dcgan_discriminator, dcgan_generator, image_grid, reconstruction_loss, train_gan
+from ..train.dry import dry_batch, dry_cut, dry_part
 from .common import cifar_subsets, curve
 from .report import Figure, Report, Table, bands, cell, judge, seed_details
 from .runner import Experiment, SeedResult
@@ -50,6 +51,12 @@ CONFIGS = {
 
 
 def run(config: Config, seed: int, device: torch.device) -> SeedResult:
+    # A dry run (labnorm.train.dry) trains 2 iterations and reconstructs 8 images in 2 steps, timed and projected
+    full, config = config, dry_cut(config, iterations=2, batch_size=dry_batch(config.batch_size), eval_every=0,
+                                   eval_images=8, final_images=8, final_steps=2, sample_at=())
+    evals = full.iterations // full.eval_every + 1 if full.eval_every else 0
+    recon_steps = evals * full.eval_steps + full.final_steps
+    recon_units = evals * full.eval_steps * full.eval_images + full.final_steps * full.final_images
     train, test = cifar_subsets(config.train_images, 10000, seed)
     # Fixed held-out images: the running set first, then the final set after it
     eval_x = test.images[: config.eval_images]
@@ -61,11 +68,15 @@ def run(config: Config, seed: int, device: torch.device) -> SeedResult:
         torch.manual_seed(seed)
         g = dcgan_generator(norm, config.image_size, config.code_size, config.channels)
         d = dcgan_discriminator(norm, config.image_size, config.channels)
-        hist = train_gan(g, d, train.images, config.iterations, eval_images=eval_x, eval_every=config.eval_every,
-                         eval_steps=config.eval_steps, sample_codes=codes, sample_at=config.sample_at,
-                         batch_size=config.batch_size, seed=seed, device=device, desc=norm)
+        with dry_part(f"{norm}: GAN iterations (images)", full.iterations * full.batch_size,
+                      config.iterations * config.batch_size, device, steps=full.iterations):
+            hist = train_gan(g, d, train.images, config.iterations, eval_images=eval_x, eval_every=config.eval_every,
+                             eval_steps=config.eval_steps, sample_codes=codes, sample_at=config.sample_at,
+                             batch_size=config.batch_size, seed=seed, device=device, desc=norm)
         target = final_x.float().to(device) / 255
-        losses, recon = reconstruction_loss(g, target, config.final_steps)
+        with dry_part(f"{norm}: reconstructions, running and final (image-steps)", recon_units,
+                      config.final_steps * config.final_images, device, steps=recon_steps):
+            losses, recon = reconstruction_loss(g, target, config.final_steps)
         # Collapse check: per-pixel spread across the fixed-code samples, relative to real images'
         g.eval()
         with torch.no_grad():

@@ -14,6 +14,7 @@ import copy
 import math
 from dataclasses import dataclass
 from statistics import median
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from torch.nn.utils import parametrize
 from .. import landscape
 from ..data import DeviceBatches
 from ..models import build_model
+from ..train.dry import dry_batch, dry_cut, dry_part
 from .common import cifar_subsets, train_run
 from .report import Figure, Report, Table, cell, judge, seed_details
 from .runner import Experiment, SeedResult
@@ -84,7 +86,7 @@ def he_init_(model: nn.Module) -> None:
                     m.bias.zero_()
 
 
-def first_images(batches: list, n: int) -> list:
+def first_images(batches: Iterable, n: int) -> list:
     """The leading batches holding the first `n` images (the last one cut short if needed)."""
     out, left = [], n
     for x, y in batches:
@@ -123,11 +125,21 @@ def _landscapes(model, initial, fixed, config: Config, seed: int, key: str, arra
     return {"name": name, "index": list(index), "original": original, "filter_norm": filter_norm}
 
 
+def _loss_evaluations(c: Config, running: bool) -> int:
+    # Images evaluated by `_landscapes` for one model (`running`: it has buffers, so a second 1-D slice)
+    points = (1 + running) * c.alphas_1d[2] + c.grid_2d[2] ** 2 + c.interpolation_alphas[2] + c.parameter_t[2]
+    return points * c.landscape_images
+
+
 def run(config: Config, seed: int, device: torch.device) -> SeedResult:
     import time
 
+    # A dry run (labnorm.train.dry) evaluates 1 point per slice on one batch, timed and projected
+    full, small = config, dry_batch(config.landscape_batch)
+    config = dry_cut(config, landscape_images=small, landscape_batch=small, alphas_1d=(-1.0, 1.0, 1),
+                     grid_2d=(-1.0, 1.0, 1), interpolation_alphas=(-0.25, 1.25, 1), parameter_t=(-1.0, 1.0, 1))
     train, test = cifar_subsets(config.train_images, config.test_images, seed)
-    fixed = first_images(list(DeviceBatches(train, config.landscape_batch, train=False, device=device)),
+    fixed = first_images(DeviceBatches(train, config.landscape_batch, train=False, device=device),
                          config.landscape_images)
     runs, arrays = [], {}
     for norm in config.norms:
@@ -147,7 +159,12 @@ def run(config: Config, seed: int, device: torch.device) -> SeedResult:
         record["probes"] = probes
         model = model.float().to(memory_format=torch.contiguous_format)
         t1 = time.perf_counter()
-        record["parameter_slice"] = _landscapes(model, initial[0], fixed, config, seed, norm.replace("+", "_"), arrays)
+        running = any(True for _ in model.buffers())
+        with dry_part(f"{norm}: landscape slices (images evaluated)", _loss_evaluations(full, running),
+                      _loss_evaluations(config, running), device,
+                      steps=_loss_evaluations(full, running) // full.landscape_batch):
+            record["parameter_slice"] = _landscapes(model, initial[0], fixed, config, seed, norm.replace("+", "_"),
+                                                    arrays)
         record["filter_weight_norm"] = math.sqrt(sum(
             p.detach().double().pow(2).sum().item() for n, p in model.named_parameters()
             if n in landscape.filter_weights(model)))
