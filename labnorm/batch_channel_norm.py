@@ -70,12 +70,14 @@ class EstimatedBatchNorm2d(nn.Module):
                 self.num_batches_tracked.add_(1)
                 dims = (0, 2, 3)
                 if self.variant == "official":
-                    r = float(self.estbn_moving_speed)
+                    # (a tensor, not `float()`: under `torch.compile` a float would be frozen at trace time,
+                    # and the official training script changes this rate as it trains)
+                    r = self.estbn_moving_speed.to(x.dtype)
                     batch_mean = x.mean(dims)
                     # Centred on the running mean *before* this update
                     centred_var = (x - self.running_mean.view(view)).pow(2).mean(dims)
-                    self.running_mean.mul_(1 - r).add_(batch_mean, alpha=r)
-                    self.running_var.mul_(1 - r).add_(centred_var, alpha=r)
+                    self.running_mean.mul_(1 - r).add_(batch_mean * r)
+                    self.running_var.mul_(1 - r).add_(centred_var * r)
                 else:
                     r = self.momentum
                     var, batch_mean = torch.var_mean(x, dim=dims, correction=0)

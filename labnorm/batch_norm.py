@@ -188,13 +188,16 @@ class BatchNorm2d(nn.Module):
     @torch.no_grad()
     def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, count: int) -> None:
         self.num_batches_tracked.add_(1)
-        # $m$, or $1/t$ for the cumulative average
-        m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        # $m$, or $1/t$ for the cumulative average — kept a tensor: `float()` of a buffer would be read
+        # once when `torch.compile` traces the layer and frozen into the graph
+        m = self.momentum
+        if m is None:
+            m = 1.0 / self.num_batches_tracked.to(self.running_mean.dtype)
         # Bessel's correction: the running variance is the unbiased estimate.
         unbiased = var * (count / (count - 1))
         # $\hat\mu \leftarrow (1 - m)\hat\mu + m\mu$, and likewise for the variance
-        self.running_mean.mul_(1 - m).add_(mean.to(self.running_mean.dtype), alpha=m)
-        self.running_var.mul_(1 - m).add_(unbiased.to(self.running_var.dtype), alpha=m)
+        self.running_mean.mul_(1 - m).add_(mean.to(self.running_mean.dtype) * m)
+        self.running_var.mul_(1 - m).add_(unbiased.to(self.running_var.dtype) * m)
 
     def extra_repr(self) -> str:
         return (

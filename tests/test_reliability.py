@@ -39,3 +39,121 @@ def test_ws_eval_follows_a_weight_changed_behind_autograds_back(cls, x_shape, ou
         expected = m._conv_forward(x, weight_standardization(new, variant="paper", out_dim=out_dim), m.bias) \
             if cls is not WSConvTranspose2d else F.conv_transpose2d(x, weight_standardization(new, out_dim=1), m.bias)
     assert torch.allclose(b, expected, atol=1e-5)
+
+
+# ------------------------------------------------------------------ 2. compiled == eager
+
+
+class _Residual(nn.Module):
+    """`WNAddition` needs two inputs: the block adds a strict WN conv's output to its input."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        from labnorm.gan import StrictWNConv2d, WNAddition
+
+        self.conv = StrictWNConv2d(c, c, 3, padding=1)
+        self.add = WNAddition(c)
+
+    def forward(self, x):
+        return self.add(self.conv(x), x)
+
+
+class _Head(nn.Module):
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        from labnorm.gan import AffineWNLinear, StrictWNLinear
+
+        self.strict = StrictWNLinear(features, 6)
+        self.affine = AffineWNLinear(6, 3)
+
+    def forward(self, x):
+        return self.affine(self.strict(x.flatten(1)))
+
+
+def _every_layer(c: int = 4) -> dict[str, nn.Module]:
+    """Every labnorm layer, under every option that changes its statistics path (C = 4 channels)."""
+    from labnorm import gan
+
+    wn_conv = labnorm.weight_norm(nn.Conv2d(c, c, 3, padding=1), dim="output")
+    return {
+        "bn": labnorm.BatchNorm2d(c),
+        "bn_cumulative": labnorm.BatchNorm2d(c, momentum=None),
+        "bn_no_running": labnorm.BatchNorm2d(c, track_running_stats=False),
+        "bn_no_affine": labnorm.BatchNorm2d(c, affine=False),
+        "gn": labnorm.GroupNorm(2, c),
+        "gn_no_affine": labnorm.GroupNorm(2, c, affine=False),
+        **{f"ws_{v}": WSConv2d(c, c, 3, padding=1, variant=v) for v in ("paper", "ws_repo", "labml")},
+        "ws_transposed": WSConvTranspose2d(c, c, 3, padding=1),
+        "bcn": labnorm.BatchChannelNorm2d(c, num_groups=2),
+        "bcn_est_official": labnorm.BatchChannelNorm2d(c, num_groups=2, estimate=True),
+        "bcn_est_labml": labnorm.BatchChannelNorm2d(c, num_groups=2, estimate=True, estimate_variant="labml"),
+        "sn": labnorm.SwitchNorm2d(c),
+        "sn_official": labnorm.SwitchNorm2d(c, statistics="official"),
+        "sn_batch_average": labnorm.SwitchNorm2d(c, using_moving_average=False),
+        "sn_no_bn": labnorm.SwitchNorm2d(c, using_bn=False),
+        "wn_conv": wn_conv,
+        "mean_only_bn": labnorm.MeanOnlyBatchNorm(c),
+        "gan_strict_conv": gan.StrictWNConv2d(c, c, 3, padding=1),
+        "gan_affine_conv": gan.AffineWNConv2d(c, c, 3, padding=1),
+        "gan_strict_tconv": gan.StrictWNConvTranspose2d(c, c, 3, padding=1),
+        "gan_affine_tconv": gan.AffineWNConvTranspose2d(c, c, 3, padding=1),
+        "trelu": gan.TReLU(c),
+        "tprelu": gan.TPReLU(c),
+        "wn_addition": _Residual(c),
+    }
+
+
+def _eager_equals_compiled(model: nn.Module, backend: str, x_shape=(3, 4, 5, 5), steps: int = 3, tol=1e-9,
+                           backward: bool = True):
+    """Train steps (outputs, input and parameter gradients, buffers), then eval forwards, eager vs compiled.
+
+    `backward=False` compares the train forwards and buffers only (one compiled graph fewer)."""
+    # A fresh dynamo: past its recompile limit it would fall back to eager silently, and this test pass
+    torch.compiler.reset()
+    torch.manual_seed(0)
+    model = model.double()
+    twin = copy.deepcopy(model)
+    # As a user compiles: graph breaks allowed (BN's cumulative average was wrong only across a break)
+    compiled = torch.compile(twin, backend=backend)
+    for step in range(steps):
+        x = torch.randn(x_shape, dtype=torch.float64) * 2 + 0.5
+        xe, xc = x.clone().requires_grad_(backward), x.clone().requires_grad_(backward)
+        ye, yc = model(xe), compiled(xc)
+        assert torch.allclose(ye, yc, atol=tol, rtol=0), f"train step {step}: outputs differ"
+        for (name, b), c in zip(model.named_buffers(), twin.buffers()):
+            assert torch.allclose(b.double(), c.double(), atol=tol, rtol=0), f"train step {step}: buffer {name} differs"
+        if not backward:
+            continue
+        g = torch.randn_like(ye)
+        ye.backward(g)
+        yc.backward(g)
+        assert torch.allclose(xe.grad, xc.grad, atol=tol, rtol=0), f"train step {step}: input grads differ"
+        for (name, p), q in zip(model.named_parameters(), twin.parameters()):
+            assert torch.allclose(p.grad, q.grad, atol=tol, rtol=0), f"train step {step}: grad of {name} differs"
+        with torch.no_grad():  # a plain SGD step, the same on both
+            for p, q in zip(model.parameters(), twin.parameters()):
+                p -= 0.1 * p.grad
+                q -= 0.1 * q.grad
+                p.grad = q.grad = None
+    model.eval()
+    twin.eval()
+    with torch.no_grad():
+        x = torch.randn(x_shape, dtype=torch.float64)
+        assert torch.allclose(model(x), compiled(x), atol=tol, rtol=0), "eval: outputs differ"
+
+
+@pytest.mark.parametrize("name", sorted(_every_layer()))
+def test_layer_eager_equals_compiled_aot_eager(name):
+    _eager_equals_compiled(nn.Sequential(_every_layer()[name]), "aot_eager")
+
+
+def test_every_layer_eager_equals_compiled_inductor():
+    # Inductor (the default backend, the one with known wrong-result bugs) on one model holding one
+    # configuration of every layer, chosen where its statistics path is most delicate: one train-forward
+    # graph and one eval graph (gradients are compared per option with aot_eager above), so the
+    # compile time stays small
+    layers = _every_layer()
+    names = ["bn_cumulative", "gn_no_affine", "ws_labml", "bcn_est_official", "sn_official", "wn_conv",
+             "mean_only_bn", "gan_affine_tconv", "tprelu", "wn_addition"]
+    model = nn.Sequential(*(layers[n] for n in names), _Head(4 * 5 * 5))
+    _eager_equals_compiled(model, "inductor", tol=1e-8, backward=False)
