@@ -227,7 +227,8 @@ def finalize_batch_average(model: nn.Module, batches: Iterable, num_batches: int
     mean $= \sum x / M$ and variance $= (\sum x^2 - M\,\text{mean}^2)/(M - 1)$ over all $M$ values
     seen per channel (`statistics="exact"`; with `"official"` the biased pooled variance, as that
     code's running estimate). `batches` yields tensors or `(inputs, ...)` tuples. Returns the number
-    of batches used. The model's train/eval modes are restored.
+    of batches used. The model's train/eval modes are restored. If `batches` raises, or yields
+    nothing, the running statistics are left as they were.
     """
     layers = [m for m in model.modules() if isinstance(m, SwitchNorm2d) and m.using_bn]
     if not layers:
@@ -240,17 +241,18 @@ def finalize_batch_average(model: nn.Module, batches: Iterable, num_batches: int
         shape = layer.running_mean.shape
         layer._accumulator = {"count": 0, "sum": torch.zeros(shape, dtype=torch.float64, device=layer.running_mean.device),
                               "sum_sq": torch.zeros(shape, dtype=torch.float64, device=layer.running_mean.device)}
-    used = 0
+    used, done = 0, False
     try:
         for batch in batches:
             if used == num_batches:
                 break
             model(batch[0] if isinstance(batch, (tuple, list)) else batch)
             used += 1
+        done = True
     finally:
         for layer in layers:
             acc, layer._accumulator = layer._accumulator, None
-            if used and acc["count"] > 1:
+            if done and used and acc["count"] > 1:
                 mean = acc["sum"] / acc["count"]
                 ss = acc["sum_sq"] - acc["count"] * mean.square()
                 var = ss / (acc["count"] - 1) if layer.statistics == "exact" else ss / acc["count"]

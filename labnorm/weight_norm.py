@@ -147,6 +147,10 @@ def data_dependent_init(model: nn.Module, batch: torch.Tensor, init_scale: float
     starts from it. Afterwards every WN layer's pre-activation on `batch` has per-channel mean 0
     and standard deviation `init_scale`, whatever $\lVert v \rVert$ was. Layers without a bias get
     the scale only. Needs `dim="output"` (one $g$ per output channel).
+
+    Only $g$ and $b$ change: the forward runs in train mode (batch statistics in any BN layer), then
+    every submodule's mode, every buffer (running statistics, `num_batches_tracked`) and the CPU
+    and CUDA random generators (dropout draws) are restored.
     """
     hooks = []
 
@@ -179,14 +183,20 @@ def data_dependent_init(model: nn.Module, batch: torch.Tensor, init_scale: float
         hooks.append(module.register_forward_hook(init_layer))
     if not hooks:
         raise ValueError("data_dependent_init: the model has no weight-normalized layer")
-    was_training = model.training
+    modes = {m: m.training for m in model.modules()}
+    buffers = [(b, b.clone()) for b in model.buffers()]
+    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
     try:
-        model.train()
-        model(batch)
+        with torch.random.fork_rng(devices=devices):
+            model.train()
+            model(batch)
     finally:
         for h in hooks:
             h.remove()
-        model.train(was_training)
+        for module, training in modes.items():
+            module.training = training
+        for b, saved in buffers:
+            b.copy_(saved)
     return model
 
 

@@ -157,3 +157,111 @@ def test_every_layer_eager_equals_compiled_inductor():
              "mean_only_bn", "gan_affine_tconv", "tprelu", "wn_addition"]
     model = nn.Sequential(*(layers[n] for n in names), _Head(4 * 5 * 5))
     _eager_equals_compiled(model, "inductor", tol=1e-8, backward=False)
+
+
+# ------------------------------------------------------------------ 3. tools restore what they do not document as changed
+
+
+def _mixed_model(seed: int = 0) -> nn.Module:
+    """A model with a frozen (eval) BN inside, a dropout and a weight-normalized conv."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        labnorm.weight_norm(nn.Conv2d(3, 4, 3, padding=1), dim="output"), labnorm.BatchNorm2d(4), nn.ReLU(),
+        nn.Dropout(0.5), labnorm.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 4 * 4, 10),
+    )
+    model[4].eval()  # a frozen BN inside a training model
+    return model
+
+
+def _modes(model):
+    return [m.training for m in model.modules()]
+
+
+def _batches(n=2, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(8, 3, 4, 4, generator=g), torch.randint(0, 10, (8,), generator=g)) for _ in range(n)]
+
+
+def _lr_finder(model):
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    return labnorm.LRFinder(model, opt, nn.CrossEntropyLoss())
+
+
+def test_lr_finder_restores_each_submodules_mode():
+    model = _mixed_model()
+    modes = _modes(model)
+    _lr_finder(model).range_test(_batches(), num_iter=3)
+    assert _modes(model) == modes
+
+
+def test_lr_finder_restores_grads_none_and_set():
+    model = _mixed_model()
+    model[-1].weight.grad = torch.full_like(model[-1].weight, 0.5)  # a gradient the caller had
+    _lr_finder(model).range_test(_batches(), num_iter=3)
+    assert all(p.grad is None for p in list(model.parameters())[:-2])
+    assert torch.equal(model[-1].weight.grad, torch.full_like(model[-1].weight, 0.5))
+
+
+def test_data_dependent_init_leaves_running_statistics_modes_and_rng():
+    model = _mixed_model()
+    model.eval()
+    buffers = {k: v.clone() for k, v in model.state_dict().items() if "running" in k or "tracked" in k}
+    torch.manual_seed(3)
+    rng = torch.get_rng_state()
+    labnorm.data_dependent_init(model, _batches()[0][0])
+    assert _modes(model) == [False] * len(_modes(model))
+    for k, v in buffers.items():
+        assert torch.equal(model.state_dict()[k], v), k
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
+def test_landscape_tools_restore_each_submodules_mode_and_rng():
+    from labnorm import landscape
+
+    model = _mixed_model()
+    modes = _modes(model)
+    torch.manual_seed(4)
+    rng = torch.get_rng_state()
+    direction = landscape.filter_normalized_direction(model, seed=0)
+    landscape.loss_along_direction(model, _batches(), direction, [0.0, 0.5])
+    landscape.gradient_smoothness(model, _batches()[0], [0.1])
+    assert _modes(model) == modes
+    assert torch.equal(torch.get_rng_state(), rng)
+    # and the same batch gives the same loss however often it is evaluated (same dropout draws)
+    a = landscape.loss_along_direction(model, _batches(), direction, [0.0, 0.0])["loss"]
+    assert a[0] == a[1]
+
+
+def test_fit_evaluate_restores_each_submodules_mode():
+    from labnorm.train.fit import evaluate
+
+    model = _mixed_model()
+    modes = _modes(model)
+    evaluate(model, _batches())
+    assert _modes(model) == modes
+
+
+def test_reconstruction_loss_restores_each_submodules_mode():
+    from labnorm.gan import dcgan_generator, reconstruction_loss
+
+    torch.manual_seed(0)
+    gen = dcgan_generator("wn", image_size=8, code_size=8, channels=8)
+    frozen = next(m for m in gen.modules() if m is not gen and len(list(m.children())) == 0)
+    frozen.eval()
+    modes = _modes(gen)
+    reconstruction_loss(gen, torch.rand(2, 3, 8, 8), steps=1)
+    assert _modes(gen) == modes
+
+
+def test_finalize_batch_average_leaves_statistics_when_batches_fail():
+    model = nn.Sequential(labnorm.SwitchNorm2d(4, using_moving_average=False))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def failing():
+        yield torch.randn(4, 4, 3, 3)
+        raise RuntimeError("data went away")
+
+    with pytest.raises(RuntimeError, match="data went away"):
+        labnorm.finalize_batch_average(model, failing(), num_batches=3)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k

@@ -40,8 +40,10 @@ def progress_enabled() -> bool:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable, device: torch.device | str = "cpu") -> dict[str, float]:
-    """Mean cross-entropy and accuracy over `batches`, in eval mode (running statistics)."""
-    was_training = model.training
+    """Mean cross-entropy and accuracy over `batches`, in eval mode (running statistics).
+
+    Every submodule's train/eval mode is restored afterwards."""
+    modes = {m: m.training for m in model.modules()}
     model.eval()
     dev = torch.device(device)
     total, loss_sum, correct = 0, torch.zeros((), device=dev), torch.zeros((), device=dev, dtype=torch.long)
@@ -51,7 +53,8 @@ def evaluate(model: nn.Module, batches: Iterable, device: torch.device | str = "
         loss_sum += nn.functional.cross_entropy(out.float(), y, reduction="sum")
         correct += (out.argmax(1) == y).sum()
         total += len(y)
-    model.train(was_training)
+    for module, training in modes.items():
+        module.training = training
     return {"loss": loss_sum.item() / total, "acc": correct.item() / total}
 
 
