@@ -32,6 +32,8 @@ The batch part comes in two forms:
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -65,6 +67,9 @@ class EstimatedBatchNorm2d(nn.Module):
                 f"EstimatedBatchNorm2d: expected an input [N, {self.num_features}, H, W], got shape {tuple(x.shape)}"
             )
         view = (1, -1, 1, 1)
+        if self.training and x.shape[0] == 0:
+            raise ValueError("EstimatedBatchNorm2d: an empty batch (N = 0) in training has no statistics "
+                             "(the running estimates would become NaN); skip empty batches")
         if self.training:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
@@ -130,7 +135,8 @@ class BatchChannelNorm2d(nn.Module):
                 f"BatchChannelNorm2d: expected an input [N, {self.num_channels}, H, W], got shape {tuple(x.shape)}"
             )
         # Channel part: each (sample, group) normalized, then the per-group affine
-        rows = self.channel_norm(self.bn(x)).reshape(x.shape[0], self.num_groups, -1)
+        # (row length spelled out: with N = 0 a `-1` cannot be inferred; the output is then empty)
+        rows = self.channel_norm(self.bn(x)).reshape(x.shape[0], self.num_groups, math.prod(x.shape[1:]) // self.num_groups)
         return (self.weight * rows + self.bias).reshape(x.shape)
 
     def extra_repr(self) -> str:

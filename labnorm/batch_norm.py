@@ -34,6 +34,8 @@ per channel. $G = 1$ is layer norm over $(C, H, W)$; $G = C$ is instance norm.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -266,7 +268,8 @@ class GroupNorm(nn.Module):
         n = x.shape[0]
         # $[N, C, *] \to [N, G, C/G \cdot *]$: one row per (sample, group).
         # `reshape` follows the logical order, so channels_last and strided inputs work (it copies).
-        xg = xs.reshape(n, self.num_groups, -1)
+        # (The row length is spelled out: with N = 0, `-1` cannot be inferred; the output is empty.)
+        xg = xs.reshape(n, self.num_groups, math.prod(x.shape[1:]) // self.num_groups)
         # $\mu_{n,g}$ and the biased $\sigma^2_{n,g}$ of each row, computed on $x - s$ for accuracy
         var, mean, shift = _shifted_var_mean(xg, dim=(2,))
         # Normalize each row, then restore the input's shape

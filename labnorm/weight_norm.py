@@ -224,6 +224,9 @@ class MeanOnlyBatchNorm(nn.Module):
                 f"MeanOnlyBatchNorm: expected an input [N, {self.num_features}, *], got shape {tuple(x.shape)}"
             )
         view = [1, -1] + [1] * (x.dim() - 2)
+        if self.training and x.shape[0] == 0:
+            raise ValueError("MeanOnlyBatchNorm: an empty batch (N = 0) in training has no mean "
+                             "(the running mean would become NaN); skip empty batches")
         if self.training:
             # $\mu_c$ over the batch and positions
             mean = x.mean(dim=[d for d in range(x.dim()) if d != 1])

@@ -265,3 +265,48 @@ def test_finalize_batch_average_leaves_statistics_when_batches_fail():
         labnorm.finalize_batch_average(model, failing(), num_batches=3)
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
+
+
+# ------------------------------------------------------------------ 4. empty batches
+
+# Layers whose training step needs batch statistics: N = 0 is refused by name. Every other case
+# (stateless layers in training, every layer in eval) gives an empty output and leaves the state alone.
+_NEEDS_A_BATCH = {"bn", "bn_cumulative", "bn_no_running", "bn_no_affine", "bcn", "bcn_est_official",
+                  "bcn_est_labml", "sn", "sn_official", "sn_batch_average", "mean_only_bn"}
+
+
+@pytest.mark.parametrize("name", sorted(_every_layer()))
+@pytest.mark.parametrize("training", [True, False])
+def test_empty_batch(name, training):
+    layer = _every_layer()[name].train(training)
+    before = copy.deepcopy(layer.state_dict())
+    x = torch.randn(0, 4, 5, 5)
+    if training and name in _NEEDS_A_BATCH:
+        # the message names the layer (the outer one or the part that needs the batch)
+        with pytest.raises(ValueError, match=r"(BatchNorm2d|SwitchNorm2d|BatchChannelNorm2d|MeanOnlyBatchNorm).*"):
+            layer(x)
+    else:
+        y = layer(x)
+        assert y.shape[0] == 0
+    for k, v in layer.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+# ------------------------------------------------------------------ 5. numerics: never a NaN
+
+
+@pytest.mark.parametrize("statistics", ["official", "exact"])
+@pytest.mark.parametrize("using_bn", [True, False])
+def test_switch_norm_float32_mean_100_std_001_is_finite_and_accurate(statistics, using_bn):
+    torch.manual_seed(0)
+    x = torch.randn(4, 8, 6, 6) * 0.01 + 100
+    layer = labnorm.SwitchNorm2d(8, statistics=statistics, using_bn=using_bn)
+    ref = copy.deepcopy(layer).double()
+    for training in (True, False):
+        layer.train(training)
+        ref.train(training)
+        y, y64 = layer(x), ref(x.double())
+        assert torch.isfinite(y).all()
+        assert (y.double() - y64).abs().max() < 2e-3  # float32 inputs at 100 carry 7.6e-6 / 0.01 of rounding
+    if using_bn:
+        assert torch.isfinite(layer.running_var).all() and (layer.running_var >= 0).all()
