@@ -310,3 +310,138 @@ def test_switch_norm_float32_mean_100_std_001_is_finite_and_accurate(statistics,
         assert (y.double() - y64).abs().max() < 2e-3  # float32 inputs at 100 carry 7.6e-6 / 0.01 of rounding
     if using_bn:
         assert torch.isfinite(layer.running_var).all() and (layer.running_var >= 0).all()
+
+
+# ------------------------------------------------------------------ 6. data: complete or refused, never shared
+
+
+@pytest.fixture
+def data_env(tmp_path, monkeypatch):
+    from labnorm import data as D
+
+    monkeypatch.setenv("LABNORM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("LABNORM_DATA", raising=False)
+    D._MEMO.clear()
+    yield D, tmp_path
+    D._MEMO.clear()
+
+
+def _jpeg_tar_bytes(D, extra: dict[str, bytes] | None = None, per_class: int = 1) -> bytes:
+    """An uncompressed tar of the JPEG copy's layout (per_class images per class and split) + `extra` members."""
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        members = {f"{s}/{c}/{i}.jpg": None for s in ("train", "test") for c in D.CIFAR10_CLASSES for i in range(per_class)}
+        members.update(extra or {})
+        for k, (name, raw) in enumerate(members.items()):
+            if raw is None:
+                im = io.BytesIO()
+                Image.new("RGB", (32, 32), (k % 256, 7, 9)).save(im, "JPEG")
+                raw = im.getvalue()
+            info = tarfile.TarInfo(name)
+            info.size = len(raw)
+            tf.addfile(info, io.BytesIO(raw))
+    return buf.getvalue()
+
+
+def _write_gz(path, raw: bytes):
+    import gzip
+
+    path.write_bytes(gzip.compress(raw))
+    return path
+
+
+def test_jpeg_archive_with_a_corrupt_member_header_is_refused(data_env):
+    import io
+    import tarfile
+
+    D, tmp = data_env
+    raw = bytearray(_jpeg_tar_bytes(D, per_class=2))
+    offsets = [m.offset for m in tarfile.open(fileobj=io.BytesIO(bytes(raw)))]
+    header = offsets[len(offsets) * 3 // 4]  # a member of the train split
+    raw[header + 148:header + 156] = b"9999999\0"  # its header checksum
+    path = _write_gz(tmp / D.JPEG_FILE, bytes(raw))
+    with pytest.raises(D.CorruptArchiveError, match="unreadable member header"):
+        D.load_cifar10("train", root=path, download=False)
+
+
+def test_jpeg_split_missing_images_is_refused(data_env):
+    # A split whose classes differ in size (an archive written without some images) is incomplete
+    D, tmp = data_env
+    raw = _jpeg_tar_bytes(D, per_class=1, extra={"train/cat/extra.jpg": None})
+    path = _write_gz(tmp / D.JPEG_FILE, raw)
+    with pytest.raises(D.CorruptArchiveError, match="train split is incomplete.*cat 2"):
+        D.load_cifar10("train", root=path, download=False)
+
+
+def test_jpeg_stray_top_level_file_gets_a_clear_error(data_env):
+    D, tmp = data_env
+    path = _write_gz(tmp / D.JPEG_FILE, _jpeg_tar_bytes(D, extra={"stray.jpg": None}))
+    with pytest.raises(D.CorruptArchiveError, match="unexpected member 'stray.jpg'.*<split>/<class>/<file>.jpg"):
+        D.load_cifar10("train", root=path, download=False)
+
+
+def test_load_cifar10_hands_out_tensors_a_caller_cannot_share(data_env):
+    D, tmp = data_env
+    path = _write_gz(tmp / D.JPEG_FILE, _jpeg_tar_bytes(D))
+    first = D.load_cifar10("train", root=path, download=False)
+    clean = first.images.clone(), first.labels.clone()
+    first.images.zero_()  # a caller normalizing in place, say
+    first.labels.fill_(3)
+    again = D.load_cifar10("train", root=path, download=False)
+    assert torch.equal(again.images, clean[0]) and torch.equal(again.labels, clean[1])
+
+
+# ------------------------------------------------------------------ 7. crashes name the tool, the fault and the fix
+
+
+def test_lr_finder_on_an_empty_loader():
+    with pytest.raises(ValueError, match="LRFinder.range_test: the loader yielded no batches"):
+        _lr_finder(_mixed_model()).range_test([], num_iter=3)
+
+
+def _fit_toy(tmp_path, epochs, resume=False, checkpoint=True):
+    from labnorm.train.fit import fit
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 10))
+    hist = fit(model, _batches(3), epochs=epochs, lr=0.05, checkpoint=tmp_path / "ckpt.pt" if checkpoint else None,
+               resume=resume)
+    return model, hist
+
+
+def test_fit_resume_with_more_epochs_is_refused_before_the_model_changes(tmp_path):
+    from labnorm.train.fit import fit
+
+    _fit_toy(tmp_path, epochs=2)
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 10))
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(ValueError, match=r"fit: the checkpoint .*ckpt.pt continues a one-cycle schedule of 6 steps "
+                                         r"\(2 epochs of 3 steps\), this run has 3 epochs"):
+        fit(model, _batches(3), epochs=3, lr=0.05, checkpoint=tmp_path / "ckpt.pt", resume=True)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_fit_resume_without_a_checkpoint_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"fit: resume=True but there is no checkpoint at .*ckpt.pt"):
+        _fit_toy(tmp_path, epochs=2, resume=True)
+
+
+def test_fit_with_an_empty_loader_names_the_problem(tmp_path):
+    from labnorm.train.fit import fit
+
+    with pytest.raises(ValueError, match="fit: the training loader has no batches"):
+        fit(nn.Linear(2, 2), [], epochs=1, lr=0.1)
+
+
+def test_fit_with_too_short_a_schedule_names_the_problem():
+    from labnorm.train.fit import fit
+
+    with pytest.raises(ValueError, match="fit: the one-cycle warm-up needs more than one step"):
+        fit(nn.Sequential(nn.Flatten(), nn.Linear(48, 10)), _batches(2), epochs=2, lr=0.1)

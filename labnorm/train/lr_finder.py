@@ -112,7 +112,10 @@ class LRFinder:
                 x, y = next(batches)
             except StopIteration:  # cycle the loader
                 batches = iter(loader)
-                x, y = next(batches)
+                x, y = next(batches, (None, None))
+                if x is None:
+                    raise ValueError("LRFinder.range_test: the loader yielded no batches; pass a loader "
+                                     "(or list) of at least one (inputs, targets) batch") from None
             x, y = x.to(self.device), y.to(self.device)
             self.optimizer.zero_grad()
             loss = self.criterion(self.model(x), y)
