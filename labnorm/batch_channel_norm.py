@@ -67,6 +67,9 @@ class EstimatedBatchNorm2d(nn.Module):
                 f"EstimatedBatchNorm2d: expected an input [N, {self.num_features}, H, W], got shape {tuple(x.shape)}"
             )
         view = (1, -1, 1, 1)
+        out_dtype = x.dtype
+        # Statistics in at least float32 (half-precision input is upcast, the output cast back)
+        x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
         if self.training and x.shape[0] == 0:
             raise ValueError("EstimatedBatchNorm2d: an empty batch (N = 0) in training has no statistics "
                              "(the running estimates would become NaN); skip empty batches")
@@ -90,7 +93,7 @@ class EstimatedBatchNorm2d(nn.Module):
                     self.running_var.mul_(1 - r).add_(var, alpha=r)
         # Normalize with the (just updated) estimates, then the per-channel affine
         x_hat = (x - self.running_mean.view(view)) / torch.sqrt(self.running_var.view(view) + self.eps)
-        return self.weight.view(view) * x_hat + self.bias.view(view)
+        return (self.weight.view(view) * x_hat + self.bias.view(view)).to(out_dtype)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, variant={self.variant!r}"
@@ -137,7 +140,8 @@ class BatchChannelNorm2d(nn.Module):
         # Channel part: each (sample, group) normalized, then the per-group affine
         # (row length spelled out: with N = 0 a `-1` cannot be inferred; the output is then empty)
         rows = self.channel_norm(self.bn(x)).reshape(x.shape[0], self.num_groups, math.prod(x.shape[1:]) // self.num_groups)
-        return (self.weight * rows + self.bias).reshape(x.shape)
+        # (the input's dtype back, as BatchNorm2d and GroupNorm return it)
+        return (self.weight * rows + self.bias).reshape(x.shape).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.num_channels}, num_groups={self.num_groups}, eps={self.eps}, estimate={self.estimate}"

@@ -224,6 +224,9 @@ class MeanOnlyBatchNorm(nn.Module):
                 f"MeanOnlyBatchNorm: expected an input [N, {self.num_features}, *], got shape {tuple(x.shape)}"
             )
         view = [1, -1] + [1] * (x.dim() - 2)
+        out_dtype = x.dtype
+        # The mean in at least float32 (half-precision input is upcast, the output cast back)
+        x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
         if self.training and x.shape[0] == 0:
             raise ValueError("MeanOnlyBatchNorm: an empty batch (N = 0) in training has no mean "
                              "(the running mean would become NaN); skip empty batches")
@@ -236,7 +239,7 @@ class MeanOnlyBatchNorm(nn.Module):
         else:
             mean = self.running_mean
         # $y = x - \mu + \beta$
-        return x - mean.view(view) + self.bias.view(view)
+        return (x - mean.view(view) + self.bias.view(view)).to(out_dtype)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, momentum={self.momentum}"

@@ -26,8 +26,9 @@ Edge cases and their answers: a filter with **fan-in 1** has nothing to standard
 become 0, or NaN with an unbiased variance), so it is refused with a `ValueError`; a **constant
 filter** becomes 0 (finite); **tiny weights** whose variance is below $\epsilon$ come out with a
 standard deviation below 1 ($\sigma/\sqrt{\sigma^2+\epsilon}$); under **bf16 autocast** the
-statistics stay in float32 (the parameter's dtype) and only the convolution runs in bf16; a
-float32 filter with **mean 100 and std 0.01** is standardized to within 1e-5 of float64 (the rows
+statistics stay in float32 (the parameter's dtype) and only the convolution runs in bf16;
+**float16/bfloat16 input** to a float32 layer outside autocast is refused with a `TypeError` naming
+the layer, as `nn.Conv2d` refuses it; a float32 filter with **mean 100 and std 0.01** is standardized to within 1e-5 of float64 (the rows
 are centred on one of their entries first, as BN's shifted statistics).
 
 **Cost.** Written with autograd's ops the standardization made a ResNet-18 training step about 2×
@@ -162,6 +163,15 @@ class _Standardize(torch.autograd.Function):
         return grad, None, None, None
 
 
+def _check_dtype(layer: nn.Module, x: torch.Tensor) -> None:
+    """Input and weight of one dtype, or autocast on — as `nn.Conv2d`, with the layer's name and the fix."""
+    if x.dtype != layer.weight.dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(
+            f"{type(layer).__name__}: input is {x.dtype}, weight is {layer.weight.dtype}; like nn.Conv2d the layer "
+            "does not mix dtypes. Run it under torch.autocast, or convert one of them (layer.to(x.dtype))"
+        )
+
+
 class _WSMixin:
     """Shared by the WS convs: standardize `self.weight` in every forward.
 
@@ -175,6 +185,7 @@ class _WSMixin:
         self._init_ws(eps, variant, out_dim=self._OUT_DIM)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_dtype(self, x)
         return self._conv_forward(x, self.standardized_weight(), self.bias)
 
     def _init_ws(self, eps: float | None, variant: str, out_dim: int) -> None:
@@ -218,6 +229,7 @@ class WSConvTranspose2d(_WSMixin, nn.ConvTranspose2d):
     _OUT_DIM = 1
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        _check_dtype(self, x)
         output_padding = self._output_padding(x, output_size, self.stride, self.padding, self.kernel_size,
                                               2, self.dilation)
         return F.conv_transpose2d(x, self.standardized_weight(), self.bias, self.stride, self.padding,

@@ -445,3 +445,37 @@ def test_fit_with_too_short_a_schedule_names_the_problem():
 
     with pytest.raises(ValueError, match="fit: the one-cycle warm-up needs more than one step"):
         fit(nn.Sequential(nn.Flatten(), nn.Linear(48, 10)), _batches(2), epochs=2, lr=0.1)
+
+
+# ------------------------------------------------------------------ 8. dtype contract (torch's own)
+
+# Torch's rule, held by every layer: a normalization layer (nn.BatchNorm2d, GroupNorm, InstanceNorm2d,
+# LayerNorm) takes float16/bfloat16 input with float32 parameters and returns the input's dtype; a
+# layer with a weight matrix (nn.Conv2d, Linear) refuses the mix (autocast casts both). labnorm's
+# per-channel layers (TReLU, TPReLU, WN addition) count as the former; its WS and WN convs and linears
+# as the latter, with a TypeError naming the layer.
+_WEIGHT_LAYERS = {"ws_paper", "ws_ws_repo", "ws_labml", "ws_transposed", "gan_strict_conv", "gan_affine_conv",
+                  "gan_strict_tconv", "gan_affine_tconv"}
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("name", sorted(set(_every_layer()) - {"wn_conv"}))  # (wn_conv: torch's own conv)
+def test_half_precision_input_to_a_float32_layer(name, dtype):
+    layer = _every_layer()[name]
+    x = torch.randn(3, 4, 5, 5).to(dtype)
+    if name == "wn_addition":  # the addition itself, without the block's conv
+        add = layer.add
+        layer = lambda t: add(t, t)  # noqa: E731
+        layer.train, layer.buffers = add.train, add.buffers
+    for training in (True, False):
+        layer.train(training)
+        if name in _WEIGHT_LAYERS:
+            with pytest.raises(TypeError, match=f"{type(layer).__name__.replace('Parametrized', '')}: input is "
+                                                f"{dtype}, weight is torch.float32.*autocast"):
+                layer(x)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                assert layer(x).dtype == torch.bfloat16
+        else:
+            y = layer(x)
+            assert y.dtype == dtype and torch.isfinite(y).all()
+            assert all(b.dtype != dtype for b in layer.buffers() if b.is_floating_point())

@@ -110,10 +110,15 @@ def _affine_params(layer: nn.Module, out_units: int, init_scale: float) -> None:
 
 
 def _check_input(layer: nn.Module, x: torch.Tensor, rank: int, channels: int) -> None:
+    name = type(layer).__name__.replace("Parametrized", "")
     if x.dim() != rank or x.shape[1] != channels:
-        name = type(layer).__name__.replace("Parametrized", "")
         raise ValueError(f"{name}: expected input with {rank} dims and {channels} channels in dim 1, "
                          f"got shape {tuple(x.shape)}")
+    # Like nn.Conv2d and nn.Linear: one dtype for input and weight, unless autocast casts both
+    dtype = layer.parametrizations.weight.original.dtype
+    if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(f"{name}: input is {x.dtype}, weight is {dtype}; the layer does not mix dtypes (as "
+                        "nn.Conv2d). Run it under torch.autocast, or convert one of them (layer.to(x.dtype))")
 
 
 # ---------------------------------------------------------------- strict layers: $y = \hat w^\top x$
@@ -229,7 +234,9 @@ class TReLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         alpha = _channel_view(self, x, self.bias)
-        return F.relu(x - alpha) + alpha
+        # In the parameters' precision, returned in the input's (as torch's norm layers do)
+        xs = x.to(alpha.dtype)
+        return (F.relu(xs - alpha) + alpha).to(x.dtype)
 
 
 class TPReLU(nn.Module):
@@ -246,7 +253,8 @@ class TPReLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         alpha = _channel_view(self, x, self.bias)
-        return F.prelu(x - alpha, self.weight) + alpha
+        xs = x.to(alpha.dtype)
+        return (F.prelu(xs - alpha, self.weight) + alpha).to(x.dtype)
 
 
 @torch.no_grad()
@@ -279,4 +287,6 @@ class WNAddition(nn.Module):
         # Per-channel unit vector $(u_r, u_s)/\lVert u \rVert$
         u = self.weight * torch.rsqrt(self.weight.square().sum(0, keepdim=True) + self.eps)
         ur, us = (_channel_view(self, residual, u[k]) for k in range(2))
-        return torch.addcmul(shortcut * us, residual, ur)
+        # In the parameters' precision, returned in the inputs' (as torch's norm layers do)
+        out = torch.addcmul(shortcut.to(us.dtype) * us, residual.to(ur.dtype), ur)
+        return out.to(residual.dtype)
