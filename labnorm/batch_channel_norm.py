@@ -28,6 +28,10 @@ The batch part comes in two forms:
     batch mean, with rate `momentum`.
 
   Both then normalize with the freshly updated estimates; gradients do not flow through them.
+
+Edge cases: an empty batch (N = 0) in training is refused by the batch part (`BatchNorm2d` or
+`EstimatedBatchNorm2d`) with a `ValueError`, and gives an empty output in eval mode; half-precision
+input gets float32 statistics and comes back in its own dtype, as from torch's norm layers.
 """
 
 from __future__ import annotations

@@ -93,7 +93,10 @@ class BatchNorm2d(nn.Module):
 
     Raises:
         ValueError: input that is not 4-D, has the wrong channel count, or has one
-            value per channel in training (its variance would be meaningless).
+            value per channel in training (its variance would be meaningless; an empty
+            batch included). In eval mode an empty batch gives an empty output.
+
+    Half-precision input: statistics in float32, output in the input's dtype (as torch).
     """
 
     def __init__(
@@ -219,6 +222,9 @@ class GroupNorm(nn.Module):
     with the biased variance over the group's $C/G$ channels and every position.
     No running statistics: training and eval mode compute the same thing, and the
     batch size does not matter. Accepts any input $[N, C, *]$ like torch.
+
+    An empty batch (N = 0) gives an empty output; half-precision input comes back in its own
+    dtype, its statistics computed in float32 (as torch).
 
     Raises:
         ValueError: `num_channels` not divisible by `num_groups` (at construction),

@@ -39,7 +39,9 @@ and sets them to the pooled statistics of those batches — the paper's batch av
 Keras port could not implement as a layer.
 
 Edge cases: a batch of one in training is fine while each channel still has more than one value
-($H W > 1$), and refused with a `ValueError` otherwise (as `BatchNorm2d` does); `last_gamma=True`
+($H W > 1$), and refused with a `ValueError` otherwise (as `BatchNorm2d` does); an empty batch
+(N = 0) in training is refused when the BN branch needs its statistics (its running statistics would
+become NaN), and gives an empty output otherwise; `last_gamma=True`
 starts $\gamma$ at 0 (the layer outputs $\beta$ — for the last norm of a residual branch); under
 bf16 autocast the statistics are computed in float32 and the output keeps the input's dtype.
 

@@ -205,7 +205,8 @@ class MeanOnlyBatchNorm(nn.Module):
 
     Subtracts the per-channel batch mean in training (the running mean in eval mode, updated
     with torch's momentum convention), divides by nothing, and adds a learned bias. For any
-    input $[N, C, *]$.
+    input $[N, C, *]$. An empty batch in training is refused (its mean would be NaN); half-precision
+    input gets a float32 mean and comes back in its own dtype.
     """
 
     def __init__(self, num_features: int, momentum: float = 0.1) -> None:

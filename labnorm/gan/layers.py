@@ -42,6 +42,10 @@ is learned instead: `TReLU` $y = \max(x - \alpha, 0) + \alpha$ and `TPReLU`
 $y = \mathrm{PReLU}_a(x - \alpha) + \alpha$, per channel. The slope $a$ is kept in $[0, 1]$ by
 `clip_slopes_(model)` after every optimizer step, so the activation is 1-Lipschitz too.
 
+**Dtypes**, as torch: the WN convs and linears refuse a float16/bfloat16 input to float32 weights
+outside `torch.autocast` (a `TypeError` naming the layer, as `nn.Conv2d`); `TReLU`, `TPReLU` and
+`WNAddition` compute in their parameters' precision and return the input's dtype.
+
 **Weight-normalized addition** (Appendix B, eq. 17), for residual blocks:
 $y = (u_r\,r + u_s\,s)/\sqrt{u_r^2 + u_s^2 + \epsilon}$ per channel, initialized to $u_r = 0$,
 $u_s = 1$: at init the block passes its shortcut through.

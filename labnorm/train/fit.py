@@ -19,6 +19,11 @@ checkpoint reaches bitwise the same weights as an uninterrupted one.
 
 A run whose loss stops being finite stops early and records where (`diverged_at_step`),
 which is what a normalization that breaks down at a small batch does.
+
+What `fit` changes: the model's parameters, buffers and `.grad` (it trains them), every submodule's
+mode (`model.train()` at each epoch's start; the model ends in train mode) and the global random
+generators (which a checkpoint saves and a resume restores). `evaluate` changes nothing: every
+submodule's mode is restored.
 """
 
 from __future__ import annotations
