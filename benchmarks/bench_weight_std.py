@@ -1,6 +1,7 @@
 """What Weight Standardization costs in a training step, at batch 64 and batch 2 — and what makes it cheap.
 
     python benchmarks/bench_weight_std.py [--device cuda] [--rounds-64 3] [--rounds-2 30] [--no-compile] [--no-resnet-64]
+        [--impls labnorm,labnorm_timm,timm_std]
 
 Standardizing costs O(|W|) against the conv's O(N·H·W·|W|), so the arithmetic limit of the ratio
 is about 1.0 even at batch 2; what costs is the extra small operations and the weight-sized
@@ -178,22 +179,25 @@ def main() -> None:
     parser.add_argument("--rounds-64", type=int, default=3)
     parser.add_argument("--rounds-2", type=int, default=30)
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile contender")
+    parser.add_argument("--impls", default=None, help="comma-separated contenders to time (default: all)")
     parser.add_argument("--no-resnet-64", action="store_true",
                         help="skip the ResNet-18 row at batch 64 (seconds per step on a busy CPU)")
     args = parser.parse_args()
     device = torch.device(args.device)
-    impls = [k for k in IMPLEMENTATIONS if not (args.no_compile and k == "compiled")]
+    impls = [k for k in IMPLEMENTATIONS if not (args.no_compile and k == "compiled")
+             and (args.impls is None or k == "plain" or k in args.impls.split(","))]
     t0 = time.perf_counter()
     rows = []
     # Batch 64 (a ResNet-18 step takes seconds on CPU): the BN network and the contenders that matter
-    core = ["plain", "labnorm", "labnorm_timm", "timm_std", "closed_form"]
+    core = [k for k in ("plain", "labnorm", "labnorm_timm", "timm_std", "closed_form") if k in impls]
     rows.append(measure("conv stack", 64, 4 * args.rounds_64, device, impls))
     if not args.no_resnet_64:
         rows.append(measure("resnet18 bn", 64, args.rounds_64, device, core))
     for net in ("conv stack", "resnet18 bn", "resnet18 gn"):
         rows.append(measure(net, 2, args.rounds_2 * (4 if net == "conv stack" else 1), device, impls))
     rows.append(measure("resnet18 bn", 2, args.rounds_2, device,
-                        ["plain", "labnorm", "timm_std", "closed_form", "formula"], train=False))
+                        [k for k in ("plain", "labnorm", "timm_std", "closed_form", "formula") if k in impls],
+                        train=False))
     save_benchmark("weight_std", device, time.perf_counter() - t0,
                    what="SGD step with WS convs ÷ the same net with plain convs (the BN/GN ResNet-18: "
                         "WS+BN ÷ BN, WS+GN ÷ GN), implementations timed round-robin in one run; "

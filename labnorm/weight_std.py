@@ -67,24 +67,25 @@ def weight_standardization(
         raise ValueError(f"weight_standardization: variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
     unbiased, eps_inside, default_eps = VARIANTS[variant]
     eps = default_eps if eps is None else eps
-    # $[C_{out}, \ldots] \to [C_{out}, I]$: one row per output filter
-    w = weight.movedim(out_dim, 0)
-    rows = w.reshape(w.shape[0], -1)
-    fan_in = rows.shape[1]
+    out_channels = weight.shape[out_dim]
+    fan_in = weight.numel() // max(out_channels, 1)
     if fan_in < 2:
         raise ValueError(
             f"weight_standardization: each filter has fan_in={fan_in}; standardizing a single value gives 0 "
             f"(NaN with an unbiased variance). Use a plain conv for weights of shape {tuple(weight.shape)}."
         )
-    if eps_inside and eps > 0 and torch.is_grad_enabled() and rows.requires_grad:
-        out = _batch_norm_standardize(rows, eps, unbiased)
+    # $[C_{out}, \ldots] \to [C_{out}, I]$: one row per output filter (a view when out_dim is 0)
+    w = weight.movedim(out_dim, 0) if out_dim else weight
+    if eps_inside and eps > 0 and torch.is_grad_enabled() and weight.requires_grad:
+        out = _batch_norm_standardize(w.reshape(1, out_channels, fan_in), eps, unbiased)
     else:
-        out = _Standardize.apply(rows, eps, unbiased, eps_inside)
-    return out.reshape(w.shape).movedim(0, out_dim)
+        out = _Standardize.apply(w.reshape(out_channels, fan_in), eps, unbiased, eps_inside)
+    out = out.reshape(w.shape)
+    return out.movedim(0, out_dim) if out_dim else out
 
 
 def _batch_norm_standardize(rows: torch.Tensor, eps: float, unbiased: bool) -> torch.Tensor:
-    r"""$\hat W$ with $\epsilon$ inside the root, as one `F.batch_norm` over the rows (timm's trick).
+    r"""$\hat W$ of rows $[1, C_{out}, I]$ with $\epsilon$ inside the root, as one `F.batch_norm` (timm's trick).
 
     `F.batch_norm` on $[1, C_{out}, I]$ takes each row's mean and *biased* variance and computes
     $(W_{i,j} - \mu_i)/\sqrt{\sigma_i^2 + \epsilon}$ in one fused kernel, forward and backward —
@@ -98,15 +99,15 @@ def _batch_norm_standardize(rows: torch.Tensor, eps: float, unbiased: bool) -> t
     * the unbiased variance ($c = (I-1)/I$): $\sqrt{\sigma^2_b/c + \epsilon} = \sqrt{\sigma^2_b + c\epsilon}/\sqrt{c}$,
       so batch norm with $\epsilon' = c\,\epsilon$ and scale $\sqrt{c}$ (its `weight`) is the same formula.
     """
-    fan_in = rows.shape[1]
-    shifted = rows - rows[:, :1].detach()
+    fan_in = rows.shape[2]
+    # (one small op per call: the rows are short next to the activations)
+    shifted = rows - rows[:, :, :1].detach()
     scale = None
     if unbiased:
         c = (fan_in - 1) / fan_in
         eps = eps * c
-        scale = torch.full((rows.shape[0],), c ** 0.5, dtype=rows.dtype, device=rows.device)
-    return F.batch_norm(shifted.unsqueeze(0), None, None, scale, None, training=True, momentum=0.0,
-                        eps=eps).squeeze(0)
+        scale = torch.full((rows.shape[1],), c ** 0.5, dtype=rows.dtype, device=rows.device)
+    return F.batch_norm(shifted, None, None, scale, None, training=True, momentum=0.0, eps=eps)
 
 
 class _Standardize(torch.autograd.Function):
