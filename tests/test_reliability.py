@@ -5,9 +5,7 @@ in `docs/guarantees.md`, which names these tests.
 """
 
 import copy
-import math
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
