@@ -1,6 +1,7 @@
 """What Weight Standardization costs in a training step, at batch 64 and batch 2 — and what makes it cheap.
 
-    python benchmarks/bench_weight_std.py [--device cuda] [--rounds-64 5] [--rounds-2 40] [--no-compile]
+    python benchmarks/bench_weight_std.py [--device cuda] [--rounds-64 3] [--rounds-2 30] [--no-compile] [--no-resnet-64]
+        [--impls labnorm,labnorm_timm,timm_std]
 
 Standardizing costs O(|W|) against the conv's O(N·H·W·|W|), so the arithmetic limit of the ratio
 is about 1.0 even at batch 2; what costs is the extra small operations and the weight-sized
@@ -9,17 +10,23 @@ for one implementation of WS, and reports the ratio to the same network with pla
 implementations of a row are timed round-robin in one run (medians), so machine noise hits them
 alike:
 
-- `labnorm`: `WSConv2d` — the closed-form autograd function (`_Standardize`), two weight-sized
-  temporaries per step;
+- `labnorm`: `WSConv2d` (the paper's variant) — with autograd, one `F.batch_norm` over the filters
+  after centring each on its first entry (`_batch_norm_standardize`); without, `_Standardize`'s forward;
+- `labnorm_timm`: `WSConv2d(variant="timm")`, the same with timm's eps;
+- `timm_std`: a timm-style `StdConv2d` written here from its formula — one unshifted `F.batch_norm`
+  over the filters (eps 1e-6): what labnorm must at least match;
+- `closed_form`: the closed-form autograd function `_Standardize` alone (labnorm's previous
+  implementation, two weight-sized temporaries per step);
 - `formula`: the same standardization written with autograd's ops (`var_mean`, subtract, divide:
   labnorm's first implementation);
 - `compiled`: that formula under `torch.compile` (the standardization only; the conv stays eager);
 - `post`: the seed post's code (the WS repository's README: mean of mean of mean, unbiased std
   + 1e-5, `expand_as`).
 
-Networks: a CIFAR ResNet-18 with BN and with GN (WS+BN ÷ BN, WS+GN ÷ GN), and the issue's stack
-of three 64→64 3×3 convs at 16×16. A last table times eval forwards at batch 2, where `WSConv2d`
-caches the standardized weight. Writes `benchmarks/results/weight_std__<device type>.json`.
+Networks: a CIFAR ResNet-18 with BN and with GN (WS+BN ÷ BN, WS+GN ÷ GN; at batch 64 the BN one
+only, with the main contenders, to keep a run near three minutes on 2 CPU threads), and a stack of
+three 64→64 3×3 convs at 16×16. A last table times eval forwards at batch 2 (no cache: $\hat W$
+is recomputed every forward). Writes `benchmarks/results/weight_std__<device type>.json`.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from torch.nn import functional as F
 
 from labnorm.models import build_model
 from labnorm.results import save_benchmark
-from labnorm.weight_std import WSConv2d
+from labnorm.weight_std import WSConv2d, _Standardize
 
 
 class PostWSConv2d(nn.Conv2d):
@@ -60,6 +67,29 @@ torch._dynamo.config.recompile_limit = 64  # one graph per weight shape (ResNet-
 _compiled_formula = torch.compile(_formula, dynamic=False)
 
 
+class TimmStyleStdConv2d(nn.Conv2d):
+    """timm's `StdConv2d` formula, written here: each filter standardized by one `F.batch_norm`
+    call (biased variance, eps 1e-6 inside the root), no shift."""
+
+    def forward(self, x):
+        w = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None, training=True, momentum=0.0,
+                         eps=1e-6).reshape_as(self.weight)
+        return self._conv_forward(x, w, self.bias)
+
+
+class TimmVariantWSConv2d(WSConv2d):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, variant="timm", **kwargs)
+
+
+class ClosedFormWSConv2d(nn.Conv2d):
+    """labnorm's previous WSConv2d: the closed-form autograd function on every call."""
+
+    def forward(self, x):
+        rows = self.weight.reshape(self.out_channels, -1)
+        return self._conv_forward(x, _Standardize.apply(rows, 1e-5, False, True).reshape_as(self.weight), self.bias)
+
+
 class FormulaWSConv2d(nn.Conv2d):
     def forward(self, x):
         return self._conv_forward(x, _formula(self.weight), self.bias)
@@ -70,7 +100,8 @@ class CompiledWSConv2d(nn.Conv2d):
         return self._conv_forward(x, _compiled_formula(self.weight), self.bias)
 
 
-IMPLEMENTATIONS = {"plain": nn.Conv2d, "labnorm": WSConv2d, "formula": FormulaWSConv2d,
+IMPLEMENTATIONS = {"plain": nn.Conv2d, "labnorm": WSConv2d, "labnorm_timm": TimmVariantWSConv2d,
+                   "timm_std": TimmStyleStdConv2d, "closed_form": ClosedFormWSConv2d, "formula": FormulaWSConv2d,
                    "compiled": CompiledWSConv2d, "post": PostWSConv2d}
 
 
@@ -145,24 +176,34 @@ def measure(net: str, batch: int, rounds: int, device: torch.device, impls: list
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--rounds-64", type=int, default=5)
-    parser.add_argument("--rounds-2", type=int, default=40)
+    parser.add_argument("--rounds-64", type=int, default=3)
+    parser.add_argument("--rounds-2", type=int, default=30)
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile contender")
+    parser.add_argument("--impls", default=None, help="comma-separated contenders to time (default: all)")
+    parser.add_argument("--no-resnet-64", action="store_true",
+                        help="skip the ResNet-18 row at batch 64 (seconds per step on a busy CPU)")
     args = parser.parse_args()
     device = torch.device(args.device)
-    impls = [k for k in IMPLEMENTATIONS if not (args.no_compile and k == "compiled")]
+    impls = [k for k in IMPLEMENTATIONS if not (args.no_compile and k == "compiled")
+             and (args.impls is None or k == "plain" or k in args.impls.split(","))]
     t0 = time.perf_counter()
     rows = []
-    for batch, rounds in ((64, args.rounds_64), (2, args.rounds_2)):
-        for net in ("conv stack", "resnet18 bn", "resnet18 gn"):
-            rows.append(measure(net, batch, rounds * (4 if net == "conv stack" else 1), device, impls))
-    rows.append(measure("resnet18 bn", 2, args.rounds_2, device, ["plain", "labnorm", "formula", "post"],
+    # Batch 64 (a ResNet-18 step takes seconds on CPU): the BN network and the contenders that matter
+    core = [k for k in ("plain", "labnorm", "labnorm_timm", "timm_std", "closed_form") if k in impls]
+    rows.append(measure("conv stack", 64, 4 * args.rounds_64, device, impls))
+    if not args.no_resnet_64:
+        rows.append(measure("resnet18 bn", 64, args.rounds_64, device, core))
+    for net in ("conv stack", "resnet18 bn", "resnet18 gn"):
+        rows.append(measure(net, 2, args.rounds_2 * (4 if net == "conv stack" else 1), device, impls))
+    rows.append(measure("resnet18 bn", 2, args.rounds_2, device,
+                        [k for k in ("plain", "labnorm", "timm_std", "closed_form", "formula") if k in impls],
                         train=False))
     save_benchmark("weight_std", device, time.perf_counter() - t0,
                    what="SGD step with WS convs ÷ the same net with plain convs (the BN/GN ResNet-18: "
                         "WS+BN ÷ BN, WS+GN ÷ GN), implementations timed round-robin in one run; "
-                        "goals for labnorm on ResNet-18: <= 1.05 at batch 64, <= 1.10 at batch 2",
-                   threads=torch.get_num_threads(), rows=rows)
+                        "goals for labnorm on ResNet-18: <= 1.05 at batch 64, <= 1.10 at batch 2; "
+                        "labnorm_timm <= timm_std (timm's StdConv2d formula)",
+                   threads=torch.get_num_threads(), args=vars(args), rows=rows)
 
 
 if __name__ == "__main__":

@@ -28,9 +28,15 @@ The batch part comes in two forms:
     batch mean, with rate `momentum`.
 
   Both then normalize with the freshly updated estimates; gradients do not flow through them.
+
+Edge cases: an empty batch (N = 0) in training is refused by the batch part (`BatchNorm2d` or
+`EstimatedBatchNorm2d`) with a `ValueError`, and gives an empty output in eval mode; half-precision
+input gets float32 statistics and comes back in its own dtype, as from torch's norm layers.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -65,17 +71,25 @@ class EstimatedBatchNorm2d(nn.Module):
                 f"EstimatedBatchNorm2d: expected an input [N, {self.num_features}, H, W], got shape {tuple(x.shape)}"
             )
         view = (1, -1, 1, 1)
+        out_dtype = x.dtype
+        # Statistics in at least float32 (half-precision input is upcast, the output cast back)
+        x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+        if self.training and x.shape[0] == 0:
+            raise ValueError("EstimatedBatchNorm2d: an empty batch (N = 0) in training has no statistics "
+                             "(the running estimates would become NaN); skip empty batches")
         if self.training:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
                 dims = (0, 2, 3)
                 if self.variant == "official":
-                    r = float(self.estbn_moving_speed)
+                    # (a tensor, not `float()`: under `torch.compile` a float would be frozen at trace time,
+                    # and the official training script changes this rate as it trains)
+                    r = self.estbn_moving_speed.to(x.dtype)
                     batch_mean = x.mean(dims)
                     # Centred on the running mean *before* this update
                     centred_var = (x - self.running_mean.view(view)).pow(2).mean(dims)
-                    self.running_mean.mul_(1 - r).add_(batch_mean, alpha=r)
-                    self.running_var.mul_(1 - r).add_(centred_var, alpha=r)
+                    self.running_mean.mul_(1 - r).add_(batch_mean * r)
+                    self.running_var.mul_(1 - r).add_(centred_var * r)
                 else:
                     r = self.momentum
                     var, batch_mean = torch.var_mean(x, dim=dims, correction=0)
@@ -83,7 +97,7 @@ class EstimatedBatchNorm2d(nn.Module):
                     self.running_var.mul_(1 - r).add_(var, alpha=r)
         # Normalize with the (just updated) estimates, then the per-channel affine
         x_hat = (x - self.running_mean.view(view)) / torch.sqrt(self.running_var.view(view) + self.eps)
-        return self.weight.view(view) * x_hat + self.bias.view(view)
+        return (self.weight.view(view) * x_hat + self.bias.view(view)).to(out_dtype)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, variant={self.variant!r}"
@@ -128,8 +142,10 @@ class BatchChannelNorm2d(nn.Module):
                 f"BatchChannelNorm2d: expected an input [N, {self.num_channels}, H, W], got shape {tuple(x.shape)}"
             )
         # Channel part: each (sample, group) normalized, then the per-group affine
-        rows = self.channel_norm(self.bn(x)).reshape(x.shape[0], self.num_groups, -1)
-        return (self.weight * rows + self.bias).reshape(x.shape)
+        # (row length spelled out: with N = 0 a `-1` cannot be inferred; the output is then empty)
+        rows = self.channel_norm(self.bn(x)).reshape(x.shape[0], self.num_groups, math.prod(x.shape[1:]) // self.num_groups)
+        # (the input's dtype back, as BatchNorm2d and GroupNorm return it)
+        return (self.weight * rows + self.bias).reshape(x.shape).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.num_channels}, num_groups={self.num_groups}, eps={self.eps}, estimate={self.estimate}"

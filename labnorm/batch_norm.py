@@ -34,6 +34,8 @@ per channel. $G = 1$ is layer norm over $(C, H, W)$; $G = C$ is instance norm.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -91,7 +93,10 @@ class BatchNorm2d(nn.Module):
 
     Raises:
         ValueError: input that is not 4-D, has the wrong channel count, or has one
-            value per channel in training (its variance would be meaningless).
+            value per channel in training (its variance would be meaningless; an empty
+            batch included). In eval mode an empty batch gives an empty output.
+
+    Half-precision input: statistics in float32, output in the input's dtype (as torch).
     """
 
     def __init__(
@@ -188,13 +193,16 @@ class BatchNorm2d(nn.Module):
     @torch.no_grad()
     def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, count: int) -> None:
         self.num_batches_tracked.add_(1)
-        # $m$, or $1/t$ for the cumulative average
-        m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        # $m$, or $1/t$ for the cumulative average — kept a tensor: `float()` of a buffer would be read
+        # once when `torch.compile` traces the layer and frozen into the graph
+        m = self.momentum
+        if m is None:
+            m = 1.0 / self.num_batches_tracked.to(self.running_mean.dtype)
         # Bessel's correction: the running variance is the unbiased estimate.
         unbiased = var * (count / (count - 1))
         # $\hat\mu \leftarrow (1 - m)\hat\mu + m\mu$, and likewise for the variance
-        self.running_mean.mul_(1 - m).add_(mean.to(self.running_mean.dtype), alpha=m)
-        self.running_var.mul_(1 - m).add_(unbiased.to(self.running_var.dtype), alpha=m)
+        self.running_mean.mul_(1 - m).add_(mean.to(self.running_mean.dtype) * m)
+        self.running_var.mul_(1 - m).add_(unbiased.to(self.running_var.dtype) * m)
 
     def extra_repr(self) -> str:
         return (
@@ -214,6 +222,9 @@ class GroupNorm(nn.Module):
     with the biased variance over the group's $C/G$ channels and every position.
     No running statistics: training and eval mode compute the same thing, and the
     batch size does not matter. Accepts any input $[N, C, *]$ like torch.
+
+    An empty batch (N = 0) gives an empty output; half-precision input comes back in its own
+    dtype, its statistics computed in float32 (as torch).
 
     Raises:
         ValueError: `num_channels` not divisible by `num_groups` (at construction),
@@ -263,7 +274,8 @@ class GroupNorm(nn.Module):
         n = x.shape[0]
         # $[N, C, *] \to [N, G, C/G \cdot *]$: one row per (sample, group).
         # `reshape` follows the logical order, so channels_last and strided inputs work (it copies).
-        xg = xs.reshape(n, self.num_groups, -1)
+        # (The row length is spelled out: with N = 0, `-1` cannot be inferred; the output is empty.)
+        xg = xs.reshape(n, self.num_groups, math.prod(x.shape[1:]) // self.num_groups)
         # $\mu_{n,g}$ and the biased $\sigma^2_{n,g}$ of each row, computed on $x - s$ for accuracy
         var, mean, shift = _shifted_var_mean(xg, dim=(2,))
         # Normalize each row, then restore the input's shape

@@ -201,7 +201,14 @@ def _decode_jpeg(path: Path) -> dict[str, np.ndarray]:
                 if not (member.isfile() and member.name.lower().endswith(".jpg")):
                     continue
                 # Path parts: [..., split, class, file]; tolerate a leading folder.
-                split, cls = Path(member.name).parts[-3:-1]
+                parts = Path(member.name).parts
+                if len(parts) < 3:
+                    raise CorruptArchiveError(
+                        f"{path.name}: unexpected member {member.name!r}: every image must be "
+                        "<split>/<class>/<file>.jpg (split train or test, class one of CIFAR10_CLASSES); "
+                        "this is not the CIFAR-10 JPEG copy's layout — rebuild the archive"
+                    )
+                split, cls = parts[-3:-1]
                 if split not in found or cls not in CIFAR10_CLASSES:
                     raise CorruptArchiveError(f"{path.name}: unexpected member {member.name}")
                 with Image.open(io.BytesIO(tf.extractfile(member).read())) as im:
@@ -210,6 +217,14 @@ def _decode_jpeg(path: Path) -> dict[str, np.ndarray]:
                     raise CorruptArchiveError(f"{path.name}: {member.name} is {pixels.shape}, not 32x32 RGB")
                 key = _jpeg_order_key(split, cls, Path(member.name).name)
                 found[split].append((key, CIFAR10_CLASSES.index(cls), pixels))
+            # `tarfile` ends quietly at an unreadable member header: whatever follows the last member
+            # it read must be the archive's zero padding, or members were lost
+            tf.fileobj.seek(tf.offset)
+            if tf.fileobj.read().strip(b"\0"):
+                raise CorruptArchiveError(
+                    f"{path.name}: unreadable member header at byte {tf.offset} of the archive; the members "
+                    "after it would be missing. The archive is corrupt: rebuild or download it again"
+                )
     except (tarfile.TarError, EOFError, OSError) as e:
         raise CorruptArchiveError(f"{path.name}: cannot read the JPEG archive ({e})") from e
     out = {}
@@ -226,6 +241,24 @@ def _decode_jpeg(path: Path) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------- loading + cache
 
 _MEMO: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+
+
+def _check_complete(name: str, arrays: dict[str, np.ndarray]) -> None:
+    """A split of the JPEG copy is complete when every class has the same number of images.
+
+    CIFAR-10 is balanced (5,000 training and 1,000 test images per class), and the copy is written
+    class by class, so an archive that lost members — a corrupt header, a truncated file, a damaged
+    cache — loses whole classes or part of one: unequal counts. (A subset made for tests keeps the
+    balance.) The canonical archive needs no such rule: its MD5 checks every byte.
+    """
+    for split in SPLITS:
+        counts = np.bincount(arrays[f"{split}_y"], minlength=len(CIFAR10_CLASSES))
+        if len(counts) != len(CIFAR10_CLASSES) or counts.min() != counts.max() or counts.min() == 0:
+            detail = ", ".join(f"{c} {k}" for c, k in zip(CIFAR10_CLASSES, counts))
+            raise CorruptArchiveError(
+                f"{name}: the {split} split is incomplete — images per class: {detail}; every class must have "
+                "the same count (5,000 train / 1,000 test in CIFAR-10). Rebuild or download the archive again"
+            )
 
 
 def _load_arrays(path: Path, variant: str) -> dict[str, np.ndarray]:
@@ -248,8 +281,13 @@ def _load_arrays(path: Path, variant: str) -> dict[str, np.ndarray]:
                 arrays = {k: z[k] for k in z.files}
         except (OSError, ValueError):
             arrays = None  # a damaged cache is rebuilt below
+        if arrays is not None and variant != VARIANT_CANONICAL:
+            # (a cache written from an archive that lost members is refused like the archive)
+            _check_complete(cache.name, arrays)
     if arrays is None:
         arrays = _decode_canonical(path) if variant == VARIANT_CANONICAL else _decode_jpeg(path)
+        if variant != VARIANT_CANONICAL:
+            _check_complete(path.name, arrays)
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_name(cache.name + f".{os.getpid()}.tmp")
@@ -273,15 +311,19 @@ def load_cifar10(
             of those files; default `$LABNORM_DATA`, else the cache folder.
         download: fetch the canonical archive when none is found.
 
-    The result's `variant` says which source it came from.
+    The result's `variant` says which source it came from. Each call returns its own tensors:
+    changing them in place does not change what a later load returns. A JPEG copy whose split is
+    incomplete (classes of unequal size: members lost to a corrupt header or a truncated file) is
+    refused with `CorruptArchiveError`.
     """
     if split not in SPLITS:
         raise ValueError(f"load_cifar10: split must be 'train' or 'test', got {split!r}")
     path, variant = _find_archive(root, download)
     arrays = _load_arrays(path, variant)
     return CIFAR10Split(
-        images=torch.from_numpy(arrays[f"{split}_x"]),
-        labels=torch.from_numpy(arrays[f"{split}_y"]),
+        # Copies: the decoded arrays stay in memory for the next load and must not be shared
+        images=torch.from_numpy(arrays[f"{split}_x"].copy()),
+        labels=torch.from_numpy(arrays[f"{split}_y"].copy()),
         split=split,
         variant=variant,
     )

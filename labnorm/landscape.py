@@ -2,7 +2,8 @@ r"""Loss landscapes and smoothness: what a normalization does to the surface the
 
 Two families of measurements, both evaluated in-process on a fixed list of batches, seeded, and
 without touching the model (every point is a `torch.func.functional_call` with substituted
-parameters; the module's own parameters, buffers and train/eval flag are left as they were).
+parameters; the module's own parameters, buffers, `.grad` fields, every submodule's train/eval flag
+and the random generators are left as they were).
 
 **Slices and surfaces** (Li et al., 2018, [Visualizing the Loss Landscape of Neural
 Nets](https://arxiv.org/abs/1712.09913)). Around trained parameters $\theta$ the loss is plotted on
@@ -54,6 +55,7 @@ single `.npz` (no MPI, no HDF5). Pass the plain module, not a `torch.compile` wr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -227,9 +229,8 @@ class LossEvaluator:
 
     @torch.no_grad()
     def __call__(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor] | None = None) -> tuple[float, float]:
-        was_training = self.model.training
-        self.model.train(self.bn == "batch")
-        try:
+        with _restored(self.model):
+            self.model.train(self.bn == "batch")
             loss_sum, correct = 0.0, 0
             for x, y in self.batches:
                 out = functional_call(self.model, self._state(params, buffers), (x,))
@@ -239,8 +240,6 @@ class LossEvaluator:
                 else:
                     correct = math.nan
             return loss_sum / self.count, correct / self.count
-        finally:
-            self.model.train(was_training)
 
     def shifted(self, *directions_and_steps: tuple[Direction, float]) -> dict[str, torch.Tensor]:
         r"""$\theta + \sum_k a_k d_k$ for the given `(direction, a)` pairs."""
@@ -250,6 +249,20 @@ class LossEvaluator:
             for n, v in d.items():
                 out[n] = out.get(n, self.params[n]) + a * v
         return out
+
+
+@contextlib.contextmanager
+def _restored(model: nn.Module):
+    """Every submodule's train/eval mode and the CPU and CUDA random generators (a train-mode
+    forward draws dropout masks) are put back as they were on leaving."""
+    modes = {m: m.training for m in model.modules()}
+    devices = sorted({t.device.index or 0 for t in model.parameters() if t.device.type == "cuda"})
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        for module, training in modes.items():
+            module.training = training
 
 
 def _as_array(values: Sequence[float] | np.ndarray | torch.Tensor, what: str) -> np.ndarray:
@@ -363,9 +376,8 @@ def gradient_smoothness(
             grads = torch.autograd.grad(loss, leaves, allow_unused=True)
         return loss.item(), [torch.zeros_like(p) if g is None else g for p, g in zip(leaves, grads)]
 
-    was_training = model.training
-    model.train(bn == "batch")
-    try:
+    with _restored(model):
+        model.train(bn == "batch")
         loss0, g0 = loss_and_grad(theta)
         gnorm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in g0])).item()
         losses, changes = [], []
@@ -374,8 +386,6 @@ def gradient_smoothness(
             change = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(a - b) for a, b in zip(g_eta, g0)]))
             losses.append(loss_eta)
             changes.append(change.item())
-    finally:
-        model.train(was_training)
     beta = max(c / (float(eta) * gnorm) for c, eta in zip(changes, steps)) if gnorm > 0 else math.nan
     return {"loss": loss0, "grad_norm": gnorm, "step_sizes": steps.tolist(), "losses": losses,
             "grad_change": changes, "beta": beta}

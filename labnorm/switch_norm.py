@@ -22,7 +22,9 @@ channel) moments first, LN's and BN's derived from them.
 * `"official"`: the formulas of switchablenorms/Switchable-Normalization's `SwitchNorm2d` — IN
   variance *unbiased* (divide by $HW - 1$), LN and BN variances from
   $\overline{\sigma^2_{IN} + \mu_{IN}^2} - \mu^2$, and that BN variance is also what the running
-  estimate tracks. An $N \times C \times 1 \times 1$ input is refused (the official code divides by
+  estimate tracks. That difference is computed in its equivalent form
+  $\overline{\sigma^2_{IN}} + \overline{(\mu_{IN} - \mu)^2}$, which never goes negative: the
+  official subtraction cancels in float32 (mean 100, std 0.01 gives a negative variance and NaN). An $N \times C \times 1 \times 1$ input is refused (the official code divides by
   $HW - 1 = 0$ and returns NaN).
 
 **Momentum.** `momentum` follows PyTorch: the weight of the new batch,
@@ -37,7 +39,9 @@ and sets them to the pooled statistics of those batches — the paper's batch av
 Keras port could not implement as a layer.
 
 Edge cases: a batch of one in training is fine while each channel still has more than one value
-($H W > 1$), and refused with a `ValueError` otherwise (as `BatchNorm2d` does); `last_gamma=True`
+($H W > 1$), and refused with a `ValueError` otherwise (as `BatchNorm2d` does); an empty batch
+(N = 0) in training is refused when the BN branch needs its statistics (its running statistics would
+become NaN), and gives an empty output otherwise; `last_gamma=True`
 starts $\gamma$ at 0 (the layer outputs $\beta$ — for the last norm of a residual branch); under
 bf16 autocast the statistics are computed in float32 and the output keeps the input's dtype.
 
@@ -152,6 +156,9 @@ class SwitchNorm2d(nn.Module):
             raise ValueError("SwitchNorm2d(statistics='official'): H*W = 1; the official formulas divide the instance "
                              "variance by H*W - 1 (NaN). Use statistics='exact', where IN of one value is 0.")
         use_batch = self.using_bn and (self.training or self._accumulator is not None)
+        if use_batch and n == 0:
+            raise ValueError("SwitchNorm2d: an empty batch (N = 0) has no statistics for the BN branch in training "
+                             "(its running statistics would become NaN); skip empty batches")
         if use_batch and n * spatial == 1:
             raise ValueError("SwitchNorm2d: a batch of one 1x1 map has one value per channel; the BN branch "
                              "cannot estimate a variance in training (as BatchNorm2d)")
@@ -163,24 +170,23 @@ class SwitchNorm2d(nn.Module):
         mean_in, var_in = _InstanceMoments.apply(xs, 1 if self.statistics == "official" else 0)
         # LN and BN, derived from IN's moments
         mean_ln = mean_in.mean(1, keepdim=True)
-        if self.statistics == "exact":
-            # law of total variance: mean of the parts' variances + variance of the parts' means
-            var_ln = var_in.mean(1, keepdim=True) + (mean_in - mean_ln).square().mean(1, keepdim=True)
-        else:
-            second = var_in + mean_in.square()  # the official "temp"
-            var_ln = second.mean(1, keepdim=True) - mean_ln.square()
+        # Law of total variance: mean of the parts' variances + variance of the parts' means. With the
+        # official statistics the parts' variances are unbiased and this is the official
+        # $\overline{\sigma^2_{IN} + \mu^2_{IN}} - \mu^2_{LN}$ rearranged — equal in exact arithmetic, but never
+        # negative: in float32 with mean 100 and std 0.01 the official subtraction cancels to < 0 (NaN).
+        var_ln = var_in.mean(1, keepdim=True) + (mean_in - mean_ln).square().mean(1, keepdim=True)
         means, variances = [mean_in, mean_ln], [var_in, var_ln]
 
         if self.using_bn:
             if use_batch:
                 mean_bn = mean_in.mean(0, keepdim=True)
+                # (the same rearrangement of the official formula as LN's)
+                var_bn = var_in.mean(0, keepdim=True) + (mean_in - mean_bn).square().mean(0, keepdim=True)
                 if self.statistics == "exact":
-                    var_bn = var_in.mean(0, keepdim=True) + (mean_in - mean_bn).square().mean(0, keepdim=True)
                     # torch keeps the unbiased batch variance as the running estimate
                     m = n * spatial
                     var_track = var_bn * (m / (m - 1))
                 else:
-                    var_bn = second.mean(0, keepdim=True) - mean_bn.square()
                     var_track = var_bn
                 self._track(mean_bn.detach(), var_track.detach(), n * spatial)
             else:
@@ -227,7 +233,8 @@ def finalize_batch_average(model: nn.Module, batches: Iterable, num_batches: int
     mean $= \sum x / M$ and variance $= (\sum x^2 - M\,\text{mean}^2)/(M - 1)$ over all $M$ values
     seen per channel (`statistics="exact"`; with `"official"` the biased pooled variance, as that
     code's running estimate). `batches` yields tensors or `(inputs, ...)` tuples. Returns the number
-    of batches used. The model's train/eval modes are restored.
+    of batches used. The model's train/eval modes are restored. If `batches` raises, or yields
+    nothing, the running statistics are left as they were.
     """
     layers = [m for m in model.modules() if isinstance(m, SwitchNorm2d) and m.using_bn]
     if not layers:
@@ -240,17 +247,18 @@ def finalize_batch_average(model: nn.Module, batches: Iterable, num_batches: int
         shape = layer.running_mean.shape
         layer._accumulator = {"count": 0, "sum": torch.zeros(shape, dtype=torch.float64, device=layer.running_mean.device),
                               "sum_sq": torch.zeros(shape, dtype=torch.float64, device=layer.running_mean.device)}
-    used = 0
+    used, done = 0, False
     try:
         for batch in batches:
             if used == num_batches:
                 break
             model(batch[0] if isinstance(batch, (tuple, list)) else batch)
             used += 1
+        done = True
     finally:
         for layer in layers:
             acc, layer._accumulator = layer._accumulator, None
-            if used and acc["count"] > 1:
+            if done and used and acc["count"] > 1:
                 mean = acc["sum"] / acc["count"]
                 ss = acc["sum_sq"] - acc["count"] * mean.square()
                 var = ss / (acc["count"] - 1) if layer.statistics == "exact" else ss / acc["count"]

@@ -147,6 +147,10 @@ def data_dependent_init(model: nn.Module, batch: torch.Tensor, init_scale: float
     starts from it. Afterwards every WN layer's pre-activation on `batch` has per-channel mean 0
     and standard deviation `init_scale`, whatever $\lVert v \rVert$ was. Layers without a bias get
     the scale only. Needs `dim="output"` (one $g$ per output channel).
+
+    Only $g$ and $b$ change: the forward runs in train mode (batch statistics in any BN layer), then
+    every submodule's mode, every buffer (running statistics, `num_batches_tracked`) and the CPU
+    and CUDA random generators (dropout draws) are restored.
     """
     hooks = []
 
@@ -179,14 +183,20 @@ def data_dependent_init(model: nn.Module, batch: torch.Tensor, init_scale: float
         hooks.append(module.register_forward_hook(init_layer))
     if not hooks:
         raise ValueError("data_dependent_init: the model has no weight-normalized layer")
-    was_training = model.training
+    modes = {m: m.training for m in model.modules()}
+    buffers = [(b, b.clone()) for b in model.buffers()]
+    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
     try:
-        model.train()
-        model(batch)
+        with torch.random.fork_rng(devices=devices):
+            model.train()
+            model(batch)
     finally:
         for h in hooks:
             h.remove()
-        model.train(was_training)
+        for module, training in modes.items():
+            module.training = training
+        for b, saved in buffers:
+            b.copy_(saved)
     return model
 
 
@@ -195,7 +205,8 @@ class MeanOnlyBatchNorm(nn.Module):
 
     Subtracts the per-channel batch mean in training (the running mean in eval mode, updated
     with torch's momentum convention), divides by nothing, and adds a learned bias. For any
-    input $[N, C, *]$.
+    input $[N, C, *]$. An empty batch in training is refused (its mean would be NaN); half-precision
+    input gets a float32 mean and comes back in its own dtype.
     """
 
     def __init__(self, num_features: int, momentum: float = 0.1) -> None:
@@ -214,6 +225,12 @@ class MeanOnlyBatchNorm(nn.Module):
                 f"MeanOnlyBatchNorm: expected an input [N, {self.num_features}, *], got shape {tuple(x.shape)}"
             )
         view = [1, -1] + [1] * (x.dim() - 2)
+        out_dtype = x.dtype
+        # The mean in at least float32 (half-precision input is upcast, the output cast back)
+        x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+        if self.training and x.shape[0] == 0:
+            raise ValueError("MeanOnlyBatchNorm: an empty batch (N = 0) in training has no mean "
+                             "(the running mean would become NaN); skip empty batches")
         if self.training:
             # $\mu_c$ over the batch and positions
             mean = x.mean(dim=[d for d in range(x.dim()) if d != 1])
@@ -223,7 +240,7 @@ class MeanOnlyBatchNorm(nn.Module):
         else:
             mean = self.running_mean
         # $y = x - \mu + \beta$
-        return x - mean.view(view) + self.bias.view(view)
+        return (x - mean.view(view) + self.bias.view(view)).to(out_dtype)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, momentum={self.momentum}"

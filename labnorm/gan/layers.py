@@ -42,6 +42,10 @@ is learned instead: `TReLU` $y = \max(x - \alpha, 0) + \alpha$ and `TPReLU`
 $y = \mathrm{PReLU}_a(x - \alpha) + \alpha$, per channel. The slope $a$ is kept in $[0, 1]$ by
 `clip_slopes_(model)` after every optimizer step, so the activation is 1-Lipschitz too.
 
+**Dtypes**, as torch: the WN convs and linears refuse a float16/bfloat16 input to float32 weights
+outside `torch.autocast` (a `TypeError` naming the layer, as `nn.Conv2d`); `TReLU`, `TPReLU` and
+`WNAddition` compute in their parameters' precision and return the input's dtype.
+
 **Weight-normalized addition** (Appendix B, eq. 17), for residual blocks:
 $y = (u_r\,r + u_s\,s)/\sqrt{u_r^2 + u_s^2 + \epsilon}$ per channel, initialized to $u_r = 0$,
 $u_s = 1$: at init the block passes its shortcut through.
@@ -110,10 +114,15 @@ def _affine_params(layer: nn.Module, out_units: int, init_scale: float) -> None:
 
 
 def _check_input(layer: nn.Module, x: torch.Tensor, rank: int, channels: int) -> None:
+    name = type(layer).__name__.replace("Parametrized", "")
     if x.dim() != rank or x.shape[1] != channels:
-        name = type(layer).__name__.replace("Parametrized", "")
         raise ValueError(f"{name}: expected input with {rank} dims and {channels} channels in dim 1, "
                          f"got shape {tuple(x.shape)}")
+    # Like nn.Conv2d and nn.Linear: one dtype for input and weight, unless autocast casts both
+    dtype = layer.parametrizations.weight.original.dtype
+    if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(f"{name}: input is {x.dtype}, weight is {dtype}; the layer does not mix dtypes (as "
+                        "nn.Conv2d). Run it under torch.autocast, or convert one of them (layer.to(x.dtype))")
 
 
 # ---------------------------------------------------------------- strict layers: $y = \hat w^\top x$
@@ -229,7 +238,9 @@ class TReLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         alpha = _channel_view(self, x, self.bias)
-        return F.relu(x - alpha) + alpha
+        # In the parameters' precision, returned in the input's (as torch's norm layers do)
+        xs = x.to(alpha.dtype)
+        return (F.relu(xs - alpha) + alpha).to(x.dtype)
 
 
 class TPReLU(nn.Module):
@@ -246,7 +257,8 @@ class TPReLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         alpha = _channel_view(self, x, self.bias)
-        return F.prelu(x - alpha, self.weight) + alpha
+        xs = x.to(alpha.dtype)
+        return (F.prelu(xs - alpha, self.weight) + alpha).to(x.dtype)
 
 
 @torch.no_grad()
@@ -279,4 +291,6 @@ class WNAddition(nn.Module):
         # Per-channel unit vector $(u_r, u_s)/\lVert u \rVert$
         u = self.weight * torch.rsqrt(self.weight.square().sum(0, keepdim=True) + self.eps)
         ur, us = (_channel_view(self, residual, u[k]) for k in range(2))
-        return torch.addcmul(shortcut * us, residual, ur)
+        # In the parameters' precision, returned in the inputs' (as torch's norm layers do)
+        out = torch.addcmul(shortcut.to(us.dtype) * us, residual.to(ur.dtype), ur)
+        return out.to(residual.dtype)

@@ -50,7 +50,8 @@ def reconstruction_loss(generator: nn.Module, images: torch.Tensor, steps: int, 
 
     Returns `(losses [N], reconstructions [N, 3, H, W])`, both detached. `steps=0` gives the loss at
     $z = 0$. The code size is read from the generator's first layer unless given. The generator's
-    parameters get no gradient and its train/eval mode is restored.
+    parameters get no gradient (their `.grad` is untouched) and every submodule's train/eval mode is
+    restored.
     """
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"reconstruction_loss: expected images [N, 3, H, W], got shape {tuple(images.shape)}")
@@ -61,7 +62,7 @@ def reconstruction_loss(generator: nn.Module, images: torch.Tensor, steps: int, 
         code_size = first.in_features
     param = next(generator.parameters())
     target = images.to(device=param.device, dtype=param.dtype)
-    was_training = generator.training
+    modes = {m: m.training for m in generator.modules()}
     generator.eval()
     try:
         # The generator is frozen: each weight-normalized weight is computed once, not at every step
@@ -77,7 +78,8 @@ def reconstruction_loss(generator: nn.Module, images: torch.Tensor, steps: int, 
                 recon = generator(z)
                 losses = (recon - target).square().flatten(1).mean(1)
     finally:
-        generator.train(was_training)
+        for module, training in modes.items():
+            module.training = training
     return losses.detach(), recon.detach()
 
 

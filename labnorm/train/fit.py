@@ -10,12 +10,20 @@ checks the loss every `check_every` steps to stop a diverged run early.
 
 **Checkpoints.** With `checkpoint=path`, the model, optimizer, scheduler, RNG states and
 history are saved after every epoch; `fit(..., checkpoint=path, resume=True)` continues
-from the last one. The training batches of epoch $e$ depend only on the loader's seed and
+from the last one. Resuming needs the same schedule: a checkpoint made for another number of
+epochs or steps per epoch is refused before anything changes (the one-cycle schedule cannot be
+stretched mid-run), and `resume=True` without a checkpoint file is an error, not a silent fresh
+start. The training batches of epoch $e$ depend only on the loader's seed and
 $e$ (`DeviceBatches.set_epoch`), so on the CPU an interrupted run resumed from its
 checkpoint reaches bitwise the same weights as an uninterrupted one.
 
 A run whose loss stops being finite stops early and records where (`diverged_at_step`),
 which is what a normalization that breaks down at a small batch does.
+
+What `fit` changes: the model's parameters, buffers and `.grad` (it trains them), every submodule's
+mode (`model.train()` at each epoch's start; the model ends in train mode) and the global random
+generators (which a checkpoint saves and a resume restores). `evaluate` changes nothing: every
+submodule's mode is restored.
 """
 
 from __future__ import annotations
@@ -36,8 +44,10 @@ __all__ = ["fit", "evaluate", "make_optimizer"]
 
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable, device: torch.device | str = "cpu") -> dict[str, float]:
-    """Mean cross-entropy and accuracy over `batches`, in eval mode (running statistics)."""
-    was_training = model.training
+    """Mean cross-entropy and accuracy over `batches`, in eval mode (running statistics).
+
+    Every submodule's train/eval mode is restored afterwards."""
+    modes = {m: m.training for m in model.modules()}
     model.eval()
     dev = torch.device(device)
     total, loss_sum, correct = 0, torch.zeros((), device=dev), torch.zeros((), device=dev, dtype=torch.long)
@@ -47,7 +57,8 @@ def evaluate(model: nn.Module, batches: Iterable, device: torch.device | str = "
         loss_sum += nn.functional.cross_entropy(out.float(), y, reduction="sum")
         correct += (out.argmax(1) == y).sum()
         total += len(y)
-    model.train(was_training)
+    for module, training in modes.items():
+        module.training = training
     return {"loss": loss_sum.item() / total, "acc": correct.item() / total}
 
 
@@ -92,6 +103,21 @@ def fit(
     and before the optimizer step (the gradients are in `.grad`; `step` counts from 0 over the
     whole run), e.g. to measure the loss landscape along training (`labnorm.landscape`).
     """
+    if epochs < 1:
+        raise ValueError(f"fit: epochs must be >= 1, got {epochs}")
+    if len(train) < 1:
+        raise ValueError("fit: the training loader has no batches (len(train) == 0); check its size and batch_size")
+    if not 0 < pct_start < 1 or pct_start * epochs * len(train) <= 1:
+        raise ValueError(
+            f"fit: the one-cycle warm-up needs more than one step: pct_start × epochs × steps per epoch = "
+            f"{pct_start} × {epochs} × {len(train)} must be > 1 (and 0 < pct_start < 1); train longer or raise pct_start"
+        )
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    if resume and (ckpt is None or not ckpt.is_file()):
+        raise FileNotFoundError(
+            f"fit: resume=True but there is no checkpoint at {ckpt}; pass the checkpoint= path an earlier "
+            "run wrote, or resume=False to train from scratch"
+        )
     dev = torch.device(device)
     # Early divergence checks read the loss on the host: every 50 steps on the CPU, never on CUDA.
     if check_every is None:
@@ -109,9 +135,19 @@ def fit(
     show = progress_enabled() if progress is None else progress
     history: dict[str, Any] = {"step_loss": [], "lr": [], "epochs": [], "diverged_at_step": None}
     start_epoch = 0
-    ckpt = Path(checkpoint) if checkpoint is not None else None
-    if resume and ckpt is not None and ckpt.is_file():
+    if resume:
         state = torch.load(ckpt, map_location=dev, weights_only=False)
+        # Checked before anything is loaded: the schedule the checkpoint continues must be this run's
+        total = state["scheduler"].get("total_steps")
+        if total != epochs * steps_per_epoch:
+            made_for = state.get("epochs", total // steps_per_epoch if total and total % steps_per_epoch == 0 else None)
+            raise ValueError(
+                f"fit: the checkpoint {ckpt} continues a one-cycle schedule of {total} steps"
+                + (f" ({made_for} epochs of {steps_per_epoch} steps)" if made_for else "")
+                + f", this run has {epochs} epochs of {steps_per_epoch} steps ({epochs * steps_per_epoch}); "
+                "resume with the checkpoint's epochs and batches, or start a new run with resume=False "
+                "and another checkpoint path"
+            )
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -174,11 +210,11 @@ def fit(
             record.update(test_loss=ev["loss"], test_acc=ev["acc"])
         history["epochs"].append(record)
         if ckpt is not None:
-            _save_checkpoint(ckpt, model, opt, sched, history, epoch + 1, dev)
+            _save_checkpoint(ckpt, model, opt, sched, history, epoch + 1, dev, epochs)
     return history
 
 
-def _save_checkpoint(path: Path, model, opt, sched, history, epoch: int, dev: torch.device) -> None:
+def _save_checkpoint(path: Path, model, opt, sched, history, epoch: int, dev: torch.device, epochs: int) -> None:
     state = {
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
@@ -187,6 +223,7 @@ def _save_checkpoint(path: Path, model, opt, sched, history, epoch: int, dev: to
         "rng_cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
         "history": history,
         "epoch": epoch,
+        "epochs": epochs,  # the run it belongs to: a resume must ask for the same
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

@@ -14,7 +14,9 @@ and seed the two give the same curve (tested).
 
 Unlike torch-lr-finder, the model, the optimizer and the RNG state are restored by
 `range_test` itself when it ends — normally, after divergence, or on an exception — so the
-test never leaves a half-trained model behind.
+test never leaves a half-trained model behind: parameters, buffers, every submodule's
+train/eval mode, every parameter's `.grad` (`None` stays `None`), the optimizer's state and the
+CPU and CUDA random generators. Only `history` changes.
 
 `suggest()` returns the learning rate at the steepest descent of the smoothed loss against
 $\log \eta$ (the most negative $d\bar L / d\log\eta$, by central differences with
@@ -116,7 +118,9 @@ class LRFinder:
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "training": self.model.training,
+            # Each submodule's own mode (a frozen BN inside a training model stays frozen)
+            "modes": {m: m.training for m in self.model.modules()},
+            "grads": {p: None if p.grad is None else p.grad.clone() for p in self.model.parameters()},
         }
         self.history = {"lr": [], "loss": []}
         try:
@@ -127,7 +131,10 @@ class LRFinder:
             torch.set_rng_state(saved["rng_cpu"])
             if saved["rng_cuda"] is not None:
                 torch.cuda.set_rng_state_all(saved["rng_cuda"])
-            self.model.train(saved["training"])
+            for module, training in saved["modes"].items():
+                module.training = training
+            for p, grad in saved["grads"].items():
+                p.grad = grad
         return self.history
 
     def _run(self, loader, start_lr, end_lr, num_iter, step_mode, smooth_f, diverge_th) -> None:
@@ -148,7 +155,10 @@ class LRFinder:
                 x, y = next(batches)
             except StopIteration:  # cycle the loader
                 batches = iter(loader)
-                x, y = next(batches)
+                x, y = next(batches, (None, None))
+                if x is None:
+                    raise ValueError("LRFinder.range_test: the loader yielded no batches; pass a loader "
+                                     "(or list) of at least one (inputs, targets) batch") from None
             x, y = x.to(self.device), y.to(self.device)
             self.optimizer.zero_grad()
             loss = self.criterion(self.model(x), y)
