@@ -274,9 +274,11 @@ else:
 # From the committed benchmark (`benchmarks/bench_weight_std.py`, one run, implementations timed
 # round-robin): one SGD step with WS convs divided by the same step with plain convs, for a CIFAR
 # ResNet-18 (BN or GN after each conv) and for a stack of three 64→64 convs at 16×16. `labnorm` is
-# `WSConv2d` (the closed-form backward of `_Standardize`), `formula` the same math with autograd's
-# ops, `compiled` that formula under `torch.compile`, `post` the WS-on-ResNet post's code. The
-# last row times eval forwards, where `WSConv2d` reuses its cached $\hat W$.
+# `WSConv2d` (one `F.batch_norm` over the filters, each centred first), `labnorm_timm` the same
+# with timm's $\epsilon$, `timm_std` a timm-style `StdConv2d` written from its formula (one
+# unshifted `F.batch_norm`), `closed_form` labnorm's previous implementation; the benchmark's
+# docstring lists the others it can time. A column is printed for every contender the committed
+# run timed.
 
 # %%
 bench = results.load_benchmark("weight_std")
@@ -284,11 +286,11 @@ if bench is None:
     print("no committed benchmark")
 else:
     print(results.provenance_line(bench))
-    impls = ("labnorm", "formula", "compiled", "post")
-    print(f"{'net':<12}{'batch':>6}  {'mode':<13}" + "".join(f"{k:>15}" for k in impls))
+    impls = list(dict.fromkeys(k[: -len("_ratio")] for r in bench["rows"] for k in r if k.endswith("_ratio")))
+    print(f"{'net':<12}{'batch':>6}  {'mode':<13}" + "".join(f"{k:>13}" for k in impls))
     for r in bench["rows"]:
         print(f"{r['net']:<12}{r['batch']:>6}  {r['mode']:<13}"
-              + "".join(f"{r[k + '_ratio']:>15.3f}" if k + "_ratio" in r else f"{'—':>15}" for k in impls))
+              + "".join(f"{r[k + '_ratio']:>13.3f}" if k + "_ratio" in r else f"{'—':>13}" for k in impls))
 
 # %% [markdown]
 # ## What we found

@@ -157,9 +157,8 @@ else:
 # ## Time per epoch, with and without WS
 #
 # Two measurements: the seconds per epoch of the runs above (the s/epoch column: wall time on a
-# shared machine), and the committed benchmark — a full-width ResNet-18 step, implementations
-# timed round-robin in one process. `post` is the post's own WS code; `labnorm`
-# is `WSConv2d` with its closed-form backward.
+# shared machine), and the committed benchmark — a ResNet-18 step, implementations timed
+# round-robin in one process (notebook 03 shows the whole table and says what each contender is).
 
 # %%
 bench = results.load_benchmark("weight_std")
@@ -167,8 +166,8 @@ if bench is not None:
     print(results.provenance_line(bench))
     for r in bench["rows"]:
         if r["net"].startswith("resnet18") and r["mode"] == "train step":
-            print(f"benchmark: {r['net']} batch {r['batch']:>2}: labnorm WS {r['labnorm_ratio']:.3f}×, "
-                  f"the post's WS {r['post_ratio']:.3f}× a plain step")
+            ratios = ", ".join(f"{k[: -len('_ratio')]} {v:.3f}×" for k, v in r.items() if k.endswith("_ratio"))
+            print(f"benchmark: {r['net']} batch {r['batch']:>2}, step ÷ a plain step: {ratios}")
 
 # %% [markdown]
 # ## What we found
@@ -186,8 +185,9 @@ if bench is not None:
 # * **WS at batch 2 with GN**, the micro-batch pairing the WS paper recommends, is in the table
 #   beside BN and WS+BN at batch 2.
 # * **"A lot of extra time per cycle."** The s/epoch column comes from runs on a shared machine;
-#   the committed benchmark above times the post's own WS conv and labnorm's side by side in one
-#   process, which is the measurement to trust for cost.
+#   the committed benchmark above times WS implementations side by side in one process, which is
+#   the measurement to trust for cost (`benchmarks/bench_weight_std.py --impls post` adds the
+#   post's own WS code to it).
 #
 # **Scale:** the saved runs are `cpu` runs — ResNet-18 at a quarter width, 5,000 training
 # images, 2 epochs, 2 CPU cores, the JPEG copy of CIFAR-10 — and the BN baseline's accuracy, in
