@@ -28,6 +28,13 @@ out, and the count says so.
 
 Anything else — an interval that straddles the boundary, or fewer than two paired seeds — is
 `inconclusive`. A single seed can therefore never support or contradict anything.
+
+**Identical differences.** When every seed gives exactly the same difference (two arms that both
+sit at chance, a run that blows up on every seed where the other never does), the sample
+standard deviation is 0 and the t-interval shrinks to a point: it would call three seeds
+certain. Such a degenerate interval is not used; the claim is judged by a sign test instead —
+$n$ identical differences on the claimed side happen by chance with probability $2^{1-n}$ (two
+sides), below 5% from $n = 6$ on — so fewer than 6 such seeds are `inconclusive`.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ __all__ = ["METHOD", "Summary", "Verdict", "summarize", "paired_difference", "ve
 
 # How every interval of labnorm is computed (printed beside tables and stored in records).
 METHOD = "95% Student-t interval over seeds"
+# Identical paired differences decide a claim only from this many seeds on (two-sided sign test, p < 0.05).
+_SIGN_TEST_SEEDS = 6
 # The three words a verdict can be.
 VERDICTS = ("supported", "contradicted", "inconclusive")
 
@@ -144,6 +153,9 @@ def verdict(
     if diff.low is None:
         return Verdict("inconclusive", diff, claim, "an interval needs at least 2 paired seeds")
     lo, hi = diff.low, diff.high
+    if diff.std == 0 and diff.n < _SIGN_TEST_SEEDS:
+        return Verdict("inconclusive", diff, claim, f"all {diff.n} paired differences are equal: the interval is "
+                       f"degenerate, and a sign test needs {_SIGN_TEST_SEEDS} such seeds")
     if direction == "higher":
         word = "supported" if lo > margin else "contradicted" if hi < margin else "inconclusive"
     elif direction == "lower":

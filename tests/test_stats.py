@@ -71,3 +71,12 @@ def test_bad_claims_are_refused():
         verdict([1, 2], [1, 2], direction="equal")
     with pytest.raises(ValueError, match="margin must be >= 0"):
         verdict([1, 2], [1, 2], margin=-1)
+
+
+def test_identical_differences_need_a_sign_test_worth_of_seeds():
+    # Both arms at chance on every seed, or one arm blowing up on every seed: the t-interval is a point
+    v = verdict([0.1, 0.1, 0.1], [0.1, 0.1, 0.1], direction="equal", margin=0.02)
+    assert v.word == "inconclusive" and "degenerate" in v.reason
+    assert verdict([1.0] * 3, [0.0] * 3).word == "inconclusive"
+    assert verdict([1.0] * 6, [0.0] * 6).word == "supported"  # 2 * 0.5**6 = 0.03 < 0.05
+    assert verdict([0.0] * 6, [1.0] * 6).word == "contradicted"

@@ -62,11 +62,14 @@ class Figure:
     draw: Callable[[Any], None]
     size: tuple[float, float] = (6.4, 3.4)
 
-    def render(self, dpi: int = 72):
+    def render(self, dpi: int = 72, caption: bool = False):
+        """The drawn figure; with `caption`, the caption as its title (laid out with the axes)."""
         import matplotlib.pyplot as plt
 
         fig = plt.figure(figsize=self.size, dpi=dpi)
         self.draw(fig)
+        if caption:
+            fig.suptitle(self.caption, fontsize=9)
         fig.tight_layout()
         return fig
 
@@ -113,8 +116,7 @@ class Report:
         for v in self.verdicts:
             print(v)
         for figure in self.figures:
-            fig = figure.render()
-            fig.suptitle(figure.caption, fontsize=9)
+            figure.render(caption=True)
             plt.show()
 
     def markdown(self, figure_names: Sequence[str] = ()) -> str:
