@@ -105,6 +105,10 @@ LAYERS: dict[str, Case] = {
     "GhostBatchNorm2d(32)": Case(lambda c: labnorm.GhostBatchNorm2d(c, 32), "nchw",
                                  {"loop of torch BN": BatchNormLoop}),
     "DynamicTanh": Case(lambda c: labnorm.DynamicTanh(c), "nchw", {"authors' formula": DyTAuthors}),
+    "FilterResponseNorm2d+TLU": Case(lambda c: nn.Sequential(labnorm.FilterResponseNorm2d(c), labnorm.TLU(c))),
+    "EvoNorm2dB0": Case(lambda c: labnorm.EvoNorm2dB0(c)),
+    "EvoNorm2dS0(32)": Case(lambda c: labnorm.EvoNorm2dS0(c, groups=32)),
+    "BatchRenorm2d": Case(lambda c: labnorm.BatchRenorm2d(c)),
 }
 
 
