@@ -216,6 +216,6 @@ def test_cli_runs_three_seeds_and_a_killed_run_resumes(tmp_path):
     done = json.loads(record.read_text())
     assert "seeds 0, 1, 2" in out and done["seeds"] == [0, 1, 2]
     assert done["per_seed"]["0"] == first["per_seed"]["0"], "the finished seed was kept, not rerun"
-    for metric in ("test_acc/bn/b2", "test_acc/gn:8/b64"):
+    for metric in ("test_acc/bn/b2", "test_acc/gn:8/b32"):
         s = done["summary"][metric]
         assert s["n"] == 3 and s["ci95"][0] <= s["mean"] <= s["ci95"][1]

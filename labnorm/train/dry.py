@@ -123,7 +123,8 @@ def _sync(device: torch.device | str) -> None:
 
 class TimedBatches:
     """The first `steps` batches of `batches`, each cut to at most `keep` images, timed: one step is
-    the time from a batch's request to the next request (or to `seconds()`)."""
+    the time from a batch's request to the next request (or to `seconds()`). Its `len()` is that of
+    `batches`, so a loop sizes its schedule for the real epoch."""
 
     def __init__(self, batches: Any, steps: int, device: torch.device, keep: int | None = None) -> None:
         self.batches, self.steps, self.device, self.keep = batches, steps, device, keep
@@ -132,7 +133,9 @@ class TimedBatches:
         self.batch = 0  # images per batch before the cut
 
     def __len__(self) -> int:
-        return min(self.steps, len(self.batches))
+        # The real length: a training loop sizes its schedule for the full epoch (a one-cycle
+        # warm-up of a 2-step epoch would be undefined) and simply sees the batches end early.
+        return len(self.batches)
 
     def set_epoch(self, epoch: int) -> None:
         if hasattr(self.batches, "set_epoch"):
@@ -144,7 +147,7 @@ class TimedBatches:
 
     def __iter__(self):
         it = iter(self.batches)
-        for _ in range(len(self)):
+        for _ in range(min(self.steps, len(self.batches))):
             self._mark()
             x, y = next(it)
             self.batch = len(y)
