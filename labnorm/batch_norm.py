@@ -39,7 +39,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["BatchNorm2d", "GroupNorm"]
+__all__ = ["BatchNorm2d", "GroupNorm", "NormState"]
 
 # Half-precision inputs get their statistics in float32: a bf16 mean of
 # thousands of values loses most of its digits.
@@ -76,7 +76,52 @@ def _check_channels(layer: str, x: torch.Tensor, channels: int, expected_rank: s
         )
 
 
-class BatchNorm2d(nn.Module):
+class NormState(nn.Module):
+    r"""What the batch-statistics layers share with `torch.nn.BatchNorm2d`: the per-channel
+    $\gamma, \beta$ (with `affine`) and the running estimates (with `track_running_stats`), under
+    torch's names, so that a torch checkpoint loads as it is. Used by `BatchNorm2d`,
+    `labnorm.InstanceNorm2d` and `labnorm.GhostBatchNorm2d`; each validates its own arguments.
+    """
+
+    def _init_state(self, num_features: int, eps: float, momentum: float | None, affine: bool,
+                    track_running_stats: bool, device, dtype) -> None:
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        factory = {"device": device, "dtype": dtype}
+        # $\gamma$ starts at 1 and $\beta$ at 0: at initialization the layer only normalizes.
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_features, **factory))
+            self.bias = nn.Parameter(torch.zeros(num_features, **factory))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        # Running estimates start at the statistics of a standard normal input.
+        if track_running_stats:
+            self.register_buffer("running_mean", torch.zeros(num_features, **factory))
+            self.register_buffer("running_var", torch.ones(num_features, **factory))
+            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            self.running_mean.zero_()
+            self.running_var.fill_(1.0)
+            self.num_batches_tracked.zero_()
+
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        if self.affine:
+            nn.init.ones_(self.weight)
+            nn.init.zeros_(self.bias)
+
+
+class BatchNorm2d(NormState):
     r"""Batch normalization over $[N, C, H, W]$, a drop-in for `torch.nn.BatchNorm2d`.
 
     Same arguments, buffers and state-dict keys as torch, so a torch checkpoint
@@ -114,40 +159,7 @@ class BatchNorm2d(nn.Module):
             raise ValueError(f"BatchNorm2d: num_features must be a positive int, got {num_features!r}")
         if momentum is not None and not 0.0 <= momentum <= 1.0:
             raise ValueError(f"BatchNorm2d: momentum must be in [0, 1] or None, got {momentum!r}")
-        self.num_features = num_features
-        self.eps = eps
-        self.momentum = momentum
-        self.affine = affine
-        self.track_running_stats = track_running_stats
-        factory = {"device": device, "dtype": dtype}
-        # $\gamma$ starts at 1 and $\beta$ at 0: at initialization the layer only normalizes.
-        if affine:
-            self.weight = nn.Parameter(torch.ones(num_features, **factory))
-            self.bias = nn.Parameter(torch.zeros(num_features, **factory))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        # Running estimates start at the statistics of a standard normal input.
-        if track_running_stats:
-            self.register_buffer("running_mean", torch.zeros(num_features, **factory))
-            self.register_buffer("running_var", torch.ones(num_features, **factory))
-            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
-
-    def reset_running_stats(self) -> None:
-        if self.track_running_stats:
-            self.running_mean.zero_()
-            self.running_var.fill_(1.0)
-            self.num_batches_tracked.zero_()
-
-    def reset_parameters(self) -> None:
-        self.reset_running_stats()
-        if self.affine:
-            nn.init.ones_(self.weight)
-            nn.init.zeros_(self.bias)
+        self._init_state(num_features, eps, momentum, affine, track_running_stats, device, dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:

@@ -56,13 +56,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .batch_norm import _LOW_PRECISION
+from .batch_norm import _LOW_PRECISION, NormState
 from .layer_norm import standardize
 
 __all__ = ["GhostBatchNorm2d"]
 
 
-class GhostBatchNorm2d(nn.Module):
+class GhostBatchNorm2d(NormState):
     r"""Batch normalization with statistics over virtual batches of `virtual_batch_size` samples.
 
     Same arguments, buffers and state-dict keys as `torch.nn.BatchNorm2d`, plus `virtual_batch_size`.
@@ -92,39 +92,8 @@ class GhostBatchNorm2d(nn.Module):
             )
         if momentum is not None and not 0.0 <= momentum <= 1.0:
             raise ValueError(f"GhostBatchNorm2d: momentum must be in [0, 1] or None, got {momentum!r}")
-        self.num_features = num_features
         self.virtual_batch_size = virtual_batch_size
-        self.eps = eps
-        self.momentum = momentum
-        self.affine = affine
-        self.track_running_stats = track_running_stats
-        factory = {"device": device, "dtype": dtype}
-        if affine:
-            self.weight = nn.Parameter(torch.ones(num_features, **factory))
-            self.bias = nn.Parameter(torch.zeros(num_features, **factory))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", torch.zeros(num_features, **factory))
-            self.register_buffer("running_var", torch.ones(num_features, **factory))
-            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
-
-    def reset_running_stats(self) -> None:
-        if self.track_running_stats:
-            self.running_mean.zero_()
-            self.running_var.fill_(1.0)
-            self.num_batches_tracked.zero_()
-
-    def reset_parameters(self) -> None:
-        self.reset_running_stats()
-        if self.affine:
-            nn.init.ones_(self.weight)
-            nn.init.zeros_(self.bias)
+        self._init_state(num_features, eps, momentum, affine, track_running_stats, device, dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:

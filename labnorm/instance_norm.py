@@ -52,13 +52,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .batch_norm import _LOW_PRECISION, _channel_view
+from .batch_norm import _LOW_PRECISION, NormState, _channel_view
 from .layer_norm import standardize
 
 __all__ = ["InstanceNorm2d"]
 
 
-class InstanceNorm2d(nn.Module):
+class InstanceNorm2d(NormState):
     r"""Instance normalization of $[N, C, H, W]$ (or unbatched $[C, H, W]$), a drop-in for
     `torch.nn.InstanceNorm2d`: same arguments, defaults, buffers and state-dict keys.
 
@@ -92,39 +92,8 @@ class InstanceNorm2d(nn.Module):
                 f"InstanceNorm2d: momentum must be a float in [0, 1], got {momentum!r} (torch's InstanceNorm "
                 "silently never updates its running statistics with momentum=None)"
             )
-        self.num_features = num_features
-        self.eps = eps
-        self.momentum = momentum
-        self.affine = affine
-        self.track_running_stats = track_running_stats
-        factory = {"device": device, "dtype": dtype}
-        if affine:
-            self.weight = nn.Parameter(torch.ones(num_features, **factory))
-            self.bias = nn.Parameter(torch.zeros(num_features, **factory))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", torch.zeros(num_features, **factory))
-            self.register_buffer("running_var", torch.ones(num_features, **factory))
-            # Kept for torch's state-dict keys; torch never counts it for instance norm.
-            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
-
-    def reset_running_stats(self) -> None:
-        if self.track_running_stats:
-            self.running_mean.zero_()
-            self.running_var.fill_(1.0)
-            self.num_batches_tracked.zero_()
-
-    def reset_parameters(self) -> None:
-        self.reset_running_stats()
-        if self.affine:
-            nn.init.ones_(self.weight)
-            nn.init.zeros_(self.bias)
+        # num_batches_tracked is kept for torch's state-dict keys; torch never counts it for instance norm.
+        self._init_state(num_features, eps, momentum, affine, track_running_stats, device, dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3:
