@@ -140,3 +140,24 @@ def test_results_and_api_pages(server, browser):
     assert page.locator("text=BatchNorm2d").count() > 0
     assert page.locator("article mjx-container").count() > 5
     page.close()
+
+
+def test_notebook_pages_give_tables_and_code_the_width(server, browser):
+    """At 1400 px the notebook column is wide (no right-hand table of contents) and printed tables keep
+    their lines (they scroll sideways, never wrap mid-word); at a phone's width the page still renders."""
+    url, site = server
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{url}/notebooks/01_batch_and_group_norm/")
+    width = page.evaluate("() => document.querySelector('.jupyter-wrapper').getBoundingClientRect().width")
+    assert width > 900, f"notebook column only {width:.0f} px wide"
+    assert not page.locator(".md-sidebar--secondary").is_visible()
+    modes = page.evaluate(
+        "() => [...document.querySelectorAll('.jp-OutputArea-output pre')].map(p => getComputedStyle(p).whiteSpace)")
+    assert modes and set(modes) == {"pre"}, set(modes)
+    page.screenshot(path=str(site / "screenshots" / "notebook_1400px.png"))
+    page.close()
+    phone = browser.new_page(viewport={"width": 390, "height": 844})
+    phone.goto(f"{url}/notebooks/01_batch_and_group_norm/")
+    assert phone.locator(".jupyter-wrapper").count() == 1
+    phone.screenshot(path=str(site / "screenshots" / "notebook_phone.png"))
+    phone.close()
