@@ -144,6 +144,14 @@ def rms_norm(x: torch.Tensor, dims: tuple[int, ...], eps: float) -> torch.Tensor
     return x * torch.rsqrt(ms + eps)
 
 
+def _check_trailing(layer: str, x: torch.Tensor, shape: tuple[int, ...]) -> int:
+    """The number of normalized dims, after checking that `x` ends in `shape` (a `ValueError` naming `layer`)."""
+    d = len(shape)
+    if x.dim() < d or tuple(x.shape[x.dim() - d:]) != shape:
+        raise ValueError(f"{layer}: expected an input whose last {d} dim(s) are {shape}, got shape {tuple(x.shape)}")
+    return d
+
+
 def _default_eps(eps: float | None, dtype: torch.dtype) -> float:
     # torch.nn.RMSNorm's default: the machine epsilon of the computation type
     return torch.finfo(dtype).eps if eps is None else eps
@@ -197,12 +205,7 @@ class LayerNorm(nn.Module):
             nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        d = len(self.normalized_shape)
-        if x.dim() < d or tuple(x.shape[x.dim() - d:]) != self.normalized_shape:
-            raise ValueError(
-                f"LayerNorm: expected an input whose last {d} dim(s) are {self.normalized_shape}, "
-                f"got shape {tuple(x.shape)}"
-            )
+        d = _check_trailing("LayerNorm", x, self.normalized_shape)
         # Statistics in at least float32 (bf16/fp16 inputs are upcast, the output cast back)
         xs = x.float() if x.dtype in _LOW_PRECISION else x
         # $\hat x$ over the last $d$ dims of each sample
@@ -309,12 +312,7 @@ class RMSNorm(nn.Module):
             nn.init.ones_(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        d = len(self.normalized_shape)
-        if x.dim() < d or tuple(x.shape[x.dim() - d:]) != self.normalized_shape:
-            raise ValueError(
-                f"RMSNorm: expected an input whose last {d} dim(s) are {self.normalized_shape}, "
-                f"got shape {tuple(x.shape)}"
-            )
+        d = _check_trailing("RMSNorm", x, self.normalized_shape)
         # Computation type: float32 for half inputs (torch's "opmath" type)
         xs = x.float() if x.dtype in _LOW_PRECISION else x
         y = rms_norm(xs, tuple(range(x.dim() - d, x.dim())), _default_eps(self.eps, xs.dtype))
