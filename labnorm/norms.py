@@ -8,12 +8,12 @@ techniques. A spec is a registered name with an optional argument after a colon:
 |-------------|-----------------------------------------------------|
 | `none`      | identity                                            |
 | `bn`        | `labnorm.BatchNorm2d`                               |
-| `gn`, `gn:G`| `labnorm.GroupNorm` with $G$ groups (default 32, reduced to a divisor of $C$) |
+| `gn`, `gn:G`| `labnorm.GroupNorm` with $G$ groups: `gn` takes 32, reduced to a divisor of $C$ with at least 2 channels per group (16 channels: 8 groups — one channel per group would be Instance Norm); `gn:G` takes $\gcd(C, G)$ |
 | `torch-bn`, `torch-gn[:G]` | torch's own layers, for reference runs |
 | `wn`        | weight-normalized conv (one $g$ per output channel, with bias), no norm layer |
 | `wn+mobn`   | weight-normalized conv without bias, then `labnorm.MeanOnlyBatchNorm` |
 | `ws+bn`, `ws+gn[:G]` | `labnorm.WSConv2d` (Weight Standardization, the paper's definition), then BN / GN |
-| `bcn[:G]`, `ws+bcn[:G]` | `labnorm.BatchChannelNorm2d` (32 groups, reduced to a divisor of $C$), after a plain / WS conv |
+| `bcn[:G]`, `ws+bcn[:G]` | `labnorm.BatchChannelNorm2d` (groups as for `gn`), after a plain / WS conv |
 | `sn`, `sn:M` | `labnorm.SwitchNorm2d`; with `M`, the Keras-convention momentum $M$ (PyTorch momentum $1 - M$) |
 | `sn-ba`     | `labnorm.SwitchNorm2d` without moving averages: its eval statistics come from `labnorm.finalize_batch_average` |
 | `ln`        | layer norm over $(C, H, W)$ of each sample with per-channel $\gamma, \beta$: `labnorm.GroupNorm(1, C)` (the GN paper's LN; timm's `GroupNorm1`). `labnorm.LayerNorm([C, H, W])` would learn per-element $\gamma, \beta$ and fix $H, W$ |
@@ -151,9 +151,15 @@ def make_norm(spec: str, num_channels: int, activation: bool = True) -> nn.Modul
 
 
 def _groups(num_channels: int, arg: str | None) -> int:
-    # The GN paper's default is 32 groups; narrow layers get the largest common divisor.
-    wanted = int(arg) if arg else 32
-    return math.gcd(num_channels, wanted)
+    # `gn:G`: G groups, reduced to the largest common divisor with C.
+    if arg:
+        return math.gcd(num_channels, int(arg))
+    # `gn`: the GN paper's default of 32 groups, reduced to a divisor of C that keeps at least 2 channels
+    # per group — a group of one channel is Instance Norm (narrow layers of reduced-width models).
+    groups = math.gcd(num_channels, 32)
+    while groups > 1 and num_channels // groups < 2:
+        groups = math.gcd(num_channels, groups // 2)
+    return groups
 
 
 @register_norm("none")

@@ -22,6 +22,7 @@ from torch import nn
 from ..data import CIFAR10Split, DeviceBatches, load_cifar10, scaled_subset
 from ..train.dry import TimedBatches, dry, dry_batch, dry_mode, timed_call
 from ..train.fit import fit
+from ..train.kernels import describe_norms, prefer_channels_last, use_torch_kernels
 from ..train.lr_finder import LRFinder, first_divergence
 
 __all__ = ["cifar_subsets", "train_run", "curve", "subsample", "range_test", "blow_up_step", "EVAL_BATCH", "dry_run",
@@ -49,7 +50,7 @@ def train_run(
     build: Callable[[], nn.Module], train: CIFAR10Split, test: CIFAR10Split, *, batch_size: int, seed: int,
     device: torch.device, epochs: int, lr: float, labels: dict[str, Any],
     prepare: Callable[[nn.Module], Any] | None = None, keep_first_steps: int = 0, keep_lr: bool = False,
-    **fit_kwargs: Any,
+    torch_kernels: bool = True, channels_last: bool | None = None, **fit_kwargs: Any,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Seed, `build()` the model, `prepare(model)` (e.g. an init), train it; return (model, run record).
 
@@ -58,12 +59,22 @@ def train_run(
     `diverged_at_step` (a non-finite loss), `blow_up_step` (`blow_up_step` on the step losses),
     the final test accuracy and loss (None when the run diverged) and the seconds it took; with
     `keep_first_steps`, the loss of the first steps unsmoothed, and with `keep_lr` the schedule.
+
+    **Implementation.** With `torch_kernels` (the default) the labnorm layers proven equal to a torch
+    layer run torch's kernel (`labnorm.train.kernels.use_torch_kernels`, after `prepare`), and
+    `channels_last` (None: `prefer_channels_last`) picks the memory format. The record's
+    `implementation` says what ran: the swaps, the normalization classes, the channels per group of
+    every group norm and the memory format.
     """
     d, t_build = dry(), time.perf_counter()
     torch.manual_seed(seed)
     model = build()
     if prepare is not None:
         prepare(model.to(device))
+    swapped = use_torch_kernels(model) if torch_kernels else {}
+    if channels_last is None:
+        channels_last = prefer_channels_last(model, device)
+    implementation = {"torch_kernels": swapped, **describe_norms(model), "channels_last": channels_last}
     t0 = time.perf_counter()
     train_batches = DeviceBatches(train, dry_batch(batch_size), train=True, device=device, seed=seed)
     test_batches = DeviceBatches(test, dry_batch(EVAL_BATCH), train=False, device=device)
@@ -74,7 +85,7 @@ def train_run(
             fit_kwargs["before_eval"] = timed_call(fit_kwargs["before_eval"], once, device, epochs)
     hist = fit(
         model, train_batches, test_batches, epochs=1 if d is not None else epochs, lr=lr, device=device,
-        desc=" ".join(f"{v}" for v in labels.values()), **fit_kwargs,
+        desc=" ".join(f"{v}" for v in labels.values()), channels_last=channels_last, **fit_kwargs,
     )
     if d is not None:
         n_train, n_test = d.sizes.get(id(train.labels), len(train)), d.sizes.get(id(test.labels), len(test))
@@ -93,6 +104,7 @@ def train_run(
         "final_test_acc": last.get("test_acc"),
         "final_test_loss": last.get("test_loss"),
         "seconds": time.perf_counter() - t0,
+        "implementation": implementation,
     }
     if keep_first_steps:
         run["first_steps_loss"] = hist["step_loss"][:keep_first_steps]

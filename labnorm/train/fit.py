@@ -3,8 +3,8 @@ r"""A one-cycle training loop for the experiments.
 `fit` trains with SGD (Nesterov momentum) or Adam under
 `torch.optim.lr_scheduler.OneCycleLR` — the total number of steps is computed here from
 the loader and the epoch count — evaluates after every epoch, and logs the loss of every
-step. On CUDA it uses bf16 autocast and channels_last, and the step loop never waits for
-the GPU: losses and correct counts stay on the device and are read once per epoch, where a
+step. On CUDA it uses bf16 autocast and channels_last (on the CPU, channels_last on request),
+and the step loop never waits for the GPU: losses and correct counts stay on the device and are read once per epoch, where a
 non-finite loss is detected. On the CPU, where reading a value costs nothing, the loop also
 checks the loss every `check_every` steps to stop a diverged run early.
 
@@ -90,6 +90,7 @@ def fit(
     desc: str = "",
     before_eval: Callable[[nn.Module], Any] | None = None,
     on_step: Callable[[nn.Module, torch.Tensor, torch.Tensor, int], Any] | None = None,
+    channels_last: bool | None = None,
 ) -> dict[str, Any]:
     """Train `model` for `epochs` passes over `train`; return its history.
 
@@ -102,6 +103,8 @@ def fit(
     `on_step(model, images, labels, step)`, if given, runs at every step after the backward pass
     and before the optimizer step (the gradients are in `.grad`; `step` counts from 0 over the
     whole run), e.g. to measure the loss landscape along training (`labnorm.landscape`).
+    `channels_last` trains the model and its batches in that memory format (None: on CUDA only);
+    the numbers are the same function either way, the speed is not (`labnorm.train.kernels`).
     """
     if epochs < 1:
         raise ValueError(f"fit: epochs must be >= 1, got {epochs}")
@@ -123,7 +126,9 @@ def fit(
     if check_every is None:
         check_every = 0 if dev.type == "cuda" else 50
     model.to(dev)
-    if dev.type == "cuda":
+    if channels_last is None:
+        channels_last = dev.type == "cuda"
+    if channels_last:
         model.to(memory_format=torch.channels_last)
     opt = make_optimizer([p for p in model.parameters() if p.requires_grad], optimizer, lr, momentum, weight_decay)
     steps_per_epoch = len(train)
@@ -170,6 +175,8 @@ def fit(
         seen = 0
         bar = tqdm(train, total=steps_per_epoch, disable=not show, desc=f"{desc} epoch {epoch + 1}/{epochs}", leave=False)
         for i, (x, y) in enumerate(bar):
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
                 out = model(x)
                 loss = criterion(out.float(), y)
