@@ -14,6 +14,7 @@ do not overlap.
 from __future__ import annotations
 
 import io
+import textwrap
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -70,8 +71,8 @@ class Figure:
 
         fig = plt.figure(figsize=self.size, dpi=dpi)
         self.draw(fig)
-        if caption:
-            fig.suptitle(self.caption, fontsize=9)
+        if caption:  # wrapped to the figure's width (about 15 characters per inch at 9 pt)
+            fig.suptitle(textwrap.fill(self.caption, max(40, int(self.size[0] * 15))), fontsize=9)
         fig.tight_layout()
         return fig
 
