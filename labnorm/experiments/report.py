@@ -71,8 +71,8 @@ class Figure:
 
         fig = plt.figure(figsize=self.size, dpi=dpi)
         self.draw(fig)
-        if caption:  # wrapped to the figure's width (about 15 characters per inch at 9 pt)
-            fig.suptitle(textwrap.fill(self.caption, max(40, int(self.size[0] * 15))), fontsize=9)
+        if caption:  # wrapped to the figure's width (about 13 characters per inch at 9 pt)
+            fig.suptitle(textwrap.fill(self.caption, max(40, int(self.size[0] * 13))), fontsize=9)
         fig.tight_layout()
         return fig
 
