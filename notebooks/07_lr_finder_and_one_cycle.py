@@ -194,8 +194,9 @@ except ImportError:
 #
 # A CIFAR ResNet-18 (3×3 stem, no max-pool), SGD with momentum 0.9, learning rate from
 # $10^{-5}$ to 10 over `num_iter` steps, with batch norm, group norm and no normalization (the
-# sizes, group count included, are printed with the config below). At `smoke` scale this runs live on a thin network; at `cpu` and `gpu` scale the
-# saved run of that scale is loaded (`load_or_run`; pass `rerun=True` to train it again).
+# sizes, group count included, are printed with the config below). At `smoke` scale this runs
+# live on a thin network; at `cpu` and `gpu` scale the saved run of that scale is loaded
+# (`load_or_run`; pass `rerun=True` to train it again).
 
 # %%
 lr_exp = experiments.get("lr_range_test_resnet18")
