@@ -21,11 +21,13 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/labnorm/labnorm/blob/main/notebooks/02_weight_norm.ipynb) · [download the notebook](https://github.com/labnorm/labnorm/raw/main/notebooks/02_weight_norm.ipynb)
 #
-# The seed post, *Weight normalization implementation options for Keras and Tensorflow*, weighs
-# the ways to get weight normalization: the authors' optimizer-based version with data-based
-# initialization, a dedicated layer without it, a generic wrapper, and PyTorch's implementation.
-# It reports that the optimizer-based version and the dedicated layer converge about the same,
-# the former a little faster at first, and blames the difference on the initialization. Here we
+# The seed post, *Weight normalization implementation options for Keras and Tensorflow* (2018),
+# weighs the ways to get weight normalization in Keras: the authors' optimizer-based version with
+# data-based initialization, a dedicated `Conv2DWeightNorm` layer without it, and a generic
+# wrapper, with PyTorch's implementation as the reference. Training the WDSR super-resolution
+# network with Adam, it found the convergence of the optimizer-based version and of the dedicated
+# layer similar: the former "shows slightly better initial convergence", the latter "quickly
+# catches up", and "the difference is probably due to different weight initializations". Here we
 #
 # 1. write weight normalization from scratch and prove it equal to `labnorm.weight_norm` and to
 #    `torch.nn.utils.parametrizations.weight_norm`,
@@ -252,7 +254,7 @@ fig, axes = plt.subplots(1, 3, figsize=(13, 3))
 for k, (ax, b, a) in enumerate(zip(axes, before, after)):
     ax.hist(b.flatten().numpy(), bins=80, alpha=0.6, density=True, label="before")
     ax.hist(a.flatten().numpy(), bins=80, alpha=0.6, density=True, label="after")
-    ax.set(title=f"conv {k + 1} pre-activation", xlim=(-5, 5))
+    ax.set(title=f"conv {k + 1}", xlabel="pre-activation value", ylabel="density", xlim=(-5, 5))
     ax.legend()
 fig.tight_layout()
 plt.show()
@@ -295,17 +297,25 @@ else:
 # %% [markdown]
 # ## What we found
 #
-# * **The verdicts above are the findings.** The post's questions — does weight norm help, does
-#   the data-dependent initialization matter, how close does WN come to BN — are each judged by
-#   a paired interval over seeds. With a single saved seed every one of them is *inconclusive*:
-#   the run's point estimates are shown, but one seed cannot tell them from noise.
-# * **What the post saw.** It reported the authors' data-initialized version converging "a
-#   little faster at first", with the two meeting later; our runs are a few epochs on a subset,
-#   too short to see whether curves meet, so compare the first-epoch column with the final one.
+# * **The verdicts above are the findings.** The questions the post raises — does weight norm
+#   help, does the data-dependent initialization matter, how close does WN come to BN, does WN
+#   without the initialization catch up — are each judged by a paired interval over seeds and
+#   printed as a word. A record with a single seed can only ever be *inconclusive*: its point
+#   estimates are shown, but one seed cannot tell them from noise.
+# * **Does WN without init catch up?** The post saw the data-initialized version ahead at first
+#   and the other "quickly" catching up, in WDSR super-resolution training with Adam. The last
+#   verdict for each optimizer judges the same thing here: whether WN + init's lead over WN is
+#   smaller after the last epoch than after the first (the per-epoch figure shows both curves). If
+#   the printed word is *contradicted*, the lead grew instead of closing in this small CNN; if
+#   *inconclusive*, the seeds cannot tell. Our runs are a few epochs — far shorter than a WDSR
+#   training — so a gap that closes later would not show here either way.
 # * **The optimizer-side view holds exactly**: the gradients of $g$ and $v$ are the projected,
 #   rescaled weight gradient of the paper's eq. 3–4 (checked above to $10^{-10}$), so an
-#   optimizer-based WN and the parametrization are the same algorithm up to initialization —
-#   which is the post's conclusion, arrived at from the math instead of the curves.
+#   optimizer-based WN and the parametrization (with the optimizer acting on $g$ and $v$) take the
+#   same steps from the same starting point.
+#   That is consistent with the post's guess that the difference it saw comes from the
+#   initialization; whether the data-dependent initialization helps *here* is the "data-dependent
+#   init improves WN" verdict above.
 # * **Scale.** The saved runs are `cpu`-scale (the small CNN for a few epochs on a subset of the
 #   JPEG copy of CIFAR-10, on 2 CPU cores); the baseline's accuracy is printed in the table and
 #   is far below a tuned CIFAR-10 network's. The `gpu` scale trains longer on the full data.

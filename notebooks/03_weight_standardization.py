@@ -295,10 +295,10 @@ else:
 # %% [markdown]
 # ## What we found
 #
-# * **The verdicts above decide; the point estimates only describe one seed.** The WS paper's
+# * **The verdicts above decide; the point estimates only describe the seeds.** The WS paper's
 #   claims on this layout — WS improves GN, WS improves BN, WS+BCN is best — are each judged from
-#   the paired difference over the saved seeds; with a single seed every verdict is
-#   *inconclusive*, whatever the one run shows.
+#   the paired difference over the saved seeds and printed as a word; a record with a single seed
+#   can only give *inconclusive*, whatever the one run shows.
 # * **Dead channels are the mechanism to look at.** The table counts ReLU channels that are
 #   positive on under 1% of their positions after training: the paper's first elimination
 #   singularity, seen directly. Compare the GN and WS+GN rows: WS is argued to keep channels
@@ -315,9 +315,11 @@ else:
 #   with plain convs, per implementation and batch. At batch 2 what is left is memory traffic:
 #   the standardization reads and writes every weight a few times per step while the convolution
 #   does little work per weight.
-# * **Scale.** The saved runs are `cpu`-scale (VGG at a quarter width, 8,000 training images,
-#   four epochs, 2 CPU cores, the JPEG copy of CIFAR-10); the baseline's accuracy, in the table,
-#   is far below labml's full-size run. The `gpu` scale is that run.
+# * **Scale.** The saved runs are `cpu`-scale (a narrow VGG for a few epochs on a subset of the
+#   JPEG copy of CIFAR-10, on 2 CPU cores; the sizes are printed with the config above). Read the
+#   BN baseline's accuracy in the table: far below what a full-size VGG reaches on all of
+#   CIFAR-10, it limits what any gap between the arms can mean. The `gpu` scale trains the
+#   full-width network on the full data.
 
 # %% [markdown]
 # ## Exercises

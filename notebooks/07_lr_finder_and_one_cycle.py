@@ -21,11 +21,12 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/labnorm/labnorm/blob/main/notebooks/07_lr_finder_and_one_cycle.ipynb) · [download the notebook](https://github.com/labnorm/labnorm/raw/main/notebooks/07_lr_finder_and_one_cycle.ipynb)
 #
-# Every experiment on this site trains with a **one-cycle** schedule
-# ([Smith & Topin, 2018](https://arxiv.org/abs/1708.07120)) whose peak learning rate comes from an
-# **LR range test**: a short run in which the learning rate grows every step while the loss is
-# recorded. The seed post on Weight Standardization used fastai's version of both to compare
-# ResNet-18 with and without WS. Here we
+# Most classifiers in these notebooks train with a **one-cycle** schedule
+# ([Smith & Topin, 2018](https://arxiv.org/abs/1708.07120)), and a one-cycle schedule needs a peak
+# learning rate. An **LR range test** is one way to choose it: a short run in which the learning
+# rate grows every step while the loss is recorded. (The experiments here use fixed peak learning
+# rates written in their configs; the last section says which.) The seed post on Weight
+# Standardization used fastai's version of both to compare ResNet-18 with and without WS. Here we
 #
 # 1. write the range test from scratch and prove it equal to `labnorm.LRFinder` and to
 #    [torch-lr-finder](https://github.com/davidtvs/pytorch-lr-finder),
@@ -192,9 +193,10 @@ except ImportError:
 # ## The range test on ResNet-18 at batch 64
 #
 # A CIFAR ResNet-18 (3×3 stem, no max-pool), SGD with momentum 0.9, learning rate from
-# $10^{-5}$ to 10 over `num_iter` steps, with batch norm, group norm (32 groups) and no
-# normalization. At `smoke` scale this runs live on a thin network; at `cpu` and `gpu` scale the
-# saved run of that scale is loaded (`load_or_run`; pass `rerun=True` to train it again).
+# $10^{-5}$ to 10 over `num_iter` steps, with batch norm, group norm and no normalization (the
+# sizes, group count included, are printed with the config below). At `smoke` scale this runs
+# live on a thin network; at `cpu` and `gpu` scale the saved run of that scale is loaded
+# (`load_or_run`; pass `rerun=True` to train it again).
 
 # %%
 lr_exp = experiments.get("lr_range_test_resnet18")
@@ -274,10 +276,11 @@ for exp in (lr_exp, oc_exp):
 #   01–08 use fixed peak learning rates stated in their configs (e.g. 0.1 at batch 64, scaled
 #   linearly with the batch, or fastai's default 3e-3 with Adam) — not a range test per run.
 #   Exercise 3 asks what a range test would have chosen instead.
-# * **Scale.** These runs are small (a quarter-width ResNet-18 and 100 steps on the CPU; the
-#   one-cycle run is a half-width fast ResNet for a few epochs on a subset of the JPEG copy of
-#   CIFAR-10), and the one-cycle run's accuracy, in its table, is far from what the fast ResNet
-#   reaches on the full data. The `gpu` scale is the paper-sized run.
+# * **Scale.** These runs are small (a narrow ResNet-18 for a short range test on the CPU; the
+#   one-cycle run is a narrow fast ResNet for a few epochs on a subset of the JPEG copy of
+#   CIFAR-10; the sizes are printed with each config), and the one-cycle run's accuracy, in its
+#   table, is far from what the fast ResNet reaches on the full data. The `gpu` scale trains the
+#   full-width networks on the full data.
 
 # %% [markdown]
 # ## Exercises

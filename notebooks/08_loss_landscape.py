@@ -558,8 +558,9 @@ if ref is not None:
 # the batch-mode ones: away from $\theta$, the stored statistics no longer match the weights,
 # which is why the plots use batch statistics.
 #
-# **How far this goes.** `cpu` scale — a quarter-width VGG-16, 8,000 training images, 4 epochs (a
-# probe every 10 steps), landscapes on 256 training images — on the JPEG copy of CIFAR-10; the
+# **How far this goes.** `cpu` scale — a narrow VGG-16 for a few epochs on a subset of the JPEG
+# copy of CIFAR-10, probed at regular steps, landscapes on a few hundred training images (the
+# sizes are printed with the config above); the
 # baseline accuracies in the table are far below a converged VGG's, and the networks without
 # normalization and with WN are furthest from converged, so their landscapes are taken earlier in
 # their own training than the others'. The probes are on the step's own batch, as in Santurkar et

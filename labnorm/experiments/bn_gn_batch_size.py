@@ -15,7 +15,7 @@ import torch
 
 from ..models import SmallCNN
 from .common import cifar_subsets, train_run
-from .report import Figure, Report, Table, bands, cell, interval_errors, judge, seed_details
+from .report import Figure, Report, Table, bands, cell, interval_errors, judge, log_axis, seed_details
 from .runner import Experiment, SeedResult, summary
 
 
@@ -91,8 +91,8 @@ def report(record: dict) -> Report:
         for norm, marker in zip(norms, "os^v"):
             s = [summary(record, f"test_acc/{norm}/b{b}") for b in batches]
             ax.errorbar(batches, [x.mean for x in s], yerr=interval_errors(s), marker=marker, capsize=3, label=norm)
-        ax.set(xscale="log", xlabel="batch size", ylabel="final test accuracy")
-        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.set(xlabel="batch size (log scale)", ylabel="final test accuracy")
+        log_axis(ax, "x", batches)
         ax.legend()
 
     def losses(fig):

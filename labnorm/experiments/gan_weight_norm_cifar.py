@@ -9,6 +9,7 @@ steps, and a collapse check (per-pixel spread of the samples relative to real im
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -103,17 +104,43 @@ def metrics(details: dict) -> dict[str, float | None]:
     return out
 
 
+# Xiang & Li, Appendix D.3, Table 7 (CIFAR-10): (running loss, final loss) at the model's optimal
+# iteration (lowest 50-step running loss) and at iteration 500,000. Running: 50 reconstruction steps
+# on 400 test images; final: 2,000 steps on all 2,000 test images.
+PAPER_TABLE_7 = {
+    "vanilla": {"optimal": (387_000, 0.010382, 0.003413), "500k": (500_000, 0.010948, 0.003414)},
+    "bn": {"optimal": (1_000, 0.017987, 0.004904), "500k": (500_000, 0.019287, 0.005421)},
+    "wn": {"optimal": (50_000, 0.010906, 0.003509), "500k": (500_000, 0.014195, 0.003269)},
+}
+
+
+def _paper(norm: str, column: int) -> str:
+    rows = PAPER_TABLE_7.get(norm)
+    return "—" if rows is None else f"{rows['optimal'][column]:.6f} / {rows['500k'][column]:.6f}"
+
+
 def report(record: dict) -> Report:
+    config = record["config"]
     norms = [r["norm"] for r in seed_details(record)[0]["runs"]]
-    rows = [[n, cell(record, f"final_reconstruction_loss/{n}", 4), cell(record, f"best_running_loss/{n}", 4),
+    rows = [[n, cell(record, f"final_reconstruction_loss/{n}", 4), _paper(n, 2),
+             cell(record, f"best_running_loss/{n}", 4), _paper(n, 1),
              cell(record, f"sample_spread_vs_real/{n}", 2),
              ", ".join(str(next(r for r in d["runs"] if r["norm"] == n)["diverged_at"] or "none")
                        for d in seed_details(record))] for n in norms]
-    table = Table(["model", "final reconstruction loss", "best running reconstruction loss", "sample spread ÷ real",
-                   "diverged at (per seed)"], rows,
-                  note="reconstruction loss: mean squared error per pixel after optimizing the code (lower is better); "
-                       "sample spread ÷ real: per-pixel std over the fixed-code samples relative to real images "
-                       "(near 0: collapse).")
+    table = Table(["model", "final reconstruction loss", "paper: final loss", "best running reconstruction loss",
+                   "paper: running loss", "sample spread ÷ real", "diverged at (per seed)"], rows,
+                  note=f"final reconstruction loss: mean squared error per pixel and colour channel after "
+                       f"{config['final_steps']} RMSProp steps on the code, over {config['final_images']} held-out "
+                       f"images, at the end of training (lower is better). best running reconstruction loss: the "
+                       f"lowest, over the evaluations during training, of the same loss after {config['eval_steps']} "
+                       f"steps on {config['eval_images']} other held-out images. paper: Xiang & Li's Table 7 "
+                       f"(CIFAR-10, Appendix D.3), at the model's optimal iteration / at iteration 500,000, "
+                       f"final = 2,000 steps on 2,000 images, running = 50 steps on 400 images; their models trained "
+                       f"hundreds of times longer, so compare rankings, not values. sample spread ÷ real: the standard "
+                       f"deviation of each pixel over the {config['sample_codes']} samples from fixed codes, averaged "
+                       f"over pixels, divided by the same for {config['sample_codes']} real training images (about 1: "
+                       f"as varied as real images; near 0: the samples have collapsed to one image). Each of our "
+                       f"cells: mean ± half-width of the 95% interval over seeds (n = seeds).")
     verdicts = [judge(record, "final_reconstruction_loss/wn", "final_reconstruction_loss/vanilla", direction="lower",
                       claim="WN reaches a lower reconstruction loss than the vanilla DCGAN"),
                 judge(record, "final_reconstruction_loss/wn", "final_reconstruction_loss/bn", direction="lower",
@@ -123,11 +150,22 @@ def report(record: dict) -> Report:
         ax = fig.subplots()
         for k, n in enumerate(norms):
             bands(ax, [d["runs"][k]["eval"] for d in seed_details(record)], marker="o", label=n)
-        ax.set(xlabel="iteration", ylabel="running reconstruction loss")
+        ax.set(xlabel="training iteration", ylabel=f"reconstruction loss ({config['eval_steps']} steps)")
         ax.legend()
 
-    return Report(record, [table], [Figure("Running reconstruction loss (line: mean; band: lowest to highest seed)",
-                                           draw)], verdicts)
+    def discriminator(fig):
+        ax = fig.subplots()
+        for k, n in enumerate(norms):
+            bands(ax, [d["runs"][k]["loss_curves"]["d_real"] for d in seed_details(record)], label=n)
+        ax.axhline(math.log(2), color="grey", lw=0.8, ls=":")
+        ax.set(xlabel="training iteration", ylabel="D's loss on real images")
+        ax.legend()
+
+    return Report(record, [table], [
+        Figure("Running reconstruction loss (line: mean over seeds; band: lowest to highest seed)", draw),
+        Figure("Discriminator's loss on real images (dotted: ln 2, an undecided discriminator; line: mean over seeds; "
+               "band: lowest to highest seed)",
+               discriminator)], verdicts)
 
 
 EXPERIMENT = Experiment(

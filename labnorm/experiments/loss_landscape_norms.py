@@ -26,7 +26,7 @@ from ..data import DeviceBatches
 from ..models import build_model
 from ..train.dry import dry_batch, dry_cut, dry_part
 from .common import cifar_subsets, train_run
-from .report import Figure, Report, Table, cell, judge, seed_details
+from .report import Figure, Report, Table, bands, cell, judge, log_axis, seed_details
 from .runner import Experiment, SeedResult
 
 
@@ -200,14 +200,14 @@ def report(record: dict) -> Report:
     def draw(fig):
         ax = fig.subplots()
         for k, n in enumerate(norms):
-            for s, d in enumerate(seed_details(record)):
-                p = d["runs"][k]["probes"]
-                ax.plot([q["step"] for q in p], [q["beta"] for q in p], color=f"C{k}", alpha=0.9 if s == 0 else 0.35,
-                        label=n if s == 0 else None)
-        ax.set(xlabel="training step", ylabel="effective β-smoothness", yscale="log")
+            bands(ax, [[(q["step"], q["beta"]) for q in d["runs"][k]["probes"]] for d in seed_details(record)],
+                  color=f"C{k}", label=n)
+        ax.set(xlabel="training step", ylabel="effective β-smoothness (log scale)")
+        log_axis(ax, "y")
         ax.legend(fontsize=7, ncol=2)
 
-    return Report(record, [table], [Figure("Effective β along training, one line per seed", draw)], verdicts)
+    return Report(record, [table], [Figure("Effective β along training (line: mean over seeds; band: lowest to highest "
+                                           "seed)", draw)], verdicts)
 
 
 EXPERIMENT = Experiment(

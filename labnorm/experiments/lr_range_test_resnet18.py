@@ -15,7 +15,7 @@ from ..data import DeviceBatches, load_cifar10
 from ..models import build_model
 from ..train.fit import make_optimizer
 from .common import range_test
-from .report import Figure, Report, Table, cell, judge, seed_details
+from .report import Figure, Report, Table, bands, cell, judge, log_axis, seed_details
 from .runner import Experiment, SeedResult
 
 
@@ -91,16 +91,17 @@ def report(record: dict) -> Report:
         ax = fig.subplots()
         details = seed_details(record)
         for k, n in enumerate(norms):
-            for s, d in enumerate(details):
-                c = d["curves"][k]
-                ax.plot(c["lr"], c["loss"], color=f"C{k}", alpha=0.8 if s == 0 else 0.35, label=n if s == 0 else None)
+            bands(ax, [list(zip(d["curves"][k]["lr"], d["curves"][k]["loss"])) for d in details], cut=False,
+                  color=f"C{k}", label=n)
         first = [d["curves"][k] for d in details for k in range(len(norms))]
         low, high = min(min(c["loss"]) for c in first), max(c["loss"][0] for c in first)
-        ax.set(xscale="log", xlabel="learning rate", ylabel="smoothed loss",
+        ax.set(xlabel="learning rate (log scale)", ylabel="smoothed training loss",
                ylim=(low - 0.1 * (high - low), high + 0.6 * (high - low)))
+        log_axis(ax, "x")
         ax.legend()
 
-    return Report(record, [table], [Figure("LR range test, one line per seed", draw)], verdicts)
+    return Report(record, [table], [Figure("LR range test (line: mean over seeds; band: lowest to highest seed)", draw)],
+                  verdicts)
 
 
 EXPERIMENT = Experiment(

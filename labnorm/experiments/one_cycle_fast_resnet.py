@@ -70,10 +70,12 @@ def report(record: dict) -> Report:
         details = seed_details(record)
         bands(acc, [[(e["epoch"], e.get("test_acc")) for e in d["epochs"]] for d in details], marker="o")
         acc.set(xlabel="epoch", ylabel="test accuracy")
+        acc.set_xticks([e["epoch"] for e in details[0]["epochs"]])
         lr.plot(details[0]["lr"])
         lr.set(xlabel="step (subsampled)", ylabel="learning rate")
 
-    return Report(record, [table], [Figure("Test accuracy per epoch (band: seeds) and the one-cycle schedule", draw,
+    return Report(record, [table], [Figure("Test accuracy per epoch (line: mean over seeds; band: lowest to highest "
+                                           "seed) and the one-cycle schedule", draw,
                                            (8, 3.2))])
 
 

@@ -7,12 +7,15 @@ Markdown with PNG figures (`report.markdown()`, `figure.png()`). Nothing is writ
 The helpers below build the pieces every report needs from a record's seeds:
 `cell(record, metric)` — "mean ± half-width (n=seeds)"; `judge(record, a, b, ...)` — a computed
 verdict on the paired difference of two arms (`labnorm.stats.verdict`); `bands(ax, ...)` — a
-curve per arm with its spread over seeds.
+curve per arm with its spread over seeds; `log_axis(ax, ...)` — a log axis whose tick labels
+do not overlap.
 """
 
 from __future__ import annotations
 
 import io
+import textwrap
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -22,7 +25,7 @@ from .. import results as _results
 from ..stats import METHOD, Verdict, verdict
 from .runner import summary, values
 
-__all__ = ["Table", "Figure", "Report", "cell", "judge", "bands", "interval_errors", "seed_details"]
+__all__ = ["Table", "Figure", "Report", "cell", "judge", "bands", "interval_errors", "seed_details", "log_axis"]
 
 
 @dataclass
@@ -68,8 +71,8 @@ class Figure:
 
         fig = plt.figure(figsize=self.size, dpi=dpi)
         self.draw(fig)
-        if caption:
-            fig.suptitle(self.caption, fontsize=9)
+        if caption:  # wrapped to the figure's width (about 13 characters per inch at 9 pt)
+            fig.suptitle(textwrap.fill(self.caption, max(40, int(self.size[0] * 13))), fontsize=9)
         fig.tight_layout()
         return fig
 
@@ -150,19 +153,26 @@ def seed_details(record: dict[str, Any]) -> list[dict[str, Any]]:
     return [record["per_seed"][str(s)]["details"] for s in record["seeds"]]
 
 
-def bands(ax, curves: Sequence[Sequence[tuple[float, float]]], **style) -> None:
+def bands(ax, curves: Sequence[Sequence[tuple[float, float]]], *, cut: bool = True, **style) -> None:
     """Plot the mean over seeds of (x, y) curves, with a band from the lowest to the highest seed.
 
-    Curves are cut to the shortest (a diverged seed stops early)."""
+    Curves are cut to the shortest (a diverged seed stops early); with `cut=False` they run to the
+    longest instead, the mean and band taken over the seeds that are still running (an LR range
+    test that stops at divergence)."""
     curves = [c for c in curves if len(c)]
     if not curves:
         return
-    n = min(len(c) for c in curves)
-    x = np.array([p[0] for p in curves[0][:n]], dtype=float)
-    y = np.array([[p[1] if p[1] is not None else np.nan for p in c[:n]] for c in curves], dtype=float)
-    line, = ax.plot(x, np.nanmean(y, 0), **style)
+    longest = max(curves, key=len)
+    n = min(len(c) for c in curves) if cut else len(longest)
+    x = np.array([p[0] for p in longest[:n]], dtype=float)
+    y = np.array([[p[1] if i < len(c) and p[1] is not None else np.nan
+                   for i, p in enumerate(list(c[:n]) + [(None, None)] * (n - len(c)))] for c in curves], dtype=float)
+    with warnings.catch_warnings():  # a point where no seed has a value stays empty
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean, low, high = np.nanmean(y, 0), np.nanmin(y, 0), np.nanmax(y, 0)
+    line, = ax.plot(x, mean, **style)
     if len(curves) > 1:
-        ax.fill_between(x, np.nanmin(y, 0), np.nanmax(y, 0), color=line.get_color(), alpha=0.2, lw=0)
+        ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, lw=0)
 
 
 def interval_errors(summaries) -> list[list[float]]:
@@ -170,3 +180,28 @@ def interval_errors(summaries) -> list[list[float]]:
     (0 where there is no interval, i.e. one seed)."""
     return [[0.0 if x.low is None else x.mean - x.low for x in summaries],
             [0.0 if x.high is None else x.high - x.mean for x in summaries]]
+
+
+def log_axis(ax, axis: str = "x", ticks: Sequence[float] | None = None) -> None:
+    """Make `axis` ("x" or "y") of `ax` logarithmic with readable, non-overlapping tick labels.
+
+    matplotlib labels the *minor* ticks of a log axis that spans less than a decade or so, and
+    those labels run into the major ones. Here minor ticks are unlabelled; the labelled ticks are
+    `ticks` if given, else powers of ten (an axis spanning over two decades) or 1, 2, 3, 5 × 10^k,
+    written plainly ("0.5", "2", "300")."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogFormatterSciNotation, LogLocator, NullFormatter
+
+    getattr(ax, f"set_{axis}scale")("log")
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_minor_formatter(NullFormatter())
+    if ticks is not None:
+        target.set_major_locator(FixedLocator(list(ticks)))
+        target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        return
+    low, high = sorted(ax.get_xlim() if axis == "x" else ax.get_ylim())
+    if low > 0 and high / low > 100:
+        target.set_major_locator(LogLocator(base=10))
+        target.set_major_formatter(LogFormatterSciNotation())
+    else:
+        target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
+        target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))

@@ -106,8 +106,8 @@ def report(record: dict) -> Report:
         axes[0].set_ylabel("softmax weight (mean over seeds)")
         axes[1].legend(fontsize=8)
 
-    return Report(record, [table], [Figure("Test accuracy per epoch (line: mean; band: lowest to highest seed)", draw),
-                                    Figure("SN's learned importance of IN / LN / BN per layer", importance, (8, 3.2))],
+    return Report(record, [table], [Figure("Test accuracy per epoch (line: mean over seeds; band: lowest to highest seed)", draw),
+                                    Figure("SN's learned importance of IN / LN / BN per layer (mean over seeds)", importance, (8, 3.2))],
                   verdicts)
 
 

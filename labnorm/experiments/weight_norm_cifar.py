@@ -14,9 +14,10 @@ import torch
 from ..data import DeviceBatches
 from ..models import SmallCNN
 from ..weight_norm import data_dependent_init
+from ..stats import Verdict, verdict
 from .common import cifar_subsets, train_run
-from .report import Figure, Report, Table, cell, interval_errors, judge, seed_details
-from .runner import Experiment, SeedResult, summary
+from .report import Figure, Report, Table, bands, cell, interval_errors, judge, seed_details
+from .runner import Experiment, SeedResult, summary, values
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ def report(record: dict) -> Report:
             judge(record, f"test_acc/{opt}/wn+init", f"test_acc/{opt}/wn",
                   claim=f"{opt}: data-dependent init improves WN"),
             judge(record, f"test_acc/{opt}/bn", f"test_acc/{opt}/wn+init", claim=f"{opt}: BN beats WN with init"),
+            _catch_up(record, opt),
         ]
 
     def draw(fig):
@@ -92,10 +94,42 @@ def report(record: dict) -> Report:
                    yerr=interval_errors(s),
                    capsize=3, label=opt)
         ax.set_xticks([i + 0.2 for i in range(len(variants))], variants)
-        ax.set(ylabel="final test accuracy")
+        ax.set(xlabel="variant", ylabel="final test accuracy")
         ax.legend()
 
-    return Report(record, [table], [Figure("Final test accuracy (error bars: 95% interval over seeds)", draw)], verdicts)
+    def per_epoch(fig):
+        optimizers = list(dict.fromkeys(o for o, _ in arms))
+        axes = fig.subplots(1, len(optimizers), sharey=True, squeeze=False)[0]
+        for ax, opt in zip(axes, optimizers):
+            for k, variant in enumerate(("wn", "wn+init")):
+                curves = [[(e["epoch"], e.get("test_acc")) for e in _run(d, opt, variant)["epochs"]]
+                          for d in seed_details(record)]
+                bands(ax, curves, marker="o", color=f"C{k}", label=variant)
+            ax.set(title=opt, xlabel="epoch")
+            ax.set_xticks([e["epoch"] for e in _run(seed_details(record)[0], opt, "wn")["epochs"]])
+            ax.legend(fontsize=8)
+        axes[0].set_ylabel("test accuracy")
+
+    return Report(record, [table], [
+        Figure("Final test accuracy (error bars: 95% interval over seeds)", draw),
+        Figure("WN with and without data-dependent init, test accuracy per epoch (line: mean over seeds; band: lowest "
+               "to highest seed)", per_epoch, (8, 3.2))], verdicts)
+
+
+def _run(details: dict, optimizer: str, variant: str) -> dict:
+    return next(r for r in details["runs"] if (r["optimizer"], r["variant"]) == (optimizer, variant))
+
+
+def _catch_up(record: dict, opt: str) -> Verdict:
+    """The post's "quickly catches up": WN + init's lead over WN is smaller after the last epoch than after
+    the first (paired over seeds)."""
+    def lead(prefix: str) -> list[float | None]:
+        with_init, without = values(record, f"{prefix}/{opt}/wn+init"), values(record, f"{prefix}/{opt}/wn")
+        return [None if a is None or b is None else a - b for a, b in zip(with_init, without)]
+
+    return verdict(lead("test_acc"), lead("epoch1_test_acc"), direction="lower",
+                   claim=f"{opt}: WN without init catches up (WN + init's accuracy lead is smaller after the last "
+                         f"epoch than after epoch 1)")
 
 
 EXPERIMENT = Experiment(

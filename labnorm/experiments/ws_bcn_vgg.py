@@ -105,7 +105,10 @@ def report(record: dict) -> Report:
                   note="dead ReLU channel: positive on < 1% of its positions over 500 test images (eval mode).")
     variants = list(seed_details(record)[0].get("variant_gaps_on_trained_ws_bn", {}))
     gaps = Table(["variant", "largest |difference| from the paper's WS on the trained WS+BN weights"],
-                 [[v, cell(record, f"ws_variant_max_gap/{v}", 4)] for v in variants])
+                 [[v, cell(record, f"ws_variant_max_gap/{v}", 4)] for v in variants],
+                 note="variant: how an implementation standardizes a filter (biased or unbiased variance, eps inside "
+                      "or added to the std, its eps) — the table in labnorm.weight_std; the difference is between "
+                      "standardized weights, largest over all entries of all convs of the trained WS+BN model.")
     verdicts = [judge(record, "test_acc/ws+gn", "test_acc/gn", claim="WS improves GN"),
                 judge(record, "test_acc/ws+bn", "test_acc/bn", claim="WS improves BN"),
                 judge(record, "test_acc/ws+bcn", "test_acc/ws+bn", claim="WS+BCN beats WS+BN")]
@@ -114,10 +117,11 @@ def report(record: dict) -> Report:
         ax = fig.subplots()
         for k, n in enumerate(norms):
             bands(ax, [d["runs"][k]["loss_curve"] for d in seed_details(record)], label=n)
-        ax.set(xlabel="step", ylabel="training loss")
+        ax.set(xlabel="training step", ylabel="training loss")
         ax.legend()
 
-    return Report(record, [table, gaps], [Figure("Training loss (line: mean over seeds; band: lowest to highest)", draw)],
+    return Report(record, [table, gaps], [Figure("Training loss (line: mean over seeds; band: lowest to highest seed)",
+                                                 draw)],
                   verdicts)
 
 

@@ -17,8 +17,9 @@ import torch
 from ..data import DeviceBatches, load_cifar10
 from ..models import build_model
 from ..train.fit import make_optimizer
+from ..train.lr_finder import DivergenceRule
 from .common import cifar_subsets, range_test, train_run
-from .report import Figure, Report, Table, cell, judge, seed_details
+from .report import Figure, Report, Table, bands, cell, judge, log_axis, seed_details
 from .runner import Experiment, SeedResult
 
 _POST_RUNS = (("bn", 64), ("ws+bn", 64), ("bn", 256), ("ws+bn", 256), ("bn", 2), ("ws+bn", 2), ("gn", 2), ("ws+gn", 2))
@@ -119,26 +120,34 @@ def report(record: dict) -> Report:
 
     def draw(fig):
         ax = fig.subplots()
-        for k, c in enumerate(seed_details(record)[0]["range_tests"]):
-            for s, d in enumerate(seed_details(record)):
-                cs = d["range_tests"][k]
-                ax.plot(cs["lr"], cs["loss"], color=f"C{k}", alpha=0.8 if s == 0 else 0.35,
-                        label=f"{c['norm']}, batch {c['batch_size']}" if s == 0 else None)
-        ax.set(xscale="log", xlabel="learning rate", ylabel="smoothed loss (LR range test)")
-        ax.legend()
+        details = seed_details(record)
+        for k, c in enumerate(details[0]["range_tests"]):
+            bands(ax, [list(zip(d["range_tests"][k]["lr"], d["range_tests"][k]["loss"])) for d in details], cut=False,
+                  color=f"C{k}", label=f"{c['norm']}, batch {c['batch_size']}")
+        # The curves end by exploding: show the part where they differ, not the explosion
+        tests = [t for d in details for t in d["range_tests"]]
+        low, start = min(min(t["loss"]) for t in tests), max(t["loss"][0] for t in tests)
+        ax.set(xlabel="learning rate (log scale)", ylabel="smoothed loss (LR range test)",
+               ylim=(low - 0.1 * (start - low), start + 1.5 * (start - low)))
+        log_axis(ax, "x")
+        ax.legend(fontsize=8)
 
     def first_steps(fig):
         ax = fig.subplots()
         for k, (n, b) in enumerate(a for a in arms if a[1] == small):
-            for s, d in enumerate(seed_details(record)):
+            curves = []
+            for d in seed_details(record):
                 losses = next(r for r in d["runs"] if (r["norm"], r["batch_size"]) == (n, b))["first_steps_loss"]
-                ax.plot(range(1, len(losses) + 1), losses, color=f"C{k}", lw=0.8, alpha=0.9 if s == 0 else 0.35,
-                        label=n if s == 0 else None)
-        ax.set(xlabel="step", ylabel="training loss (unsmoothed)", yscale="log")
+                rule = DivergenceRule(smooth_f=0.05, threshold=4.0, warmup=10)  # blow_up_step's rule
+                curves.append([(i + 1, rule.update(v)) for i, v in enumerate(losses)])
+            bands(ax, curves, color=f"C{k}", lw=1, label=n)
+        ax.set(xlabel="training step", ylabel="smoothed training loss")
+        log_axis(ax, "y")
         ax.legend(fontsize=8)
 
-    return Report(record, [table], [Figure("LR range tests (Adam), one line per seed", draw),
-                                    Figure(f"Batch {small}: the first steps of training, one line per seed",
+    return Report(record, [table], [Figure("LR range tests (Adam) (line: mean over seeds; band: lowest to highest seed)", draw),
+                                    Figure(f"Batch {small}: the first steps of training, loss smoothed as the blow-up rule smooths it "
+                                           "(line: mean over seeds; band: lowest to highest seed)",
                                            first_steps)], verdicts)
 
 
