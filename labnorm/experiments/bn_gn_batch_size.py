@@ -37,7 +37,7 @@ class Config:
 CONFIGS = {
     # Smoke: batch 32 at the top, so that 192 images still give the one-cycle warm-up more than one step
     "smoke": Config(width=8, epochs=1, train_images=192, test_images=128, batch_sizes=(2, 8, 32)),
-    "cpu": Config(width=32, epochs=4, train_images=10000, test_images=2000),
+    "cpu": Config(width=32, epochs=4, train_images=10000, test_images=10000),
     "gpu": Config(width=64, epochs=20, train_images=50000, test_images=10000),
 }
 

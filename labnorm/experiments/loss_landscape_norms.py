@@ -62,7 +62,7 @@ CONFIGS = {
     "smoke": Config(width=0.125, epochs=1, train_images=512, test_images=256, probe_every=2, landscape_images=64,
                     landscape_batch=64, alphas_1d=(-1.0, 1.0, 5), grid_2d=(-1.0, 1.0, 3),
                     interpolation_alphas=(-0.25, 1.25, 4), parameter_t=(-1.0, 1.0, 5)),
-    "cpu": Config(width=0.25, epochs=4, train_images=8000, test_images=2000, probe_every=10, landscape_images=256,
+    "cpu": Config(width=0.25, epochs=4, train_images=8000, test_images=10000, probe_every=10, landscape_images=256,
                   landscape_batch=256, alphas_1d=(-1.0, 1.0, 41), grid_2d=(-1.0, 1.0, 21),
                   interpolation_alphas=(-0.25, 1.25, 31), parameter_t=(-1.0, 1.0, 41)),
     "gpu": Config(width=1.0, epochs=15, train_images=50000, test_images=10000, probe_every=50, landscape_images=2048,

@@ -35,7 +35,7 @@ class Config:
 
 CONFIGS = {
     "smoke": Config(width=0.125, epochs=1, batch_size=64, train_images=512, test_images=256),
-    "cpu": Config(width=0.5, epochs=4, batch_size=128, train_images=8000, test_images=2000),
+    "cpu": Config(width=0.5, epochs=4, batch_size=128, train_images=8000, test_images=10000),
     "gpu": Config(width=1.0, epochs=10, batch_size=512, train_images=50000, test_images=10000),
 }
 

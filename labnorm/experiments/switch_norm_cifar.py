@@ -38,7 +38,7 @@ class Config:
 
 CONFIGS = {
     "smoke": Config(width=0.125, epochs=2, train_images=512, test_images=256, batch_average_batches=2),
-    "cpu": Config(width=0.25, epochs=12, train_images=8000, test_images=2000, batch_average_batches=20),
+    "cpu": Config(width=0.25, epochs=12, train_images=8000, test_images=10000, batch_average_batches=20),
     "gpu": Config(width=1.0, epochs=25, train_images=50000, test_images=10000, batch_average_batches=50),
 }
 

@@ -38,7 +38,7 @@ class Config:
 
 CONFIGS = {
     "smoke": Config(width=8, epochs=1, train_images=512, test_images=256),
-    "cpu": Config(width=32, epochs=3, train_images=10000, test_images=2000),
+    "cpu": Config(width=32, epochs=3, train_images=10000, test_images=10000),
     "gpu": Config(width=64, epochs=20, train_images=50000, test_images=10000),
 }
 

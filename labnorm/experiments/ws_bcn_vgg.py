@@ -37,7 +37,7 @@ class Config:
 
 CONFIGS = {
     "smoke": Config(width=0.125, epochs=1, train_images=512, test_images=256),
-    "cpu": Config(width=0.25, epochs=4, train_images=8000, test_images=2000),
+    "cpu": Config(width=0.25, epochs=4, train_images=8000, test_images=10000),
     "gpu": Config(width=1.0, epochs=30, train_images=50000, test_images=10000),
 }
 

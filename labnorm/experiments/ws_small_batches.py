@@ -32,7 +32,8 @@ class Config:
     train_images: int
     test_images: int
     range_num_iter: int
-    range_batch_sizes: tuple[int, ...] = (64, 256)
+    # batch 2 as the post's own batch-2 lr_find ("BN alone diverges after ~40 iterations"), 64 and 256
+    range_batch_sizes: tuple[int, ...] = (2, 64, 256)
     runs: tuple[tuple[str, int], ...] = _POST_RUNS
     model: str = "resnet18"
     # fastai's defaults, as the post used them: Adam, lr_find from 1e-7 to 10 over 100 steps,
@@ -54,7 +55,7 @@ CONFIGS = {
     "smoke": Config(width=0.125, epochs=1, train_images=256, test_images=256, range_num_iter=15,
                     range_batch_sizes=(16, 32),
                     runs=(("bn", 16), ("ws+bn", 16), ("bn", 2), ("ws+bn", 2), ("gn", 2), ("ws+gn", 2))),
-    "cpu": Config(width=0.25, epochs=2, train_images=5000, test_images=2000, range_num_iter=100),
+    "cpu": Config(width=0.25, epochs=2, train_images=5000, test_images=10000, range_num_iter=100),
     "gpu": Config(width=1.0, epochs=5, train_images=50000, test_images=10000, range_num_iter=100),
 }
 
@@ -85,6 +86,9 @@ def run(config: Config, seed: int, device: torch.device) -> SeedResult:
 
 def metrics(details: dict) -> dict[str, float | None]:
     out = {}
+    for t in details["range_tests"]:
+        # Where the range test stopped: its loss passed the divergence threshold (or it ran to the end)
+        out[f"range_stopped_at/{t['norm']}/b{t['batch_size']}"] = float(t["stopped_at"])
     for r in details["runs"]:
         key = f"{r['norm']}/b{r['batch_size']}"
         out[f"test_acc/{key}"] = r["final_test_acc"]
@@ -109,7 +113,12 @@ def report(record: dict) -> Report:
                        "(from step 10 on) or is not finite; s/epoch: wall time on a shared machine, not a benchmark.")
     batches = sorted({b for _, b in arms})
     small, mid = batches[0], batches[len(batches) // 2]
+    range_batches = sorted({t["batch_size"] for t in seed_details(record)[0]["range_tests"]})
     verdicts = [
+        judge(record, f"range_stopped_at/ws+bn/b{b}", f"range_stopped_at/bn/b{b}", direction="higher",
+              claim=f"in a batch-{b} LR range test BN's loss diverges at an earlier step than WS+BN's")
+        for b in range_batches[:1] if f"range_stopped_at/bn/b{b}" in record["per_seed"][str(record["seeds"][0])]["metrics"]
+    ] + [
         judge(record, f"blew_up/bn/b{small}", f"blew_up/ws+bn/b{small}", direction="higher",
               claim=f"at batch {small} BN blows up where WS+BN does not (blow-up rate)"),
         judge(record, f"test_acc/ws+bn/b{mid}", f"test_acc/bn/b{mid}", direction="equal", margin=0.02,
