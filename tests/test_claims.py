@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from labnorm import claims
-from labnorm.claims import CLAIMS, SOURCES, WORDS, Claim, against, assess, compare, metric, spread_ratio
+from labnorm.claims import (CLAIMS, SOURCES, WORDS, Claim, against, assess, compare, metric, rank_flip,
+                            spread_ratio)
 from labnorm.experiments import experiments
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +73,15 @@ def test_seed_spread_is_judged_by_an_f_test():
     assert judge(record(wide)).word == "supported"
     assert judge(record({"a": wide["b"], "b": wide["a"]})).word == "contradicted"
     assert judge(record({"a": [0.02], "b": [0.03]})).word == "inconclusive"
+
+
+def test_a_rank_flip_is_supported_only_when_both_lengths_decide_opposite_ways():
+    judge = rank_flip((metric("a50"), metric("b50")), (metric("a2k"), metric("b2k")), "WN", "vanilla", "short", "long")
+    base = {"b50": [1.0, 1.1, 1.05], "b2k": [1.0, 1.1, 1.05]}
+    flip = record({**base, "a50": [1.5, 1.62, 1.55], "a2k": [0.5, 0.61, 0.56]})
+    same = record({**base, "a50": [1.5, 1.62, 1.55], "a2k": [1.5, 1.61, 1.56]})
+    assert judge(flip).word == "supported" and "flips" in judge(flip).figure
+    assert judge(same).word == "inconclusive" and "same way" in judge(same).reason
 
 
 def test_every_claim_is_quoted_with_its_source_and_names_a_real_experiment_or_why_not():
