@@ -26,7 +26,10 @@ def build(root: Path | None = None, repo_url: str = "") -> str:
     """Markdown of claims.md (`root` and `repo_url` are accepted for symmetry with the results page)."""
     assessed = claims.assess_all()
     parts = [
+        # Front matter: no table of contents on the right (docs/stylesheets/claims.css widens the column)
+        "---\nhide:\n  - toc\n---\n",
         "# Claims\n",
+        '<div class="claims-page"></div>\n',
         "Every concrete claim of the five sources labnorm reproduces, with the run that tests it and the "
         "verdict computed from its saved record — generated when the site is built, like the "
         "[Results](results.md) page, so no number here is typed by hand.\n",
