@@ -85,6 +85,27 @@ def metric(name: str) -> Getter:
     return get
 
 
+def _arms(record: dict) -> list[str]:
+    # The norm specs a record's config names (its `norms`, `range_norms` or `runs`)
+    c = record["config"]
+    specs = list(c.get("norms") or []) + list(c.get("range_norms") or [])
+    specs += [r[0] for r in c.get("runs") or [] if isinstance(r, (list, tuple)) and r and isinstance(r[0], str)]
+    return list(dict.fromkeys(specs))
+
+
+def gn_metric(template: str) -> Getter:
+    """A metric naming GN arms by family: '{gn}' and '{ws+gn}' become the record's own specs of plain and WS
+    Group Norm (e.g. 'gn', 'gn:8'), so a change of the group count in a config needs no edit here."""
+    def get(record: dict) -> list:
+        arms = _arms(record)
+        names = {}
+        for family in ("gn", "ws+gn"):
+            names[family] = next((a for a in arms if a.split(":")[0] == family), family)
+        return metric(template.replace("{gn}", names["gn"]).replace("{ws+gn}", names["ws+gn"]))(record)
+    get.label = template
+    return get
+
+
 def derived(fn: Callable[[dict], float | None], label: str) -> Getter:
     """`fn(details)` for each seed's details; a missing key means the record lacks what it needs."""
     def get(record: dict) -> list:
@@ -454,7 +475,7 @@ CLAIMS: list[Claim] = [
                                           direction="lower", kind="ratio")),
     Claim("labml-ws", "list of WS's effects", "Smoothes the landscape (reduced Lipschitz constant)",
           "median effective β-smoothness: WS+GN below GN",
-          "loss_landscape_norms", compare(metric("median_beta/ws+gn"), metric("median_beta/gn"), "WS+GN β", "GN β",
+          "loss_landscape_norms", compare(gn_metric("median_beta/{ws+gn}"), gn_metric("median_beta/{gn}"), "WS+GN β", "GN β",
                                           direction="lower", kind="ratio"),
           partial=lambda r: _gn_note(r)),
     Claim("labml-ws", "list of WS's effects", "Avoids elimination singularities",
@@ -464,7 +485,7 @@ CLAIMS: list[Claim] = [
           batch="64", partial="a dead ReLU channel is the first kind of elimination singularity only"),
     Claim("labml-ws", "list of WS's effects", "Avoids elimination singularities",
           "fraction of dead ReLU channels after training: WS+GN below GN",
-          "ws_bcn_vgg", compare(metric("dead_channels/ws+gn"), metric("dead_channels/gn"), "WS+GN", "GN",
+          "ws_bcn_vgg", compare(gn_metric("dead_channels/{ws+gn}"), gn_metric("dead_channels/{gn}"), "WS+GN", "GN",
                                 direction="lower", kind="frac"),
           batch="64", partial=lambda r: "; ".join(x for x in ("a dead ReLU channel is the first kind of elimination "
                                                               "singularity only", _gn_note(r)) if x)),
@@ -591,7 +612,7 @@ CLAIMS: list[Claim] = [
           "gan_weight_norm_cifar", compare(metric("sample_spread_vs_real/bn"), metric("sample_spread_vs_real/wn"),
                                            "BN", "WN", direction="lower", kind="ratio"),
           batch="32", partial=lambda r: "the paper sees recurring features by eye; we measure the spread of samples "
-                                        "at the end. " + _celeba(r)),
+                                        "at the end; " + _celeba(r)),
     Claim("gan-wn", "Appendix D.1", "the three instances of vanilla model gave almost identical loss curves [while] the "
           "batch-normalized models also showed “meta-instability”", "spread over seeds of the best running "
                                                                    "reconstruction loss: BN above vanilla (F-test)",
@@ -654,12 +675,12 @@ CLAIMS: list[Claim] = [
           batch="2 and 64 (the same learning rate)", partial=_ws_post_note),
     Claim("ws-post", "What is wrong with BN and GN?", "when we have smaller batch sizes we prefer to use GN",
           "GN's final test accuracy above BN's at batch 2",
-          "bn_gn_batch_size", compare(metric("test_acc/gn:8/b2"), metric("test_acc/bn/b2"), "GN batch 2",
+          "bn_gn_batch_size", compare(gn_metric("test_acc/{gn}/b2"), metric("test_acc/bn/b2"), "GN batch 2",
                                       "BN batch 2"),
           batch="2", partial=lambda r: _gn_note(r)),
     Claim("ws-post", "What is wrong with BN and GN?", "GN [...] was not able to meet the results that BN was able to "
           "achieve using larger batch sizes", "GN's final test accuracy at batch 2 below BN's at batch 64",
-          "ws_small_batches", compare(metric("test_acc/gn/b2"), metric("test_acc/bn/b64"), "GN batch 2",
+          "ws_small_batches", compare(gn_metric("test_acc/{gn}/b2"), metric("test_acc/bn/b64"), "GN batch 2",
                                       "BN batch 64", direction="lower"),
           batch="2 and 64", partial=lambda r: "; ".join(x for x in (_ws_post_note(r), _gn_note(r)) if x)),
     Claim("ws-post", "How these normalizations actually help?", "When we make the loss surface smooth we can take longer "
@@ -682,7 +703,7 @@ CLAIMS: list[Claim] = [
                                           "WS+BN", "BN", direction="lower", kind="ratio")),
     Claim("ws-post", "Weight Standardization", "they were able to achieve better results with the combination of WS+GN "
           "and WS+BN", "final test accuracy: WS+GN above GN (VGG)",
-          "ws_bcn_vgg", compare(metric("test_acc/ws+gn"), metric("test_acc/gn"), "WS+GN", "GN"),
+          "ws_bcn_vgg", compare(gn_metric("test_acc/{ws+gn}"), gn_metric("test_acc/{gn}"), "WS+GN", "GN"),
           batch="64", partial=lambda r: "; ".join(x for x in ("the post reports the paper's results; we test "
                                                               "labml's VGG on CIFAR-10", _gn_note(r)) if x)),
     Claim("ws-post", "Weight Standardization", "they were able to achieve better results with the combination of WS+GN "

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from labnorm import claims
-from labnorm.claims import (CLAIMS, SOURCES, WORDS, Claim, against, assess, compare, metric, rank_flip,
+from labnorm.claims import (CLAIMS, SOURCES, WORDS, Claim, against, assess, compare, gn_metric, metric, rank_flip,
                             spread_ratio)
 from labnorm.experiments import experiments
 
@@ -73,6 +73,13 @@ def test_seed_spread_is_judged_by_an_f_test():
     assert judge(record(wide)).word == "supported"
     assert judge(record({"a": wide["b"], "b": wide["a"]})).word == "contradicted"
     assert judge(record({"a": [0.02], "b": [0.03]})).word == "inconclusive"
+
+
+def test_gn_arms_are_named_by_the_record_s_own_group_spec():
+    rec = record({"test_acc/gn:4/b2": [0.5, 0.6, 0.7], "test_acc/ws+gn/b2": [0.1, 0.2, 0.3]},
+                 {"norms": ["bn", "gn:4", "ws+gn"], "width": 32})
+    assert gn_metric("test_acc/{gn}/b2")(rec) == [0.5, 0.6, 0.7]
+    assert gn_metric("test_acc/{ws+gn}/b2")(rec) == [0.1, 0.2, 0.3]
 
 
 def test_a_rank_flip_is_supported_only_when_both_lengths_decide_opposite_ways():
