@@ -13,6 +13,8 @@
    notebook pages gets a link back at its top (`on_page_content`).
 4. **Results.** `scripts/results_page.py` generates `results.md` and its figures from the
    saved runs in `results/` and `benchmarks/results/`.
+5. **Claims.** `scripts/claims_page.py` generates `claims.md`: every claim of the five sources
+   (`labnorm.claims`) with the verdict computed from the same saved runs.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from mkdocs.structure.files import File, Files
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import annotate  # noqa: E402
+import claims_page  # noqa: E402
 import results_page  # noqa: E402
 
 log = logging.getLogger("mkdocs.hooks.labnorm")
@@ -44,13 +47,14 @@ def on_files(files: Files, config, **kwargs) -> Files:
     # (1) notebooks/NN_name.ipynb from the repository root
     for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         _add(files, ROOT, f"notebooks/{nb.name}", config)
-    # (3) annotated source pages, (4) the results page
+    # (3) annotated source pages, (4) the results page, (5) the claims page
     for module, notebooks in _annotated(config).items():
         files.append(File.generated(config, _source_page(module), content=_annotated_page(module, notebooks, config)))
     markdown, images = results_page.build(ROOT, config["repo_url"].rstrip("/"))
     files.append(File.generated(config, "results.md", content=markdown))
     for name, png in images.items():
         files.append(File.generated(config, name, content=png))
+    files.append(File.generated(config, "claims.md", content=claims_page.build(ROOT, config["repo_url"].rstrip("/"))))
     # (2) MathJax under assets/mathjax/, from node_modules
     if not (MATHJAX / "tex-mml-chtml.js").is_file():
         log.warning("MathJax is not installed (node_modules/mathjax): run `npm ci`; math will not render")
