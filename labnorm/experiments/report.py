@@ -25,7 +25,7 @@ from .. import results as _results
 from ..stats import METHOD, Verdict, verdict
 from .runner import summary, values
 
-__all__ = ["Table", "Figure", "Report", "cell", "judge", "bands", "interval_errors", "seed_details", "log_axis"]
+__all__ = ["Table", "Figure", "Report", "cell", "judge", "bands", "interval_errors", "seed_details", "implementation_line", "log_axis"]
 
 
 @dataclass
@@ -103,11 +103,16 @@ class Report:
     def provenance(self) -> str:
         return _results.provenance_line(self.record)
 
+    @property
+    def implementation(self) -> str:
+        return implementation_line(self.record)
+
     def show(self) -> None:
         """Print the tables and verdicts and draw the figures (in a notebook or a terminal)."""
         import matplotlib.pyplot as plt
 
         print(self.provenance)
+        print(self.implementation)
         print(f"intervals: {METHOD}")
         for note in self.notes:
             print(note)
@@ -124,7 +129,7 @@ class Report:
 
     def markdown(self, figure_names: Sequence[str] = ()) -> str:
         """The report as Markdown; figure `i` is linked as `figure_names[i]` (PNG files beside the page)."""
-        parts = [f"Intervals: {METHOD}; the seeds are listed in the provenance line.\n"]
+        parts = [f"Intervals: {METHOD}; the seeds are listed in the provenance line.\n", f"{self.implementation}\n"]
         parts += [f"{note}\n" for note in self.notes]
         parts += [t.markdown() for t in self.tables]
         if self.verdicts:
@@ -205,3 +210,35 @@ def log_axis(ax, axis: str = "x", ticks: Sequence[float] | None = None) -> None:
     else:
         target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
         target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+
+
+def _runs_with_implementation(tree: Any):
+    """Every training run (a dict with an `implementation`) anywhere in a seed's details."""
+    if isinstance(tree, dict):
+        if "implementation" in tree:
+            yield tree
+        else:
+            for v in tree.values():
+                yield from _runs_with_implementation(v)
+    elif isinstance(tree, list):
+        for v in tree:
+            yield from _runs_with_implementation(v)
+
+
+def implementation_line(record: dict[str, Any]) -> str:
+    """What ran, per norm, as the runs recorded it (`labnorm.experiments.common.train_run`): the
+    normalization classes (a torch class: its kernel ran in place of labnorm's proven-equal layer), the
+    channels per group of any group norm, and the memory format."""
+    described: dict[str, str] = {}
+    for seed in record["seeds"]:
+        for run in _runs_with_implementation(record["per_seed"][str(seed)]["details"]):
+            impl = run["implementation"]
+            parts = [", ".join(impl["classes"]) or "no normalization layer"]
+            if impl["group_channels"]:
+                parts.append("groups of " + "/".join(map(str, impl["group_channels"])) + " channels")
+            parts.append("channels_last" if impl["channels_last"] else "NCHW")
+            described.setdefault(str(run.get("norm", "model")), "; ".join(parts))
+    if not described:
+        return ("implementation: not recorded (runs made before records said it: labnorm's own layers, NCHW, "
+                "and `gn` with as many groups as gcd(C, 32) — one channel per group in 16- or 32-channel layers)")
+    return "implementation: " + " | ".join(f"{norm}: {what}" for norm, what in described.items())
