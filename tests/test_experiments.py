@@ -220,6 +220,26 @@ def test_a_unit_experiment_needs_both_halves_and_saves_no_arrays(fake, monkeypat
         runner.run("fake", "smoke", save=False)
 
 
+def test_norm_zoo_cifar_budget_units_and_every_cpu_norm_in_the_fast_resnet():
+    from labnorm.experiments import norm_zoo_cifar as zoo
+    from labnorm.models import build_model
+
+    cpu = zoo.CONFIGS["cpu"]
+    # Equal images seen, at most max_steps steps: batch 2 gets a smaller subset, the others the whole budget
+    assert [zoo.budget(cpu, b) for b in (2, 8, 32, 128)] == [(1, 6000), (1, 20000), (1, 20000), (1, 20000)]
+    gpu = zoo.CONFIGS["gpu"]  # fewer epochs first: batch 32 keeps 6 of 10 epochs, batch 8 one
+    assert [zoo.budget(gpu, b) for b in (2, 8, 32, 128)] == [(1, 20000), (1, 50000), (6, 50000), (10, 50000)]
+    assert zoo.lr_at(cpu, 2) == 0.2 * 2 / 128
+    units = zoo.units(cpu)
+    assert len(units) == len(set(units)) == 18 * 4 and units[0] == "bn/b128" and units[18] == "bn/b2"
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 32, 32)
+    for norm in cpu.norms:  # every cpu-scale norm builds at width 1/8 and trains a step at batch 2
+        model = build_model(cpu.model, norm, width=cpu.width)
+        model(x).square().mean().backward()
+        assert all(p.grad is not None for p in model.parameters() if p.requires_grad), norm
+
+
 # ----------------------------------------------------------------------------- committed records
 
 
