@@ -220,6 +220,22 @@ def test_a_unit_experiment_needs_both_halves_and_saves_no_arrays(fake, monkeypat
         runner.run("fake", "smoke", save=False)
 
 
+def test_ranking_orders_by_mean_and_marks_only_paired_significant_differences():
+    from labnorm.experiments import ranking
+
+    per_seed = {"base": [0.50, 0.40, 0.60], "up": [0.55, 0.46, 0.64],  # +4 to +6 points on every seed
+                "noisy": [0.70, 0.30, 0.62], "down": [0.30, 0.20, 0.41], "absent": [None, None, None]}
+    record = {"seeds": [0, 1, 2], "per_seed": {str(s): {"metrics": {k: v[s] for k, v in per_seed.items()}}
+                                                for s in range(3)}}
+    rows = ranking(record, {k: k for k in per_seed}, "base")
+    assert [r[1] for r in rows] == ["up", "noisy", "base", "down", "absent"]
+    by = {r[1]: r for r in rows}
+    assert by["up"][3].startswith("+5.0 ± ") and by["up"][3].endswith("▲") and by["up"][4] == "best"
+    assert not by["noisy"][3].endswith(("▲", "▼")) and by["noisy"][4] == "≈"  # a higher mean, but noise
+    assert by["down"][3].endswith("▼") and by["down"][4] == ""  # significantly below the best
+    assert by["base"][3] == "baseline" and by["absent"][2:] == ["not run yet", "", ""]
+
+
 def test_norm_zoo_cifar_budget_units_and_every_cpu_norm_in_the_fast_resnet():
     from labnorm.experiments import norm_zoo_cifar as zoo
     from labnorm.models import build_model
