@@ -181,7 +181,7 @@ def report(record: dict) -> Report:
         tables.append(Table(["#", "norm", "test acc.", f"vs {base} (points)", "≈ best", "blew up", f"step time ÷ {base}"],
                             rows, title=f"Batch {bs}: {epochs} epoch(s) of {images:,} training images = "
                                         f"{epochs * (images // bs):,} steps, peak lr {lr_at(config, bs):g}; {base}: "
-                                        f"{summary(record, f'test_acc/{base}/b{bs}').format(1, percent=True)}"))
+                                        f"{cell(record, f'test_acc/{base}/b{bs}', 1, percent=True)}"))
     notes = [f"{config.model} at width {config.width:g}; learning rate: {config.lr_rule}, {config.base_lr:g} at batch "
              f"{config.base_batch}; budget: {config.budget_rule} ({config.epochs} x {config.train_images:,} images, "
              f"at most {config.max_steps:,} steps); test accuracy on {config.test_images:,} test images, eval mode.",
