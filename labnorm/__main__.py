@@ -14,6 +14,7 @@ import sys
 from . import results
 from .experiments import experiments, run
 from .experiments.common import dry_run, format_dry_run
+from .experiments.units import missing_units
 from .scale import SCALES, get_scale
 
 
@@ -42,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
             for scale in SCALES:
                 path = results.find_record(name, scale, folder)
                 if path is not None:
-                    saved.append(f"{path.name} (seeds {', '.join(map(str, results.load_record(path)['seeds']))})")
+                    record = results.load_record(path)
+                    left = sum(map(len, missing_units(record).values()))
+                    saved.append(f"{path.name} (seeds {', '.join(map(str, record['seeds']))}"
+                                 + (f"; partial: {left} (unit, seed) runs missing" if left else "") + ")")
             print(f"{name}: {exp.description}")
             print(f"    saved: {'; '.join(saved) if saved else 'none'}")
         return 0

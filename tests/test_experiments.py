@@ -16,6 +16,7 @@ import torch
 from labnorm import results
 from labnorm.experiments import Experiment, Report, SeedResult, Table, runner
 from labnorm.experiments import common
+from labnorm.experiments.units import missing_units
 from labnorm.experiments.ws_bcn_vgg import dead_channel_fraction
 from labnorm.scale import SCALES
 
@@ -25,7 +26,7 @@ ENV = {**os.environ, "LABNORM_SCALE": "smoke"}
 
 def test_every_module_is_one_registered_experiment_of_at_most_250_lines():
     known = runner.experiments()
-    modules = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in {"__init__", "runner", "report", "common"})
+    modules = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in {"__init__", "runner", "report", "common", "units"})
     assert sorted(known) == modules
     for path in PACKAGE.glob("*.py"):
         assert len(path.read_text().splitlines()) <= 250, path.name
@@ -148,6 +149,111 @@ def test_report_renders_text_markdown_and_verdicts(fake):
     rec = runner.run("fake", "smoke", seeds=1)
     report = runner.get("fake").report(rec)
     assert "0.500 (n=1)" in report.tables[0].text() and "| value |" in report.markdown()
+
+
+# ----------------------------------------------------------------------------- an experiment made of units
+
+
+def _fake_units(calls: list, fail_on: tuple[str, int] | None = None) -> Experiment:
+    def run_unit(config, seed, unit, device):
+        if (unit, seed) == fail_on:
+            raise KeyboardInterrupt  # as if the run were stopped during this unit
+        calls.append((unit, seed))
+        return SeedResult({"value": seed + {"a": 0.0, "b": 10.0, "c": 20.0}[unit]}, f"toy {unit}")
+
+    def metrics(details):
+        return {f"value/{u}": d["value"] for u, d in details["units"].items()}
+
+    def report(record):
+        return Report(record, [Table(["unit", "value"], [[u, runner.summary(record, f"value/{u}").format()]
+                                                         for u in record["units"]])])
+
+    return Experiment("fake", "a test", {s: _Config(n=1) for s in SCALES}, None, metrics, report,
+                      units=lambda config: ["a", "b", "c"], run_unit=run_unit)
+
+
+def test_a_unit_experiment_saves_every_unit_and_resumes_where_it_stopped(fake, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setitem(runner._REGISTRY, "fake", _fake_units(calls, fail_on=("b", 1)))
+    with pytest.raises(KeyboardInterrupt):
+        runner.run("fake", "smoke", seeds=2)
+    # Unit by unit, each over the seeds: a and (b, seed 0) are saved, the interrupted one is not
+    assert calls == [("a", 0), ("a", 1), ("b", 0)]
+    saved = json.loads((tmp_path / "fake__smoke.json").read_text())
+    assert saved["units"] == ["a", "b", "c"] and saved["seeds"] == [0, 1]
+    assert list(saved["per_seed"]["0"]["details"]["units"]) == ["a", "b"]
+    assert list(saved["per_seed"]["1"]["unit_provenance"]) == ["a"]
+    partial = runner.load("fake", "smoke")
+    assert missing_units(partial) == {0: ["c"], 1: ["b", "c"]}
+    assert partial["summary"]["value/a"]["n"] == 2 and partial["summary"]["value/b"]["n"] == 1
+    assert "value/c" not in partial["summary"]
+    assert "— (n=0" in runner.get("fake").report(partial).tables[0].text()  # a partial record still reports
+    first = saved["per_seed"]["0"]["details"]["units"]["a"]
+
+    calls.clear()
+    monkeypatch.setitem(runner._REGISTRY, "fake", _fake_units(calls))
+    rec = runner.run("fake", "smoke", seeds=2)
+    assert calls == [("b", 1), ("c", 0), ("c", 1)], "finished units are skipped, not rerun"
+    assert missing_units(rec) == {} and rec["per_seed"]["0"]["details"]["units"]["a"] == first
+    assert list(rec["per_seed"]["1"]["details"]["units"]) == ["a", "b", "c"]  # the experiment's order
+    assert runner.values(rec, "value/c") == [20.0, 21.0]
+    prov = rec["per_seed"]["1"]["provenance"]
+    assert prov["seed"] == 1 and prov["dataset"] == "toy a / toy b / toy c"
+    assert prov["wall_time_s"] == pytest.approx(sum(p["wall_time_s"] for p in rec["per_seed"]["1"]["unit_provenance"].values()))
+    assert rec["provenance"]["seeds"] == [0, 1] and "seed" not in rec["provenance"]
+    # A third seed runs all its units; the dry run's `run` is the units in turn
+    assert runner.run("fake", "smoke", seeds=3)["seeds"] == [0, 1, 2] and calls[-3:] == [("a", 2), ("b", 2), ("c", 2)]
+    whole = runner.get("fake").run(_Config(n=1), 5, torch.device("cpu"))
+    assert whole.details == {"units": {"a": {"value": 5.0}, "b": {"value": 15.0}, "c": {"value": 25.0}}}
+    copy = dataclasses.replace(runner.get("fake"), run_unit=lambda c, seed, u, d: SeedResult({"value": -1.0}, "toy"))
+    assert copy.run(_Config(n=1), 0, torch.device("cpu")).details["units"]["a"] == {"value": -1.0}  # the copy's units
+
+
+def test_a_unit_experiment_needs_both_halves_and_saves_no_arrays(fake, monkeypatch):
+    with pytest.raises(ValueError, match="give run, or units and run_unit"):
+        Experiment("x", "", {s: _Config(n=1) for s in SCALES}, None, dict, Report)
+    with pytest.raises(ValueError, match="give run, or units and run_unit"):
+        Experiment("x", "", {s: _Config(n=1) for s in SCALES}, None, dict, Report, units=lambda c: ["a"])
+    exp = dataclasses.replace(_fake_units([]), run_unit=lambda c, s, u, d: SeedResult({}, "toy", {"x": np.zeros(2)}))
+    monkeypatch.setitem(runner._REGISTRY, "fake", exp)
+    with pytest.raises(ValueError, match="unit 'a' returned arrays"):
+        runner.run("fake", "smoke", save=False)
+
+
+def test_ranking_orders_by_mean_and_marks_only_paired_significant_differences():
+    from labnorm.experiments import ranking
+
+    per_seed = {"base": [0.50, 0.40, 0.60], "up": [0.55, 0.46, 0.64],  # +4 to +6 points on every seed
+                "noisy": [0.70, 0.30, 0.62], "down": [0.30, 0.20, 0.41], "absent": [None, None, None]}
+    record = {"seeds": [0, 1, 2], "per_seed": {str(s): {"metrics": {k: v[s] for k, v in per_seed.items()}}
+                                                for s in range(3)}}
+    rows = ranking(record, {k: k for k in per_seed}, "base")
+    assert [r[1] for r in rows] == ["up", "noisy", "base", "down", "absent"]
+    by = {r[1]: r for r in rows}
+    assert by["up"][3].startswith("+5.0 ± ") and by["up"][3].endswith("▲") and by["up"][4] == "best"
+    assert not by["noisy"][3].endswith(("▲", "▼")) and by["noisy"][4] == "≈"  # a higher mean, but noise
+    assert by["down"][3].endswith("▼") and by["down"][4] == ""  # significantly below the best
+    assert by["base"][3] == "baseline" and by["absent"][2:] == ["not run yet", "", ""]
+
+
+def test_norm_zoo_cifar_budget_units_and_every_cpu_norm_in_the_fast_resnet():
+    from labnorm.experiments import norm_zoo_cifar as zoo
+    from labnorm.models import build_model
+
+    cpu = zoo.CONFIGS["cpu"]
+    # Equal images seen, at most max_steps steps: batch 2 gets a smaller subset, the others the whole budget
+    assert [zoo.budget(cpu, b) for b in (2, 8, 32, 128)] == [(1, 6000), (1, 20000), (1, 20000), (1, 20000)]
+    gpu = zoo.CONFIGS["gpu"]  # fewer epochs first: batch 32 keeps 6 of 10 epochs, batch 8 one
+    assert [zoo.budget(gpu, b) for b in (2, 8, 32, 128)] == [(1, 20000), (1, 50000), (6, 50000), (10, 50000)]
+    assert zoo.lr_at(cpu, 2) == 0.2 * 2 / 128
+    units = zoo.units(cpu)
+    assert len(units) == len(set(units)) == 18 * 4 and units[0] == "bn/b128" and units[18] == "bn/b2"
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 32, 32)
+    for norm in cpu.norms:  # every cpu-scale norm builds at width 1/8 and trains a step at batch 2
+        model = build_model(cpu.model, norm, width=cpu.width)
+        model(x).square().mean().backward()
+        assert all(p.grad is not None for p in model.parameters() if p.requires_grad), norm
 
 
 # ----------------------------------------------------------------------------- committed records

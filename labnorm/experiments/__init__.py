@@ -12,10 +12,10 @@ python -m labnorm run bn_gn_batch_size --scale cpu --seeds 3   # seeds 0, 1, 2; 
 ```
 """
 
-from .report import Figure, Report, Table, bands, cell, interval_errors, judge, seed_details
+from .report import Figure, Report, Table, bands, cell, interval_errors, judge, ranking, seed_details
 from .runner import (Experiment, SeedResult, default_device, experiments, get, load, load_or_run, reference, run, summary,
                      values)
 
 __all__ = ["Experiment", "SeedResult", "experiments", "get", "run", "load", "reference", "load_or_run", "default_device",
-           "values", "summary", "Report", "Table", "Figure", "cell", "judge", "bands", "interval_errors",
+           "values", "summary", "Report", "Table", "Figure", "cell", "judge", "ranking", "bands", "interval_errors",
            "seed_details"]

@@ -6,9 +6,10 @@ Markdown with PNG figures (`report.markdown()`, `figure.png()`). Nothing is writ
 
 The helpers below build the pieces every report needs from a record's seeds:
 `cell(record, metric)` — "mean ± half-width (n=seeds)"; `judge(record, a, b, ...)` — a computed
-verdict on the paired difference of two arms (`labnorm.stats.verdict`); `bands(ax, ...)` — a
-curve per arm with its spread over seeds; `log_axis(ax, ...)` — a log axis whose tick labels
-do not overlap.
+verdict on the paired difference of two arms (`labnorm.stats.verdict`); `ranking(record, arms, baseline)`
+— rows that rank arms and mark which differences are significant (paired intervals), so a table
+never ranks noise; `bands(ax, ...)` — a curve per arm with its spread over seeds; `log_axis(ax, ...)`
+— a log axis whose tick labels do not overlap; `implementation_line(record)` — what ran.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from .. import results as _results
 from ..stats import METHOD, Verdict, verdict
 from .runner import summary, values
 
-__all__ = ["Table", "Figure", "Report", "cell", "judge", "bands", "interval_errors", "seed_details", "implementation_line", "log_axis"]
+__all__ = ["Table", "Figure", "Report", "cell", "judge", "ranking", "bands", "interval_errors", "seed_details",
+           "implementation_line", "log_axis"]
 
 
 @dataclass
@@ -151,6 +153,28 @@ def judge(record: dict[str, Any], a: str, b: str, *, direction: str = "higher", 
     """The verdict on "metric `a` is `direction` than metric `b`" from the record's paired seeds."""
     return verdict(values(record, a), values(record, b), direction=direction, margin=margin,
                    claim=claim or f"{a} {direction} than {b}")
+
+
+def ranking(record: dict[str, Any], arms: dict[str, str], baseline: str, *, scale: float = 100.0,
+            digits: int = 1, percent: bool = True) -> list[list[str]]:
+    """Rows that rank arms (label -> metric, higher is better) by their mean over seeds, best first.
+
+    Each row: rank, label, 'mean ± half-width (n)', the paired difference to the `baseline` arm (×
+    `scale`: accuracy points by default) marked ▲ / ▼ when its 95% interval lies wholly above / below
+    0 (unmarked: not significant), and "≈" when the paired interval against the best arm does not lie
+    wholly below 0 (the arm is not significantly below the best). Arms without a value come last."""
+    done = sorted((a for a in arms if summary(record, arms[a]).n), key=lambda a: -summary(record, arms[a]).mean)
+    rows = []
+    for rank, arm in enumerate(done, 1):
+        v = judge(record, arms[arm], arms[baseline]) if baseline in done else None
+        d = v.difference if v is not None else None
+        vs = "—" if d is None or d.mean is None else f"{d.mean * scale:+.{digits}f}" + (
+            "" if d.low is None else f" ± {(d.high - d.low) / 2 * scale:.{digits}f}") + {
+            "supported": " ▲", "contradicted": " ▼"}.get(v.word, "")
+        below = judge(record, arms[done[0]], arms[arm]).word == "supported"
+        rows.append([str(rank), arm, summary(record, arms[arm]).format(digits, percent),
+                     "baseline" if arm == baseline else vs, "best" if rank == 1 else "" if below else "≈"])
+    return rows + [["—", a, "not run yet", "", ""] for a in arms if a not in done]
 
 
 def seed_details(record: dict[str, Any]) -> list[dict[str, Any]]:

@@ -6,12 +6,14 @@ An experiment is one module of this package that defines `EXPERIMENT = Experimen
 - `run(config, seed, device) -> SeedResult`: one seed's run (its details, dataset, arrays);
 - `metrics(details) -> {name: value}`: the scalars that are summarized over seeds;
 - `report(record) -> Report`: the tables, figures and verdicts that both its notebook and the
-  site's results page show.
+  site's results page show;
+- optionally `units(config)` and `run_unit(config, seed, unit, device)`: a seed made of units,
+  saved after every unit (`labnorm.experiments.units`; `run` may then be None).
 
 The registry finds every such module by itself (`pkgutil`), so a new experiment needs no edit
 anywhere else in the package. `run(name, scale, seeds=3)` runs seeds 0, 1, 2 with a progress
-bar and saves the record after **each** seed: a seed that has finished is kept, and running
-the same command again runs only the seeds that are missing.
+bar and saves the record after **each** seed (each unit, for units): a seed that has finished is
+kept, and running the same command again runs only the seeds (units) that are missing.
 """
 
 from __future__ import annotations
@@ -32,12 +34,12 @@ from .. import results as _results
 from ..progress import progress_enabled
 from ..scale import SCALES, get_scale
 from ..stats import summarize
+from .units import AllUnits, pool_provenance, run_units
 
 __all__ = ["SeedResult", "Experiment", "experiments", "get", "run", "load", "reference", "load_or_run", "default_device",
            "values", "summary"]
 
-# Modules of this package that are not experiments.
-_NOT_EXPERIMENTS = {"runner", "report", "common"}
+_NOT_EXPERIMENTS = {"runner", "report", "common", "units"}  # modules of this package that are not experiments
 
 
 @dataclass(frozen=True)
@@ -61,13 +63,20 @@ class Experiment:
     name: str
     description: str
     configs: Mapping[str, Any]
-    run: Callable[[Any, int, torch.device], SeedResult]
+    run: Callable[[Any, int, torch.device], SeedResult] | None
     metrics: Callable[[dict[str, Any]], dict[str, float | None]]
     report: Callable[[dict[str, Any]], Any]
+    units: Callable[[Any], list[str]] | None = None
+    run_unit: Callable[[Any, int, str, torch.device], SeedResult] | None = None
 
     def __post_init__(self) -> None:
         if set(self.configs) != set(SCALES):
             raise ValueError(f"experiment {self.name!r}: configs must be given for {SCALES}, got {sorted(self.configs)}")
+        made = self.run is None or isinstance(self.run, AllUnits)  # a whole seed as its units in turn (dry runs)
+        if (self.units is None) != (self.run_unit is None) or (made and self.units is None):
+            raise ValueError(f"experiment {self.name!r}: give run, or units and run_unit (a seed made of units)")
+        if made:  # (made again for a copy: dataclasses.replace passes the original's)
+            object.__setattr__(self, "run", AllUnits(self))
 
     def config(self, scale: str | None = None) -> Any:
         """The config at `scale` (default `$LABNORM_SCALE`)."""
@@ -124,9 +133,10 @@ def _seed_list(seeds: int | Iterable[int]) -> list[int]:
     return out
 
 
-def _new_record(exp: Experiment, scale: str, config: dict[str, Any]) -> dict[str, Any]:
-    return {"experiment": exp.name, "description": exp.description, "scale": scale, "config": config,
-            "seeds": [], "summary": {}, "per_seed": {}, "provenance": {}}
+def _new_record(exp: Experiment, scale: str, config: Any) -> dict[str, Any]:
+    return {"experiment": exp.name, "description": exp.description, "scale": scale, "config": _jsonable(config),
+            "seeds": [], "summary": {}, "per_seed": {}, "provenance": {},
+            **({"units": list(exp.units(config))} if exp.units is not None else {})}
 
 
 def _finish(record: dict[str, Any], exp: Experiment) -> dict[str, Any]:
@@ -139,21 +149,8 @@ def _finish(record: dict[str, Any], exp: Experiment) -> dict[str, Any]:
     names = list(dict.fromkeys(k for e in entries for k in e["metrics"]))
     record["seeds"] = seeds
     record["summary"] = {k: summarize([e["metrics"].get(k) for e in entries]).as_dict() for k in names}
-    provs = [e["provenance"] for e in entries]
-
-    def pooled(key: str) -> Any:
-        distinct = list(dict.fromkeys(str(p.get(key)) for p in provs))
-        return provs[0].get(key) if len(distinct) == 1 else " / ".join(distinct)
-
-    record["provenance"] = {
-        "labnorm_version": pooled("labnorm_version"), "commit": provs[0].get("commit"),
-        "commits": list(dict.fromkeys(p.get("commit") or "unknown" for p in provs)),
-        "commit_dirty": any(p.get("commit_dirty") for p in provs), "torch": pooled("torch"),
-        "python": pooled("python"), "device": pooled("device"), "scale": record["scale"],
-        "dataset": pooled("dataset"), "seeds": seeds,
-        "wall_time_s": round(sum(p.get("wall_time_s", 0.0) for p in provs), 2),
-        "date": max(p.get("date", "") for p in provs),
-    }
+    pooled = pool_provenance([e["provenance"] for e in entries])
+    record["provenance"] = {**{k: v for k, v in pooled.items() if k != "seed"}, "scale": record["scale"], "seeds": seeds}
     return record
 
 
@@ -199,11 +196,14 @@ def run(
             raise ValueError(
                 f"run: {path.name} holds seeds {record['seeds']} made with another {scale} config of {name} "
                 f"(fields that differ: {', '.join(changed)}); rerun with fresh=True (--fresh) to start a new record")
-    record = record or _new_record(exp, scale, stored)
+    record = record or _new_record(exp, scale, config)
     if save and path is not None and path.name != _results.record_path(name, scale).name:
         record.pop("converted_from", None)  # an earlier one-seed file: its seed moves into the record
     wanted = _seed_list(seeds)
     show = progress_enabled() if progress is None else progress
+    if exp.units is not None:  # saved after every unit of every seed
+        run_units(exp, record, config, scale, wanted, dev, save=save, show=show, finish=_finish)
+        return {**_finish(record, exp), "source": "live"}
     for seed in tqdm(wanted, desc=f"{name} ({scale})", unit="seed", disable=not show):
         if str(seed) in record["per_seed"]:
             continue  # finished earlier: kept
