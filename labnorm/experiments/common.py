@@ -26,7 +26,7 @@ from ..train.kernels import describe_norms, prefer_channels_last, use_torch_kern
 from ..train.lr_finder import LRFinder, first_divergence
 
 __all__ = ["cifar_subsets", "train_run", "curve", "subsample", "range_test", "blow_up_step", "EVAL_BATCH", "dry_run",
-           "format_dry_run"]
+           "format_dry_run", "implementation_line"]
 
 # Test batches are evaluated 500 images at a time (eval mode: the batch size changes nothing).
 EVAL_BATCH = 500
@@ -204,3 +204,35 @@ def format_dry_run(result: dict[str, Any]) -> str:
     lines.append(f"peak memory: {result['peak_memory_bytes'] / 2**30:.2f} GiB ({result['peak_memory']}); "
                  f"this dry run took {result['dry_s']:.1f} s")
     return "\n".join(lines)
+
+
+def _runs_with_implementation(tree: Any):
+    """Every training run (a dict with an `implementation`) anywhere in a seed's details."""
+    if isinstance(tree, dict):
+        if "implementation" in tree:
+            yield tree
+        else:
+            for v in tree.values():
+                yield from _runs_with_implementation(v)
+    elif isinstance(tree, list):
+        for v in tree:
+            yield from _runs_with_implementation(v)
+
+
+def implementation_line(record: dict[str, Any]) -> str:
+    """What ran, per norm, as the runs recorded it (`labnorm.experiments.common.train_run`): the
+    normalization classes (a torch class: its kernel ran in place of labnorm's proven-equal layer), the
+    channels per group of any group norm, and the memory format."""
+    described: dict[str, str] = {}
+    for seed in record["seeds"]:
+        for run in _runs_with_implementation(record["per_seed"][str(seed)]["details"]):
+            impl = run["implementation"]
+            parts = [", ".join(impl["classes"]) or "no normalization layer"]
+            if impl["group_channels"]:
+                parts.append("groups of " + "/".join(map(str, impl["group_channels"])) + " channels")
+            parts.append("channels_last" if impl["channels_last"] else "NCHW")
+            described.setdefault(str(run.get("norm", "model")), "; ".join(parts))
+    if not described:
+        return ("implementation: not recorded (runs made before records said it: labnorm's own layers, NCHW, "
+                "and `gn` with as many groups as gcd(C, 32) — one channel per group in 16- or 32-channel layers)")
+    return "implementation: " + " | ".join(f"{norm}: {what}" for norm, what in described.items())

@@ -9,7 +9,8 @@ The helpers below build the pieces every report needs from a record's seeds:
 verdict on the paired difference of two arms (`labnorm.stats.verdict`); `ranking(record, arms, baseline)`
 — rows that rank arms and mark which differences are significant (paired intervals), so a table
 never ranks noise; `bands(ax, ...)` — a curve per arm with its spread over seeds; `log_axis(ax, ...)`
-— a log axis whose tick labels do not overlap; `implementation_line(record)` — what ran.
+— a log axis whose tick labels do not overlap. A report also prints what ran
+(`labnorm.experiments.common.implementation_line`).
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ import numpy as np
 
 from .. import results as _results
 from ..stats import METHOD, Verdict, verdict
+from .common import implementation_line
 from .runner import summary, values
 
 __all__ = ["Table", "Figure", "Report", "cell", "judge", "ranking", "bands", "interval_errors", "seed_details",
-           "implementation_line", "log_axis"]
+           "log_axis"]
 
 
 @dataclass
@@ -234,35 +236,3 @@ def log_axis(ax, axis: str = "x", ticks: Sequence[float] | None = None) -> None:
     else:
         target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
         target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-
-
-def _runs_with_implementation(tree: Any):
-    """Every training run (a dict with an `implementation`) anywhere in a seed's details."""
-    if isinstance(tree, dict):
-        if "implementation" in tree:
-            yield tree
-        else:
-            for v in tree.values():
-                yield from _runs_with_implementation(v)
-    elif isinstance(tree, list):
-        for v in tree:
-            yield from _runs_with_implementation(v)
-
-
-def implementation_line(record: dict[str, Any]) -> str:
-    """What ran, per norm, as the runs recorded it (`labnorm.experiments.common.train_run`): the
-    normalization classes (a torch class: its kernel ran in place of labnorm's proven-equal layer), the
-    channels per group of any group norm, and the memory format."""
-    described: dict[str, str] = {}
-    for seed in record["seeds"]:
-        for run in _runs_with_implementation(record["per_seed"][str(seed)]["details"]):
-            impl = run["implementation"]
-            parts = [", ".join(impl["classes"]) or "no normalization layer"]
-            if impl["group_channels"]:
-                parts.append("groups of " + "/".join(map(str, impl["group_channels"])) + " channels")
-            parts.append("channels_last" if impl["channels_last"] else "NCHW")
-            described.setdefault(str(run.get("norm", "model")), "; ".join(parts))
-    if not described:
-        return ("implementation: not recorded (runs made before records said it: labnorm's own layers, NCHW, "
-                "and `gn` with as many groups as gcd(C, 32) — one channel per group in 16- or 32-channel layers)")
-    return "implementation: " + " | ".join(f"{norm}: {what}" for norm, what in described.items())
