@@ -331,7 +331,21 @@ def _gn_note(record: dict, norms: Sequence[str] = ("gn",)) -> str:
     if extra:
         return "GN: " + ", ".join(f"{k} = {v}" for k, v in extra.items())
     notes = []
+    from .experiments.common import _runs_with_implementation
+
+    recorded = {}  # norm name -> channels per group, as the runs recorded them (runs since the fast path)
+    for seed in record["seeds"]:
+        for run in _runs_with_implementation(record["per_seed"][str(seed)]["details"]):
+            name = str(run.get("norm", "")).split(":")[0]
+            recorded.setdefault(name, run["implementation"]["group_channels"])
     for norm in norms:
+        if norm in recorded:
+            sizes = recorded[norm]
+            if sizes and min(sizes) == 1:
+                notes.append(f"'{norm}' has one channel per group in some layers (Instance Norm there)")
+            elif sizes:
+                notes.append(f"'{norm}': groups of {'/'.join(map(str, sizes))} channels")
+            continue
         spec = next((n for n in _cfg(record, "norms", "range_norms", default=[]) or [] if n.split(":")[0] == norm),
                     None) or next((r[0] for r in _cfg(record, "runs", default=[]) or []
                                    if isinstance(r, list) and r[0].split(":")[0] == norm), None) or norm
