@@ -39,6 +39,10 @@ def _benchmark(rec: dict) -> str:
 
     def cell(r, k):
         v = r.get(k, "")
+        if isinstance(v, dict):  # e.g. what ran: {"classes": {...}, "channels_last": True}
+            return "; ".join(f"{a}: {cell(v, a)}" for a in v)
+        if isinstance(v, list):
+            return ", ".join(str(x) for x in v) or "—"
         return f"{v:.3g}" if isinstance(v, float) else v
 
     return Table(header, [[cell(r, k) for k in header] for r in rows]).markdown()
@@ -54,6 +58,13 @@ def build(root: Path, repo_url: str) -> tuple[str, dict[str, bytes]]:
         "two arms on the same seeds (`labnorm.verdict`): one seed can only be *inconclusive*. Runs on "
         "the offline JPEG copy of CIFAR-10 are labelled \"CIFAR-10 (JPEG q75 copy)\".\n",
     ]
+    gpu_records = [n for n in experiments.experiments() if experiments.load(n, "gpu") is not None]
+    gpu_benchmarks = sorted(results.benchmarks_dir().glob("*__cuda.json"))
+    if not gpu_records and not gpu_benchmarks:
+        parts.append("**No GPU run yet.** No GPU has been available to this project so far: no record below is at "
+                     "`gpu` scale and no benchmark ran on CUDA — everything here ran on a CPU, at the reduced `cpu` "
+                     "scale. Every gpu configuration is dry-run in the test suite, and `scripts/gpu_runs.sh` holds "
+                     "the runs to make when a GPU is at hand.\n")
     images: dict[str, bytes] = {}
     for name, exp in sorted(experiments.experiments().items()):
         for scale in reversed(SCALES):
