@@ -245,6 +245,13 @@ print("eval uses the same estimates:", torch.allclose(bcn.eval()(x), bcn.channel
 # After training we count the **dead ReLU channels** — positive on under 1% of the positions of
 # 500 test images — and, on the WS+BN model's trained weights, the gaps between the WS variants.
 # At `smoke` scale this runs live; at `cpu`/`gpu` scale the saved run of that scale is loaded.
+#
+# **GN at reduced width.** At `cpu` scale the VGG is a quarter as wide, so its narrowest layers
+# have 16 channels, where GN's usual 32 groups would hold one channel each: Instance Norm, not Group
+# Norm. labnorm's `gn` keeps at least 2 channels per group (16 channels: 8 groups of 2). The
+# `implementation:` line printed with the results says what each run used — the normalization
+# classes, the channels per group and the memory format — and a record saved before runs recorded
+# it says so instead.
 
 # %%
 vgg_exp = experiments.get("ws_bcn_vgg")

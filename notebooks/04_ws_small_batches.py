@@ -139,6 +139,13 @@ for label, losses in (("a flat loss", [2.3] * 100), ("a loss that jumps at step 
 # range test as "the max_lr is around 0.0005" and trained from there, so our learning rate is
 # about 6× the post's. At `smoke` scale this runs live with tiny settings; at `cpu`/`gpu` scale
 # the saved run of that scale is loaded.
+#
+# **GN at reduced width.** At `cpu` scale the ResNet-18 is a quarter as wide, so its narrowest layers
+# have 16 channels, where GN's usual 32 groups would hold one channel each: Instance Norm, not Group
+# Norm. labnorm's `gn` keeps at least 2 channels per group (16 channels: 8 groups of 2). The
+# `implementation:` line printed with the results says what each run used — the normalization
+# classes, the channels per group and the memory format — and a record saved before runs recorded
+# it says so instead.
 
 # %%
 ws_exp = experiments.get("ws_small_batches")

@@ -293,6 +293,13 @@ print("no norm: loss changes with the scale", not agree(scaled["none", 0.5]["los
 # the straight path from the initial to the trained weights, and one weight's slice — the entry
 # of largest magnitude in the middle conv, moved by up to its filter's norm. At `smoke` scale this
 # runs live; at `cpu`/`gpu` scale the saved run is loaded.
+#
+# **GN at reduced width.** At `cpu` scale the VGG is a quarter as wide, so its narrowest layers
+# have 16 channels, where GN's usual 32 groups would hold one channel each: Instance Norm, not Group
+# Norm. labnorm's `gn` keeps at least 2 channels per group (16 channels: 8 groups of 2). The
+# `implementation:` line printed with the results says what each run used — the normalization
+# classes, the channels per group and the memory format — and a record saved before runs recorded
+# it says so instead.
 
 # %%
 COLORS = dict(zip(NAMES, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
