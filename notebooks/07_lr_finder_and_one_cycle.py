@@ -272,6 +272,10 @@ for exp in (lr_exp, oc_exp):
 # * **Normalization and the usable learning rate.** The verdicts above judge "BN (or GN) reaches
 #   its lowest loss at a larger learning rate than no normalization" from the paired difference
 #   of $\log_{10}$ learning rates over the saved seeds; with one seed they are *inconclusive*.
+#   Read each verdict beside the "lowest smoothed loss" column: an arm whose lowest loss stays near
+#   $\ln 10 \approx 2.303$ — the loss of a uniform guess over ten classes — never started learning
+#   within the test, so the learning rate of its "lowest point" is where noise happened to dip, and a
+#   verdict about it compares a learning curve with a flat one rather than two usable ranges.
 # * **Where the peak learning rates in this project come from.** The experiments of notebooks
 #   01–08 use fixed peak learning rates stated in their configs (e.g. 0.1 at batch 64, scaled
 #   linearly with the batch, or fastai's default 3e-3 with Adam) — not a range test per run.
