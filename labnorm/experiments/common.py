@@ -233,6 +233,7 @@ def implementation_line(record: dict[str, Any]) -> str:
             parts.append("channels_last" if impl["channels_last"] else "NCHW")
             described.setdefault(str(run.get("norm", "model")), "; ".join(parts))
     if not described:
-        return ("implementation: not recorded (runs made before records said it: labnorm's own layers, NCHW, "
-                "and `gn` with as many groups as gcd(C, 32) — one channel per group in 16- or 32-channel layers)")
+        return ("implementation: labnorm's own layers, NCHW — these runs do not record it (LR range tests, and training "
+                "runs saved before runs recorded it; those also used `gn` with gcd(C, 32) groups: one channel per group "
+                "in 16-channel layers)")
     return "implementation: " + " | ".join(f"{norm}: {what}" for norm, what in described.items())
