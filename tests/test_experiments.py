@@ -16,7 +16,7 @@ import torch
 from labnorm import results
 from labnorm.experiments import Experiment, Report, SeedResult, Table, runner
 from labnorm.experiments import common
-from labnorm.experiments.units import missing_units
+from labnorm.experiments.units import missing_units, partial_summary
 from labnorm.experiments.ws_bcn_vgg import dead_channel_fraction
 from labnorm.scale import SCALES
 
@@ -185,6 +185,9 @@ def test_a_unit_experiment_saves_every_unit_and_resumes_where_it_stopped(fake, t
     assert list(saved["per_seed"]["1"]["unit_provenance"]) == ["a"]
     partial = runner.load("fake", "smoke")
     assert missing_units(partial) == {0: ["c"], 1: ["b", "c"]}
+    # Grouped for a reader: units a and b form one group, c another
+    assert partial_summary(partial, lambda u: ("ab" if u in "ab" else "c", u)) == \
+        "ab: 3 of 4 runs, missing b (seed 1); c: not run yet."
     assert partial["summary"]["value/a"]["n"] == 2 and partial["summary"]["value/b"]["n"] == 1
     assert "value/c" not in partial["summary"]
     assert "— (n=0" in runner.get("fake").report(partial).tables[0].text()  # a partial record still reports

@@ -42,7 +42,7 @@ from ..train.fit import fit
 from .common import cifar_subsets, train_run
 from .report import Figure, Report, Table, bands, cell, interval_errors, judge, ranking, seed_details
 from .runner import Experiment, SeedResult, summary, values
-from .units import missing_units
+from .units import missing_units, partial_summary
 
 # Every norm of labnorm; {G}: the config's group count; Ghost BN's virtual batches of 16 make it BN at batch <= 16
 ZOO = ("bn", "brn", "gbn:16", "ws+bn", "bcn:{G}", "sn", "evob0", "gn:{G}", "ws+gn:{G}", "ln", "ln2d", "in", "rms",
@@ -169,7 +169,8 @@ def report(record: dict) -> Report:
     norms, batches, base = list(config.norms), sorted(config.batch_sizes), config.baseline
     details = seed_details(record)
     tables = []
-    for bs in batches:
+    started = [bs for bs in batches if any(summary(record, f"test_acc/{n}/b{bs}").n for n in norms)]
+    for bs in started:  # a batch size no run has reached yet gets a line of the partial-record note, not a table
         rows = ranking(record, {n: f"test_acc/{n}/b{bs}" for n in norms}, base)
         for row in rows:
             runs = [d["units"][f"{row[1]}/b{bs}"] for d in details if f"{row[1]}/b{bs}" in d["units"]]
@@ -192,10 +193,9 @@ def report(record: dict) -> Report:
              f"finite (first such step). step time ÷ {base}: interleaved timing in the same run, not a benchmark."]
     notes += [f"Ghost BN ({n}) is plain BN at a batch no larger than its virtual batch: its rows there measure the "
               "noise between two implementations of BN." for n in norms if n.startswith("gbn")]
-    missing = missing_units(record)
-    if missing:
-        notes.append(f"PARTIAL RECORD: {sum(map(len, missing.values()))} (norm, batch, seed) runs are missing — "
-                     + "; ".join(f"seed {s}: {', '.join(u)}" for s, u in missing.items()))
+    if missing_units(record):
+        notes.append("PARTIAL RECORD (the run is saved unit by unit and continues where it stopped): "
+                     + partial_summary(record, lambda u: (f"batch {u.rsplit('/b', 1)[1]}", u.rsplit("/b", 1)[0])))
     verdicts = [judge(record, f"test_acc/{c}/b{batches[0]}", f"test_acc/{base}/b{batches[0]}",
                       claim=f"{c} beats {base} at batch {batches[0]}") for c in config.challengers]
     gn = next((c for c in config.challengers if c.startswith("gn")), None)
@@ -222,8 +222,8 @@ def report(record: dict) -> Report:
         axes[0].set_ylabel("final test accuracy")
 
     def cost(fig):
-        axes = fig.subplots(1, len(batches), sharey=True, squeeze=False)[0]
-        for ax, bs in zip(axes, batches):
+        axes = fig.subplots(1, len(started), sharey=True, squeeze=False)[0]
+        for ax, bs in zip(axes, started):
             shown = [n for n in norms if summary(record, f"test_acc/{n}/b{bs}").n]
             xs = [summary(record, f"step_ratio/{n}/b{bs}") for n in shown]
             ys = [summary(record, f"test_acc/{n}/b{bs}") for n in shown]
@@ -238,7 +238,7 @@ def report(record: dict) -> Report:
     figures = [Figure("Final test accuracy against the batch size, per norm (line: mean over seeds; band: lowest to "
                       f"highest seed; dotted: {base})", by_batch, (10, 3.6)),
                Figure(f"Accuracy against cost: step time ÷ {base} measured in the same run (error bars: 95% "
-                      "intervals over seeds)", cost, (3 * len(batches), 3.4))]
+                      "intervals over seeds)", cost, (3 * max(len(started), 1), 3.4))]
     return Report(record, tables, figures, verdicts, notes)
 
 

@@ -29,14 +29,14 @@ so it needs no code of its own.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from tqdm import tqdm
 
 from .. import results as _results
 
-__all__ = ["AllUnits", "run_units", "missing_units", "pool_provenance"]
+__all__ = ["AllUnits", "run_units", "missing_units", "partial_summary", "pool_provenance"]
 
 
 def _run_unit(exp, config: Any, seed: int, unit: str, device: torch.device):
@@ -117,3 +117,23 @@ def missing_units(record: dict[str, Any]) -> dict[int, list[str]]:
         if left:
             out[seed] = left
     return out
+
+
+def partial_summary(record: dict[str, Any], split: Callable[[str], tuple[str, str]]) -> str:
+    """What a partial record holds, one clause per group of units: runs done of runs planned, and
+    which members lack which seeds. `split(unit)` gives (group, member), e.g. ("batch 2", "gn:4")
+    for "gn:4/b2"; groups are listed in the order their first unit runs."""
+    seeds = record["seeds"]
+    have = {s: record["per_seed"][str(s)]["details"].get("units", {}) for s in seeds}
+    groups: dict[str, dict[str, list[int]]] = {}
+    for unit in record.get("units") or []:
+        group, member = split(unit)
+        groups.setdefault(group, {})[member] = [s for s in seeds if unit not in have[s]]
+    parts = []
+    for group, lacking in groups.items():
+        done = sum(len(seeds) - len(v) for v in lacking.values())
+        gaps = [m + ("" if len(v) == len(seeds) else f" (seed {', '.join(map(str, v))})")
+                for m, v in lacking.items() if v]
+        parts.append(f"{group}: not run yet" if not done else
+                     f"{group}: {done} of {len(seeds) * len(lacking)} runs" + (f", missing {', '.join(gaps)}" if gaps else ", complete"))
+    return "; ".join(parts) + "."
