@@ -24,9 +24,8 @@ and with none, at batch 2, 8, 32 and 128, over seeds, all by one recipe:
 Every run of a seed starts from the same seed and sees the same images in the same order, so two
 norms are compared through their paired difference over seeds. The table is made of units
 (`labnorm.experiments.units`), one per `norm/bB`, saved as each finishes, batch 128 and 2 first.
-**Cost at cpu scale**: `python -m labnorm run norm_zoo_cifar --scale cpu --dry-run` projected 77 min
-per seed on one thread of a 2-core machine at load 5 (every batch 0.5 to 2 min per norm), plus
-about 15 s per norm and seed of step timing: about 4.2 hours for 3 seeds, within the 6-hour budget.
+**Cost at cpu scale**: the dry run (`--dry-run`) projected 77 min per seed on one thread of 2 cores,
+plus about 15 s per norm and seed of step timing: about 4.2 hours for 3 seeds.
 """
 
 from __future__ import annotations
@@ -155,13 +154,9 @@ def run_unit(config: Config, seed: int, unit: str, device: torch.device) -> Seed
 
 
 def metrics(details: dict) -> dict[str, float | None]:
-    out = {}
-    for unit, r in details["units"].items():
-        out[f"test_acc/{unit}"] = r["test_acc"]
-        out[f"blew_up/{unit}"] = float(r["blow_up_step"] is not None or r["diverged_at_step"] is not None)
-        out[f"step_ratio/{unit}"] = r["step_ratio"]
-        out[f"train_step_s/{unit}"] = r["train_step_s"]
-    return out
+    return {f"{k}/{unit}": v for unit, r in details["units"].items() for k, v in (
+        ("test_acc", r["test_acc"]), ("blew_up", float(r["blow_up_step"] is not None or r["diverged_at_step"] is not None)),
+        ("step_ratio", r["step_ratio"]), ("train_step_s", r["train_step_s"]))}
 
 
 def report(record: dict) -> Report:
@@ -193,6 +188,11 @@ def report(record: dict) -> Report:
              f"finite (first such step). step time ÷ {base}: interleaved timing in the same run, not a benchmark."]
     notes += [f"Ghost BN ({n}) is plain BN at a batch no larger than its virtual batch: its rows there measure the "
               "noise between two implementations of BN." for n in norms if n.startswith("gbn")]
+    steps = sorted(e * (i // bs) for bs in batches for e, i in [budget(config, bs)])
+    notes += ["Batch Renorm (brn) runs with the paper's final limits r_max 3, d_max 5 from the first step (no BN "
+              "warm-up: the paper's is 5,000 steps) and moving averages at momentum 0.01, so their starting values "
+              f"(mean 0, variance 1) still weigh {0.99 ** steps[0]:.0%} after the {steps[0]:,} steps of the shortest run, "
+              f"{0.99 ** steps[-1]:.0%} after the longest's {steps[-1]:,}." for n in norms if n == "brn"]
     if missing_units(record):
         notes.append("PARTIAL RECORD (the run is saved unit by unit and continues where it stopped): "
                      + partial_summary(record, lambda u: (f"batch {u.rsplit('/b', 1)[1]}", u.rsplit("/b", 1)[0])))
