@@ -15,7 +15,7 @@ import torch
 
 from ..models import SmallCNN
 from .common import cifar_subsets, train_run
-from .report import Figure, Report, Table, bands, cell, interval_errors, judge, log_axis, seed_details
+from .report import Figure, Report, Table, bands, baseline_note, cell, interval_errors, judge, log_axis, seed_details
 from .runner import Experiment, SeedResult, summary
 
 
@@ -106,7 +106,8 @@ def report(record: dict) -> Report:
 
     return Report(record, [table], [Figure("Final test accuracy vs batch size (error bars: 95% interval over seeds)", accuracy),
                                     Figure("Training loss (line: mean over seeds; band: lowest to highest seed)", losses)],
-                  verdicts)
+                  verdicts, baseline_note(record, [(f"bn at batch {b}", f"test_acc/bn/b{b}")
+                                                   for b in [max(record["config"]["batch_sizes"])]]))
 
 
 EXPERIMENT = Experiment(

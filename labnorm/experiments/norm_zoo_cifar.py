@@ -39,7 +39,7 @@ from ..models import build_model
 from ..train.dry import dry
 from ..train.fit import fit
 from .common import cifar_subsets, train_run
-from .report import Figure, Report, Table, bands, cell, interval_errors, judge, ranking, seed_details
+from .report import Figure, Report, Table, bands, baseline_note, cell, interval_errors, judge, ranking, seed_details
 from .runner import Experiment, SeedResult, summary, values
 from .units import missing_units, partial_summary
 
@@ -165,7 +165,7 @@ def report(record: dict) -> Report:
     details = seed_details(record)
     tables = []
     started = [bs for bs in batches if any(summary(record, f"test_acc/{n}/b{bs}").n for n in norms)]
-    for bs in started:  # a batch size no run has reached yet gets a line of the partial-record note, not a table
+    for bs in started:  # a batch size no run has reached is named by the partial-record note, without a table
         rows = ranking(record, {n: f"test_acc/{n}/b{bs}" for n in norms}, base)
         for row in rows:
             runs = [d["units"][f"{row[1]}/b{bs}"] for d in details if f"{row[1]}/b{bs}" in d["units"]]
@@ -193,15 +193,15 @@ def report(record: dict) -> Report:
               "warm-up: the paper's is 5,000 steps) and moving averages at momentum 0.01, so their starting values "
               f"(mean 0, variance 1) still weigh {0.99 ** steps[0]:.0%} after the {steps[0]:,} steps of the shortest run, "
               f"{0.99 ** steps[-1]:.0%} after the longest's {steps[-1]:,}." for n in norms if n == "brn"]
+    notes += baseline_note(record, [(f"{base} at batch {bs}", f"test_acc/{base}/b{bs}") for bs in started[-1:]])
     if missing_units(record):
         notes.append("PARTIAL RECORD (the run is saved unit by unit and continues where it stopped): "
                      + partial_summary(record, lambda u: (f"batch {u.rsplit('/b', 1)[1]}", u.rsplit("/b", 1)[0])))
     verdicts = [judge(record, f"test_acc/{c}/b{batches[0]}", f"test_acc/{base}/b{batches[0]}",
                       claim=f"{c} beats {base} at batch {batches[0]}") for c in config.challengers]
-    gn = next((c for c in config.challengers if c.startswith("gn")), None)
-    if gn:
-        verdicts.append(judge(record, f"test_acc/{base}/b{batches[-1]}", f"test_acc/{gn}/b{batches[-1]}",
-                              claim=f"{base} beats {gn} at batch {batches[-1]}"))
+    gns = [c for c in config.challengers if c.startswith("gn")][:1]  # BN's claim at the largest batch, against GN
+    verdicts += [judge(record, f"test_acc/{base}/b{batches[-1]}", f"test_acc/{gn}/b{batches[-1]}",
+                       claim=f"{base} beats {gn} at batch {batches[-1]}") for gn in gns]
 
     def by_batch(fig):
         families = {f: kinds for f, kinds in FAMILIES.items() if any(n.split(":")[0] in kinds for n in norms)}

@@ -24,7 +24,7 @@ import torch
 
 from ..models import SmallCNN
 from .common import cifar_subsets, train_run
-from .report import Figure, Report, Table, bands, cell, interval_errors, judge, seed_details
+from .report import Figure, Report, Table, bands, baseline_note, cell, interval_errors, judge, seed_details
 from .runner import Experiment, SeedResult, summary
 
 # Every norm of labnorm's zoo, with BN, GN and WS+GN; GN, WS+GN and EvoNorm-S0 use the same 8 groups,
@@ -165,7 +165,7 @@ def report(record: dict) -> Report:
                Figure(f"Training loss at batch {small}, smoothed (line: mean over seeds; band: lowest to highest seed)",
                       losses),
                Figure("Seconds per epoch on a shared machine, not a benchmark (error bars: 95% interval)", speed)]
-    return Report(record, [table], figures, verdicts, notes)
+    return Report(record, [table], figures, verdicts, baseline_note(record, [("bn at batch 128", "test_acc/bn/b128")]) + notes)
 
 
 EXPERIMENT = Experiment(

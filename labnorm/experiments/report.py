@@ -29,7 +29,7 @@ from .common import implementation_line
 from .runner import summary, values
 
 __all__ = ["Table", "Figure", "Report", "cell", "judge", "ranking", "bands", "interval_errors", "seed_details",
-           "log_axis"]
+           "log_axis", "baseline_note"]
 
 
 @dataclass
@@ -148,6 +148,18 @@ def cell(record: dict[str, Any], metric: str, digits: int = 3, percent: bool = F
     if metric not in record["summary"]:
         return "—"
     return summary(record, metric).format(digits, percent)
+
+
+def baseline_note(record: dict[str, Any], arms: Sequence[tuple[str, str]], level: float = 0.7) -> list[str]:
+    """A note giving the baseline arms' test accuracy (`arms`: (name, metric) pairs), to read beside every
+    comparison; below `level` it says what that limits. Empty when the record has none of the metrics."""
+    shown = [f"{name} {cell(record, metric, 1, percent=True)}" for name, metric in arms if metric in record["summary"]]
+    if not shown:
+        return []
+    low = any((summary(record, m).mean or 0.0) < level for _, m in arms if m in record["summary"])
+    return [f"Baseline test accuracy: {'; '.join(shown)}." + (
+        f" Under {level:.0%}, where a trained CIFAR-10 network is above 90%: the comparisons here are of networks early in "
+        "training at a small budget, and a gap between arms at this stage need not hold at convergence." if low else "")]
 
 
 def judge(record: dict[str, Any], a: str, b: str, *, direction: str = "higher", margin: float = 0.0,

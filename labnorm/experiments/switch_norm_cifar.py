@@ -16,7 +16,7 @@ from ..data import DeviceBatches
 from ..models import build_model
 from ..switch_norm import SwitchNorm2d, finalize_batch_average
 from .common import cifar_subsets, train_run
-from .report import Figure, Report, Table, bands, cell, judge, seed_details
+from .report import Figure, Report, Table, bands, baseline_note, cell, judge, seed_details
 from .runner import Experiment, SeedResult
 
 
@@ -108,7 +108,7 @@ def report(record: dict) -> Report:
 
     return Report(record, [table], [Figure("Test accuracy per epoch (line: mean over seeds; band: lowest to highest seed)", draw),
                                     Figure("SN's learned importance of IN / LN / BN per layer (mean over seeds)", importance, (8, 3.2))],
-                  verdicts)
+                  verdicts, baseline_note(record, [("bn", "test_acc/bn")]))
 
 
 EXPERIMENT = Experiment(

@@ -16,7 +16,7 @@ from ..models import SmallCNN
 from ..weight_norm import data_dependent_init
 from ..stats import Verdict, verdict
 from .common import cifar_subsets, train_run
-from .report import Figure, Report, Table, bands, cell, interval_errors, judge, seed_details
+from .report import Figure, Report, Table, bands, baseline_note, cell, interval_errors, judge, seed_details
 from .runner import Experiment, SeedResult, summary, values
 
 
@@ -113,7 +113,8 @@ def report(record: dict) -> Report:
     return Report(record, [table], [
         Figure("Final test accuracy (error bars: 95% interval over seeds)", draw),
         Figure("WN with and without data-dependent init, test accuracy per epoch (line: mean over seeds; band: lowest "
-               "to highest seed)", per_epoch, (8, 3.2))], verdicts)
+               "to highest seed)", per_epoch, (8, 3.2))], verdicts,
+        baseline_note(record, [("bn with Adam", "test_acc/adam/bn"), ("bn with SGD", "test_acc/sgd/bn")]))
 
 
 def _run(details: dict, optimizer: str, variant: str) -> dict:

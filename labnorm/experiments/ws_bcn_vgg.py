@@ -17,7 +17,7 @@ from ..data import DeviceBatches
 from ..models import build_model
 from ..weight_std import VARIANTS, WSConv2d, weight_standardization
 from .common import EVAL_BATCH, cifar_subsets, train_run
-from .report import Figure, Report, Table, bands, cell, judge, seed_details
+from .report import Figure, Report, Table, bands, baseline_note, cell, judge, seed_details
 from .runner import Experiment, SeedResult
 
 
@@ -122,7 +122,7 @@ def report(record: dict) -> Report:
 
     return Report(record, [table, gaps], [Figure("Training loss (line: mean over seeds; band: lowest to highest seed)",
                                                  draw)],
-                  verdicts)
+                  verdicts, baseline_note(record, [("bn", "test_acc/bn")]))
 
 
 EXPERIMENT = Experiment(

@@ -19,7 +19,7 @@ from ..models import build_model
 from ..train.fit import make_optimizer
 from ..train.lr_finder import DivergenceRule
 from .common import cifar_subsets, range_test, train_run
-from .report import Figure, Report, Table, bands, cell, judge, log_axis, seed_details
+from .report import Figure, Report, Table, bands, baseline_note, cell, judge, log_axis, seed_details
 from .runner import Experiment, SeedResult
 
 _POST_RUNS = (("bn", 64), ("ws+bn", 64), ("bn", 256), ("ws+bn", 256), ("bn", 2), ("ws+bn", 2), ("gn", 2), ("ws+gn", 2))
@@ -157,7 +157,9 @@ def report(record: dict) -> Report:
     return Report(record, [table], [Figure("LR range tests (Adam) (line: mean over seeds; band: lowest to highest seed)", draw),
                                     Figure(f"Batch {small}: the first steps of training, loss smoothed as the blow-up rule smooths it "
                                            "(line: mean over seeds; band: lowest to highest seed)",
-                                           first_steps)], verdicts)
+                                           first_steps)], verdicts,
+                  baseline_note(record, [(f"bn at batch {b}", f"test_acc/bn/b{b}") for b in [max(
+                      int(k.rsplit("/b", 1)[1]) for k in record["summary"] if k.startswith("test_acc/bn/b"))]]))
 
 
 EXPERIMENT = Experiment(
