@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -304,15 +304,18 @@ else:
 #
 # * **The verdicts above decide; the point estimates only describe the seeds.** The WS paper's
 #   claims on this layout — WS improves GN, WS improves BN, WS+BCN is best — are each judged from
-#   the paired difference over the saved seeds and printed as a word; a record with a single seed
-#   can only give *inconclusive*, whatever the one run shows.
+#   the paired difference over the saved seeds (three in the `cpu` record) and printed as a word; a
+#   record with a single seed can only give *inconclusive*, whatever the one run shows. The
+#   report's baseline line gives BN's accuracy beside them: every verdict is about this short run
+#   of a narrow VGG, not about a network trained to convergence.
 # * **Dead channels are the mechanism to look at.** The table counts ReLU channels that are
 #   positive on under 1% of their positions after training: the paper's first elimination
 #   singularity, seen directly. Compare the GN and WS+GN rows: WS is argued to keep channels
 #   alive by keeping every filter's output standardized.
 # * **BCN was made for micro-batches.** The paper's BCN results are for micro-batches, where BN
-#   fails; at batch 64, BN's own statistics are good. We did not reproduce a micro-batch BCN
-#   setting in this notebook (exercise 3).
+#   fails; at batch 64, BN's own statistics are good, so the verdict on "WS+BCN beats WS+BN" here
+#   asks only whether BCN's extra channel-wise step costs accuracy where it is not needed. It says
+#   nothing about micro-batches, which this notebook does not run (exercise 3).
 # * **The variants are not interchangeable on trained weights.** Trained filters shrink (weight
 #   decay), their variances approach $\epsilon$, and the choice of $\epsilon$ — $10^{-5}$ here,
 #   $10^{-6}$ in timm, $10^{-10}$ in BiT, added to the std in the WS repository — changes $\hat W$
