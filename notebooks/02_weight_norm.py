@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -300,8 +300,9 @@ else:
 # * **The verdicts above are the findings.** The questions the post raises — does weight norm
 #   help, does the data-dependent initialization matter, how close does WN come to BN, does WN
 #   without the initialization catch up — are each judged by a paired interval over seeds and
-#   printed as a word. A record with a single seed can only ever be *inconclusive*: its point
-#   estimates are shown, but one seed cannot tell them from noise.
+#   printed as a word, from the paired differences over the saved seeds (three in the `cpu`
+#   record). A record with a single seed can only ever be *inconclusive*: its point estimates are
+#   shown, but one seed cannot tell them from noise.
 # * **Does WN without init catch up?** The post saw the data-initialized version ahead at first
 #   and the other "quickly" catching up, in WDSR super-resolution training with Adam. The last
 #   verdict for each optimizer judges the same thing here: whether WN + init's lead over WN is
@@ -317,8 +318,9 @@ else:
 #   initialization; whether the data-dependent initialization helps *here* is the "data-dependent
 #   init improves WN" verdict above.
 # * **Scale.** The saved runs are `cpu`-scale (the small CNN for a few epochs on a subset of the
-#   JPEG copy of CIFAR-10, on 2 CPU cores); the baseline's accuracy is printed in the table and
-#   is far below a tuned CIFAR-10 network's. The `gpu` scale trains longer on the full data.
+#   JPEG copy of CIFAR-10, on 2 CPU cores); the report's baseline line gives BN's accuracy with
+#   each optimizer, far below a tuned CIFAR-10 network's, so the verdicts are about the first
+#   epochs of training. The `gpu` scale trains longer on the full data.
 
 # %% [markdown]
 # ## Exercises

@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -240,10 +240,10 @@ if bench is not None:
 # ## What we found
 #
 # * **Moving average against batch average.** The verdicts above compare the batch-average run
-#   with each moving-average run on the same seeds. A record with one seed can only be
-#   *inconclusive*; the per-epoch curves show *where* the two kinds of statistics part, which
-#   is what to look at while seeds accumulate: a moving average with a long memory (0.997
-#   averages the last ~330 batches) evaluates with statistics of weights that have since moved,
+#   with each moving-average run on the same seeds (three in the `cpu` record; a record with one
+#   seed can only be *inconclusive*). The per-epoch curves show *where* the two kinds of
+#   statistics part: a moving average with a long memory (0.997 averages the last ~330 batches)
+#   evaluates with statistics of weights that have since moved,
 #   most visibly while the learning rate is high. The batch average is recomputed from the
 #   current weights before each evaluation.
 # * **The importance weights** (last figure) show which statistics SN learned to use, layer by
@@ -257,8 +257,8 @@ if bench is not None:
 # * **Scale.** The saved runs are `cpu` runs: the toy model narrower, on a subset of the JPEG
 #   copy of CIFAR-10 for fewer epochs, on 2 CPU cores (the sizes are printed with the config
 #   above). The Keras example's 87% after 25 epochs is for the full model on all of CIFAR-10 (our
-#   `gpu` scale); the BN baseline's accuracy here, in the table, is far below it, and we do not
-#   claim to reproduce it. The port's instability came "near the 22-25th epoch" — later than a
+#   `gpu` scale); the BN baseline's accuracy here, in the report's baseline line, is far below
+#   it, and we do not claim to reproduce it. The port's instability came "near the 22-25th epoch" — later than a
 #   short `cpu` run reaches, so a `cpu` record cannot show it or rule it out.
 
 # %% [markdown]
