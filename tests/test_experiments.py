@@ -288,6 +288,14 @@ def test_blow_up_rule_is_the_range_tests_divergence_rule():
     assert common.blow_up_step([5.0] * 5 + [100.0]) is None or common.blow_up_step([5.0] * 5 + [100.0]) > 10
 
 
+def test_never_learned_means_every_run_stayed_at_the_uniform_guess_loss():
+    flat = {"loss_curve": [[1, 2.3026], [50, 2.3031], [100, 2.2995]]}
+    learning = {"loss_curve": [[1, 2.3026], [50, 2.1], [100, 1.7]]}
+    assert common.never_learned([flat, flat]) and not common.never_learned([flat, learning])
+    assert not common.never_learned([])  # no runs: nothing to say
+    assert common.never_learned([{"loss_curve": [[1, 0.693]]}], classes=2)
+
+
 def test_dead_channel_count_leaves_the_mode_alone():
     # 4 channels, one of them pushed negative everywhere: a quarter of the channels is dead
     conv = torch.nn.Conv2d(1, 4, 1)

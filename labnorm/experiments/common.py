@@ -13,6 +13,7 @@ the rule stated in `labnorm.train.dry`. No record is written.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Callable
 
@@ -25,7 +26,7 @@ from ..train.fit import fit
 from ..train.kernels import describe_norms, prefer_channels_last, use_torch_kernels
 from ..train.lr_finder import LRFinder, first_divergence
 
-__all__ = ["cifar_subsets", "train_run", "curve", "subsample", "range_test", "blow_up_step", "EVAL_BATCH", "dry_run",
+__all__ = ["cifar_subsets", "train_run", "curve", "subsample", "range_test", "blow_up_step", "never_learned", "EVAL_BATCH", "dry_run",
            "format_dry_run", "implementation_line"]
 
 # Test batches are evaluated 500 images at a time (eval mode: the batch size changes nothing).
@@ -151,6 +152,12 @@ def range_test(model: nn.Module, optimizer: torch.optim.Optimizer, batches, *, s
             "suggested_lr": finder.suggest(skip_start=min(10, len(hist["lr"]) // 5), skip_end=5),
             "lowest_loss": hist["loss"][lowest], "lowest_loss_lr": hist["lr"][lowest],
             "stopped_at": len(hist["lr"]), "seconds": time.perf_counter() - t0}
+
+
+def never_learned(runs: list[dict[str, Any]], classes: int = 10, tol: float = 0.01) -> bool:
+    """True when there are runs and in every one the recorded training loss stayed within `tol` of
+    ln(classes), the loss of a uniform guess: the run never started learning (distinct from blowing up)."""
+    return bool(runs) and all(max(abs(v - math.log(classes)) for _, v in r["loss_curve"]) < tol for r in runs)
 
 
 def blow_up_step(losses: list[float], factor: float = 4.0, smooth_f: float = 0.05, warmup: int = 10) -> int | None:

@@ -12,20 +12,18 @@ and with none, at batch 2, 8, 32 and 128, over seeds, all by one recipe:
   takes at most `max_steps` steps — past it, fewer epochs first, then a smaller (class-balanced)
   subset of the training images. At cpu scale batch 2 therefore sees 6,000 images in 3,000 steps and
   the other batches 20,000 (`budget()`; the report prints it beside each table).
-- **Test accuracy** on `test_images` images (the full 10,000 at cpu and gpu scale) in eval mode after
-  the last step. A run whose loss stopped being finite is scored at chance, 0.10 (it has no weights
-  left to predict with), and counted under "blew up" with the step at which it did.
-- **Step time ÷ BN**: after each run, the same net with the norm and with BN, freshly built, each
-  train `timing_steps` steps of the run's batch through `labnorm.train.fit`, alternating,
-  `timing_rounds` times after a warm-up round; the ratio of the fastest rounds. Interleaving in the
-  same process makes it a same-moment ratio on a shared machine; it is not a benchmark
+- **Test accuracy** on `test_images` images (all 10,000 at cpu and gpu scale) in eval mode after the last
+  step; a run whose loss stopped being finite scores chance, 0.10, and counts under "blew up".
+- **Step time ÷ BN**: after each run, fresh nets with the norm and with BN train `timing_steps` steps
+  of the run's batch through `labnorm.train.fit`, alternating, `timing_rounds` times after a warm-up
+  round; the ratio of the fastest rounds: a same-moment ratio on a shared machine, not a benchmark
   (`benchmarks/bench_zoo.py` is). The dry run leaves it out.
 
-Every run of a seed starts from the same seed and sees the same images in the same order, so two
-norms are compared through their paired difference over seeds. The table is made of units
-(`labnorm.experiments.units`), one per `norm/bB`, saved as each finishes, batch 128 and 2 first.
-**Cost at cpu scale**: the dry run (`--dry-run`) projected 77 min per seed on one thread of 2 cores,
-plus about 15 s per norm and seed of step timing: about 4.2 hours for 3 seeds.
+Every run of a seed starts from the same seed and sees the same images in the same order, so two norms are
+compared through their paired difference over seeds. The table is made of units (`labnorm.experiments.units`),
+one per `norm/bB`, saved as each finishes, batch 128 and 2 first.
+**Cost at cpu scale**: the batch-128 row took 22 min for 3 seeds (one thread each of 2 busy cores);
+the dry run projects 77 min per seed for all four batch sizes: about 4.2 hours for 3 seeds.
 """
 
 from __future__ import annotations
@@ -38,7 +36,7 @@ from ..data import DeviceBatches
 from ..models import build_model
 from ..train.dry import dry
 from ..train.fit import fit
-from .common import cifar_subsets, train_run
+from .common import cifar_subsets, never_learned, train_run
 from .report import Figure, Report, Table, bands, baseline_note, cell, interval_errors, judge, ranking, seed_details
 from .runner import Experiment, SeedResult, summary, values
 from .units import missing_units, partial_summary
@@ -76,8 +74,7 @@ class Config:
     diverged_acc: float = 0.1
     timing_steps: int = 5
     timing_rounds: int = 2
-    # Judged against the baseline at the smallest batch
-    challengers: tuple[str, ...] = ()
+    challengers: tuple[str, ...] = ()  # judged against the baseline at the smallest batch
 
 
 CONFIGS = {
@@ -116,7 +113,6 @@ def _subsets(images: int, test_images: int, seed: int):
 
 
 def units(config: Config) -> list[str]:
-    # Batch 128 and batch 2 first: a partial record already holds both ends of the table
     big, small = max(config.batch_sizes), min(config.batch_sizes)
     order = [big, small] + sorted(set(config.batch_sizes) - {big, small}, reverse=True)
     return [f"{norm}/b{bs}" for bs in order for norm in config.norms]
@@ -193,6 +189,10 @@ def report(record: dict) -> Report:
               "warm-up: the paper's is 5,000 steps) and moving averages at momentum 0.01, so their starting values "
               f"(mean 0, variance 1) still weigh {0.99 ** steps[0]:.0%} after the {steps[0]:,} steps of the shortest run, "
               f"{0.99 ** steps[-1]:.0%} after the longest's {steps[-1]:,}." for n in norms if n == "brn"]
+    flat = [f"{n} at batch {bs}" for bs in started for n in norms
+            if never_learned([d["units"][f"{n}/b{bs}"] for d in details if f"{n}/b{bs}" in d["units"]])]
+    notes += [f"Never started learning: {', '.join(flat)}. Every seed's training loss stayed within 0.01 of ln 10 = "
+              "2.303, the loss of a uniform guess over the 10 classes (notebook 10 shows why)."] if flat else []
     notes += baseline_note(record, [(f"{base} at batch {bs}", f"test_acc/{base}/b{bs}") for bs in started[-1:]])
     if missing_units(record):
         notes.append("PARTIAL RECORD (the run is saved unit by unit and continues where it stopped): "
