@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -225,6 +225,38 @@ for table in zoo.report(shown).tables:
     tied = [row[1] for row in table.rows if row[4] in ("best", "≈")]
     print(table.title.split(":")[0] + f": above bn: {', '.join(above) or 'none'}; below bn: {', '.join(below) or 'none'}; "
           f"{len(tied)} norm(s) not significantly below the best ({', '.join(tied)})")
+
+# %% [markdown]
+# ## Why a net can fail to start
+#
+# A row at 10.0% with no blow-up is a net that **never started learning**: the report lists such rows
+# (training loss within 0.01 of $\ln 10$, the loss of a uniform guess). The reason is visible before
+# the first step. Without statistics to rescale it, the signal shrinks at every layer of a
+# default-initialized conv net — and Dynamic Tanh shrinks it further, since $\tanh(\alpha x) \approx \alpha x$
+# with $\alpha = 0.5$ for small inputs. The cell measures, on one random batch at initialization, the
+# spread of the logits and the gradient that reaches the first convolution:
+
+# %%
+x = torch.randn(128, 3, 32, 32)
+y = torch.randint(0, 10, (128,))
+print(f"{'norm':5s} {'logit std':>10s} {'loss':>7s} {'|grad| of the first conv':>25s}")
+for norm in ("bn", "gn:4", "none", "wn", "dyt"):
+    torch.manual_seed(0)
+    model = build_model("fast_resnet", norm, width=0.125).train()
+    logits = model(x)
+    loss = torch.nn.functional.cross_entropy(logits, y)
+    loss.backward()
+    first_conv = next(p for p in model.parameters() if p.dim() == 4)
+    print(f"{norm:5s} {logits.std().item():10.1e} {loss.item():7.4f} {first_conv.grad.norm().item():25.1e}")
+
+# %% [markdown]
+# With the same learning rate for every norm, a first-layer gradient a thousand times smaller than
+# BN's means steps a thousand times smaller: such a net may not leave the uniform guess within the
+# budget (the report's "never started learning" line names the runs that did not), and `none` and
+# `wn` start slowly. A net without normalization needs an
+# initialization that preserves the signal (e.g. [Fixup](https://arxiv.org/abs/1901.09321), or the data-dependent init of notebook 02)
+# or a learning rate of its own; this harness gives neither, by design, and its table measures the
+# norms under that one recipe.
 
 # %% [markdown]
 # ## What we found
