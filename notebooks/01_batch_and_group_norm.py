@@ -311,15 +311,16 @@ else:
 #
 # * **Read the verdicts, not the point estimates.** The GN paper's claim is that BN loses
 #   accuracy as the batch shrinks while GN does not. The verdict lines above say what the
-#   saved seeds can decide about it: a record with a single seed can only ever be
-#   *inconclusive*, whatever direction its one run points in, because one seed cannot separate a
-#   difference from the seed-to-seed noise.
+#   saved seeds (three in the `cpu` record) can decide about each half of it, and the two halves
+#   need not be decided alike: a loss of many points can be told from the noise of three seeds
+#   where "within 2 points" or a small lead of GN over BN may not be. A record with a single seed
+#   can only ever be *inconclusive*, whatever direction its one run points in.
 # * **Why GN should not care about the batch**: its statistics never see the rest of the batch,
 #   so they are the same at batch 2 as at batch 64, in training and in eval mode. BN's running
 #   estimates, in contrast, average batch statistics that become very noisy at batch 2.
 # * **Our run is far smaller than the paper's** (a 3-stage CNN for a few epochs on a subset of
 #   the JPEG copy of CIFAR-10, on a CPU; the paper trains ResNet-50 on ImageNet), and its
-#   baseline accuracy, printed in the table, is far from a tuned CIFAR-10 model's: the sizes of
+#   baseline accuracy, in the report's baseline line, is far from a tuned CIFAR-10 model's: the sizes of
 #   any gaps are not comparable with the paper's figures. The `gpu` scale trains on the full
 #   data for longer.
 # * **Precision is not a given.** On float32 input with a large mean and a small spread, torch's
