@@ -288,6 +288,21 @@ def test_blow_up_rule_is_the_range_tests_divergence_rule():
     assert common.blow_up_step([5.0] * 5 + [100.0]) is None or common.blow_up_step([5.0] * 5 + [100.0]) > 10
 
 
+def test_baseline_note_gives_the_accuracy_and_warns_below_the_level():
+    from labnorm.experiments.report import baseline_note
+
+    def rec(accs):
+        seeds = list(range(len(accs)))
+        return {"seeds": seeds, "summary": {"test_acc/bn": {}},
+                "per_seed": {str(s): {"metrics": {"test_acc/bn": a}} for s, a in zip(seeds, accs)}}
+
+    low, high = baseline_note(rec([0.54, 0.55, 0.53]), [("bn", "test_acc/bn")]), \
+        baseline_note(rec([0.91, 0.92, 0.92]), [("bn", "test_acc/bn")])
+    assert low[0].startswith("Baseline test accuracy: bn 54.0%") and "Under 70%" in low[0]
+    assert high[0].startswith("Baseline test accuracy: bn 91.7%") and "Under" not in high[0]
+    assert baseline_note(rec([0.5]), [("gn", "test_acc/gn")]) == []  # no such metric: no note
+
+
 def test_never_learned_means_every_run_stayed_at_the_uniform_guess_loss():
     flat = {"loss_curve": [[1, 2.3026], [50, 2.3031], [100, 2.2995]]}
     learning = {"loss_curve": [[1, 2.3026], [50, 2.1], [100, 1.7]]}
