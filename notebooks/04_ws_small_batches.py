@@ -200,7 +200,8 @@ if bench is not None:
 #   WS+BN as the post did: the verdict "in a batch-2 LR range test BN's loss diverges at an
 #   earlier step than WS+BN's" judges the post's contrast over the seeds, and the range-test figure
 #   draws it beside batch 64 and 256 (the claims page sets BN's stopping step against the post's
-#   "around 40"). The one-cycle runs apply the same divergence rule to every step's loss (the
+#   "around 40"; a stop at the test's last iteration means no divergence within it). The
+#   one-cycle runs apply the same divergence rule to every step's loss (the
 #   blow-up column and the blow-up verdict): a separate question, whether BN also fails in training.
 # * **"A larger learning rate" at batch 256.** The post saw the loss start rising at a larger
 #   learning rate at batch 256; in the range-test figure compare where each curve turns up, for
