@@ -22,8 +22,8 @@ and with none, at batch 2, 8, 32 and 128, over seeds, all by one recipe:
 Every run of a seed starts from the same seed and sees the same images in the same order, so two norms are
 compared through their paired difference over seeds. The table is made of units (`labnorm.experiments.units`),
 one per `norm/bB`, saved as each finishes, batch 128 and 2 first.
-**Cost at cpu scale**: the batch-128 row took 22 min for 3 seeds (one thread each of 2 busy cores);
-the dry run projects 77 min per seed for all four batch sizes: about 4.2 hours for 3 seeds.
+**Cost at cpu scale**: the whole table, 216 runs (18 norms × 4 batch sizes × 3 seeds), took 88 min of runs
+(one thread each on 2 shared cores); the dry run had projected about 4.2 hours.
 """
 
 from __future__ import annotations
