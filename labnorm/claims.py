@@ -851,9 +851,10 @@ def assess(claim: Claim, record: dict | None) -> Assessment:
         from .experiments.units import missing_units
 
         pending = {u for units in missing_units(record).values() for u in units}
-        if str(e.args[0]).split("/", 1)[-1] in pending:
+        unit = str(e.args[0]).split("/", 1)[-1]
+        if unit in pending:
             return Assessment(claim, "not run", run, "—", f"not run yet: the record is partial, and its "
-                              f"{str(e.args[0]).split('/', 1)[-1]!r} runs are still to come", partial)
+                              f"{unit!r} runs are still to come", partial)
         return Assessment(claim, "not run", run, "—", f"the saved record has no {e.args[0]!r}", partial)
     word, reason = out.word, out.reason
     if word == "not run":

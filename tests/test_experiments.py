@@ -288,6 +288,20 @@ def test_blow_up_rule_is_the_range_tests_divergence_rule():
     assert common.blow_up_step([5.0] * 5 + [100.0]) is None or common.blow_up_step([5.0] * 5 + [100.0]) > 10
 
 
+def test_every_saved_comparison_prints_its_baseline_accuracy():
+    # #19: a verdict is read beside its baseline's test accuracy, so every report that judges arms by
+    # accuracy-trained networks says what that baseline reached
+    from labnorm.experiments import reference
+
+    for name, exp in runner.experiments().items():
+        rec = reference(name)
+        if rec is None:
+            continue
+        rep = exp.report(rec)
+        if rep.verdicts and any(k.startswith("test_acc/") for k in rec["summary"]):
+            assert any(n.startswith("Baseline test accuracy:") for n in rep.notes), name
+
+
 def test_baseline_note_gives_the_accuracy_and_warns_below_the_level():
     from labnorm.experiments.report import baseline_note
 

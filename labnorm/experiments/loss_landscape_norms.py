@@ -26,7 +26,7 @@ from ..data import DeviceBatches
 from ..models import build_model
 from ..train.dry import dry_batch, dry_cut, dry_part
 from .common import cifar_subsets, train_run
-from .report import Figure, Report, Table, bands, cell, judge, log_axis, seed_details
+from .report import Figure, Report, Table, bands, baseline_note, cell, judge, log_axis, seed_details
 from .runner import Experiment, SeedResult
 
 
@@ -207,7 +207,8 @@ def report(record: dict) -> Report:
         ax.legend(fontsize=7, ncol=2)
 
     return Report(record, [table], [Figure("Effective β along training (line: mean over seeds; band: lowest to highest "
-                                           "seed)", draw)], verdicts)
+                                           "seed)", draw)], verdicts,
+                  baseline_note(record, [("bn", "test_acc/bn")]))
 
 
 EXPERIMENT = Experiment(
