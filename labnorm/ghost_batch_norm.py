@@ -46,18 +46,24 @@ $$y_{n,c,h,w} = \gamma_c \frac{x_{n,c,h,w} - \mu_{j,c}}{\sqrt{\sigma^2_{j,c} + \
   statistics, as `labnorm.BatchNorm2d`); **bf16 autocast**: float32 statistics, bf16 output.
 - `torch.compile` (train and eval), `state_dict` (batch norm's keys: a `BatchNorm2d` checkpoint
   loads), `deepcopy`.
-- **Double backward** (a gradient penalty through the layer): `RuntimeError`. The normalization uses
-  `standardize`'s closed-form backward (in `layer_norm.py`), which is once-differentiable: refused, never
-  computed wrong. torch's layers support it.
+- **Double backward** (a gradient penalty through the layer, as in WGAN-GP): supported, and equal to
+  torch's in float64.
+
+**How it is computed.** Notebook 09 builds the formula from tensor ops and proves it equal to torch.
+Here each virtual batch goes to torch's batch-norm kernel through `batch_norm_train` (in
+`layer_norm.py`), which also takes the running-statistics step — on $x - s$ ($s$ one value of each
+channel of the virtual batch, the shift added back into the running mean) when the kernel reports a
+mean too large against the spread for its dtype (see `layer_norm`). In eval with running
+statistics, one `F.batch_norm` for the whole batch.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import nn
+from torch.nn import functional as F
 
 from .batch_norm import _LOW_PRECISION, NormState
-from .layer_norm import standardize
+from .layer_norm import batch_norm_train
 
 __all__ = ["GhostBatchNorm2d"]
 
@@ -107,54 +113,47 @@ class GhostBatchNorm2d(NormState):
             )
         xs = x.float() if x.dtype in _LOW_PRECISION else x
         n, c, h, w = x.shape
-        # Shapes of the per-channel vectors against $[k, V, C, H, W]$
-        view = (1, 1, c, 1, 1)
-        if not (self.training or not self.track_running_stats):
-            # Eval: the running statistics, for the whole batch (plain batch norm)
-            inv_std = torch.rsqrt(self.running_var + self.eps).reshape(view[1:])
-            centred = xs - self.running_mean.reshape(view[1:])
-            y = centred * inv_std if not self.affine else torch.addcmul(
-                self.bias.reshape(view[1:]), centred, inv_std * self.weight.reshape(view[1:]))
+        if not self.training and self.track_running_stats:
+            # Eval: the running statistics, for the whole batch (plain batch norm, torch's kernel)
+            y = F.batch_norm(xs, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
             return y.to(x.dtype)
-        v = min(self.virtual_batch_size, n)
-        # $k$ full virtual batches, then (if $V$ does not divide $N$) the remainder as one more
-        k, rest = divmod(n, v)
-        pieces = [xs[: k * v].reshape(k, v, c, h, w)]
-        if rest:
-            pieces.append(xs[k * v:].unsqueeze(0))
+        track = self.training and self.track_running_stats
+        # Virtual batches of $V$ samples; the last holds the remainder $N \bmod V$ when $V$ does not divide $N$
+        chunks = xs.split(self.virtual_batch_size)
         outputs = []
-        for i, xg in enumerate(pieces):
+        for i, xg in enumerate(chunks):
             # Values behind each statistic: $|B_j| HW$
-            count = xg.shape[1] * h * w
+            count = xg.shape[0] * h * w
             if count <= 1:
-                which = "the last virtual batch (N mod V samples)" if i else "each virtual batch"
+                which = "the last virtual batch (N mod V samples)" if 0 < i == len(chunks) - 1 else "each virtual batch"
                 raise ValueError(
                     f"GhostBatchNorm2d: expected more than 1 value per channel in every virtual batch, but {which} "
                     f"has {count} (input shape {tuple(x.shape)}, virtual_batch_size={self.virtual_batch_size})"
                 )
-            # $\hat x$ with $\mu_{j,c}$ and the biased $\sigma^2_{j,c}$ over $(B_j, H, W)$: dims 1, 3, 4
-            # of $[k, V, C, H, W]$, by layer norm's `standardize` (shifted statistics, closed-form backward)
-            y, mean, var = standardize(xg, (1, 3, 4), self.eps)
-            if self.training and self.track_running_stats:
-                self._update_running_stats(mean.reshape(-1, c), var.reshape(-1, c), count)
-            # $\gamma_c \hat x + \beta_c$
-            if self.affine:
-                y = torch.addcmul(self.bias.reshape(view), y, self.weight.reshape(view))
-            outputs.append(y.reshape(-1, c, h, w))
+            m = 0.0
+            if track:
+                # One batch-norm step per virtual batch: $m$, or $1/t$ for the cumulative average
+                self.num_batches_tracked.add_(1)
+                m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            # $\gamma_c (x - \mu_{j,c}) / \sqrt{\sigma^2_{j,c} + \epsilon} + \beta_c$ over $(B_j, H, W)$ by torch's
+            # kernel, with the step of the running statistics towards $\mu_{j,c}$ and the unbiased variance
+            # (on $x$ shifted by one value of each channel when its mean is large: `batch_norm_train`)
+            y, running_mean, running_var = batch_norm_train(
+                xg,
+                self.running_mean if track else None,
+                self.running_var if track else None,
+                self.weight,
+                self.bias,
+                m,
+                self.eps,
+            )
+            outputs.append(y)
+            if track:
+                with torch.no_grad():
+                    self.running_mean.copy_(running_mean)
+                    self.running_var.copy_(running_var)
         y = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
         return y.to(x.dtype)
-
-    @torch.no_grad()
-    def _update_running_stats(self, means: torch.Tensor, variances: torch.Tensor, count: int) -> None:
-        """One batch-norm update per virtual batch (rows of `means`/`variances`), in order."""
-        # Bessel's correction with the virtual batch's own count
-        unbiased = variances * (count / (count - 1))
-        for mean, var in zip(means, unbiased):
-            self.num_batches_tracked.add_(1)
-            m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-            # $\hat\mu \leftarrow (1 - m)\hat\mu + m\mu_j$, likewise the variance
-            self.running_mean.mul_(1 - m).add_(mean.to(self.running_mean.dtype), alpha=m)
-            self.running_var.mul_(1 - m).add_(var.to(self.running_var.dtype), alpha=m)
 
     def extra_repr(self) -> str:
         return (

@@ -39,21 +39,29 @@ combinations of `affine` and `track_running_stats`):
 - **Batch of one**: fine; the statistics never involve the batch.
 - **All-zero input**: $\beta$ (0 without affine); the running variance moves towards 0.
 - **float32 with mean 100 and std 0.01**: statistics on $x - s$ ($s$ one value of each instance,
-  the shifted statistics of `labnorm.BatchNorm2d`): within 1e-5 of float64.
+  the shifted statistics of `labnorm.BatchNorm2d`): output, gradients and running statistics within
+  1e-5 of float64.
 - **bf16 autocast**: statistics in float32, output in the input's dtype (bf16), as torch.
 - `torch.compile` (train and eval), `state_dict` (torch's keys: a torch checkpoint loads), `deepcopy`.
-- **Double backward** (a gradient penalty through the layer): `RuntimeError`. The normalization uses
-  `standardize`'s closed-form backward (in `layer_norm.py`), which is once-differentiable: refused, never
-  computed wrong. torch's layers support it.
+- **Double backward** (a gradient penalty through the layer, as in WGAN-GP): supported, and equal to
+  torch's in float64.
+
+**How it is computed.** Notebook 09 builds the formula from tensor ops and proves it equal to torch.
+Here the arithmetic goes to torch's batch-norm kernel, as torch's own `InstanceNorm2d` does: the
+$N \cdot C$ instances become the channels of one sample $[1, NC, H, W]$ (with $\gamma, \beta$ and the
+running statistics repeated $N$ times, and the latter averaged back). `batch_norm_train` (in
+`layer_norm.py`) runs it on $x - s$ ($s$ one value of each instance) when the kernel reports a mean
+too large against the spread for its dtype — see `layer_norm`. In eval with running statistics,
+`F.batch_norm`.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import nn
+from torch.nn import functional as F
 
-from .batch_norm import _LOW_PRECISION, NormState, _channel_view
-from .layer_norm import standardize
+from .batch_norm import _LOW_PRECISION, NormState
+from .layer_norm import batch_norm_train
 
 __all__ = ["InstanceNorm2d"]
 
@@ -110,41 +118,40 @@ class InstanceNorm2d(NormState):
                 f"{x.shape[1]} (input shape {tuple(x.shape)})"
             )
         xs = x.float() if x.dtype in _LOW_PRECISION else x
-        # Instance statistics in training, and in eval when no running statistics are kept
-        if self.training or not self.track_running_stats:
-            hw = x.shape[2] * x.shape[3]
-            if hw <= 1:
-                raise ValueError(
-                    "InstanceNorm2d: expected more than 1 spatial position (H·W > 1) to compute instance "
-                    f"statistics, got input of shape {tuple(x.shape)}"
-                )
-            # $\hat x$ with $\mu_{n,c}$ and the biased $\sigma^2_{n,c}$ over $(H, W)$: layer norm's
-            # `standardize` over dims (2, 3) (shifted statistics, closed-form backward)
-            y, mean, var = standardize(xs, (2, 3), self.eps)
-            if self.training and self.track_running_stats:
-                # Batch averages of $\mu_{n,c}$ and of the unbiased $\frac{HW}{HW-1}\sigma^2_{n,c}$
-                self._update_running_stats(mean.mean((0, 2, 3)), var.mean((0, 2, 3)) * (hw / (hw - 1)))
-            if self.affine:
-                # $\gamma_c \hat x + \beta_c$, one fused multiply-add
-                y = torch.addcmul(_channel_view(self.bias, 4), y, _channel_view(self.weight, 4))
+        if not self.training and self.track_running_stats:
+            # Eval with running statistics: $\gamma_c (x - \hat\mu_c) / \sqrt{\hat\sigma^2_c + \epsilon} + \beta_c$,
+            # batch norm's eval formula, by torch's kernel
+            y = F.batch_norm(xs, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
             return y.to(x.dtype)
-        # Eval with running statistics: $(x - \hat\mu_c) / \sqrt{\hat\sigma^2_c + \epsilon}$, $\gamma$ folded in
-        scale = torch.rsqrt(self.running_var + self.eps)
-        if self.affine:
-            scale = scale * self.weight
-        centred = xs - _channel_view(self.running_mean, 4)
-        if self.affine:
-            y = torch.addcmul(_channel_view(self.bias, 4), centred, _channel_view(scale, 4))
-        else:
-            y = centred * _channel_view(scale, 4)
+        # Instance statistics in training, and in eval when no running statistics are kept
+        hw = x.shape[2] * x.shape[3]
+        if hw <= 1:
+            raise ValueError(
+                "InstanceNorm2d: expected more than 1 spatial position (H·W > 1) to compute instance "
+                f"statistics, got input of shape {tuple(x.shape)}"
+            )
+        n, c, h, w = x.shape
+        track = self.training and self.track_running_stats
+        # Batch norm of the $N \cdot C$ instances as channels of one sample, $[1, NC, H, W]$ (torch's own
+        # reduction of instance norm): $\gamma_c (x - \mu_{n,c}) / \sqrt{\sigma^2_{n,c} + \epsilon} + \beta_c$, by torch's
+        # kernel (on $x$ shifted by one value of each instance when its mean is large: `batch_norm_train`)
+        y, running_mean, running_var = batch_norm_train(
+            xs.reshape(1, n * c, h, w),
+            self.running_mean.repeat(n) if track else None,
+            self.running_var.repeat(n) if track else None,
+            self.weight.repeat(n) if self.affine else None,
+            self.bias.repeat(n) if self.affine else None,
+            self.momentum,
+            self.eps,
+        )
+        if track:
+            with torch.no_grad():
+                # Each instance moved its copy by $m$ towards $\mu_{n,c}$ and the unbiased $\frac{HW}{HW-1}\sigma^2_{n,c}$:
+                # their average over the batch is the step towards the batch averages
+                self.running_mean.copy_(running_mean.reshape(n, c).mean(0))
+                self.running_var.copy_(running_var.reshape(n, c).mean(0))
+        y = y.reshape(n, c, h, w)
         return y.to(x.dtype)
-
-    @torch.no_grad()
-    def _update_running_stats(self, mean: torch.Tensor, unbiased_var: torch.Tensor) -> None:
-        m = self.momentum
-        # $\hat\mu \leftarrow (1 - m)\hat\mu + m \bar\mu$, likewise the variance
-        self.running_mean.mul_(1 - m).add_(mean.to(self.running_mean.dtype), alpha=m)
-        self.running_var.mul_(1 - m).add_(unbiased_var.to(self.running_var.dtype), alpha=m)
 
     def extra_repr(self) -> str:
         return (

@@ -44,15 +44,28 @@ works at any resolution; `"ln2d"` is `LayerNorm2d`, `"rms"` is `RMSNorm2d`.
 - **Batch of one**, $1\times1$ maps: fine — no statistic involves the batch.
 - **All-zero input**: LayerNorm gives $\beta$, RMSNorm gives 0 ($\epsilon$ keeps the division finite).
 - **float32 with mean 100 and std 0.01**: LayerNorm computes its statistics on $x - s$ with $s$ one
-  value of each sample (the shifted statistics of `labnorm.BatchNorm2d`), so it agrees with
-  float64 to 1e-5. RMSNorm has no centring: such an input comes out $\approx 1$ everywhere
-  (its RMS is $\approx 100$), equal to float64 to float32 precision.
+  value of each sample (the shifted statistics of `labnorm.BatchNorm2d`; see "How it is computed"),
+  so it agrees with float64 to 1e-5. RMSNorm has no centring: such an input comes out $\approx 1$
+  everywhere (its RMS is $\approx 100$), equal to float64 to float32 precision.
 - **bf16 autocast**: statistics are computed in float32 and the output is returned in the
   input's dtype (bf16), as torch's `LayerNorm` and `RMSNorm` do under CPU autocast.
 - `torch.compile`, `state_dict`, `deepcopy`: plain parameters, no buffers, nothing cached.
-- **Double backward** (a gradient penalty through the layer): `RuntimeError`. The normalization uses
-  `standardize`'s closed-form backward, which is once-differentiable: refused, never
-  computed wrong. torch's layers support it.
+- **Double backward** (a gradient penalty through the layer, as in WGAN-GP): supported, and equal to
+  torch's in float64.
+
+**How it is computed.** Notebook 09 builds the standardization above from tensor ops, line by line,
+and proves it equal to torch. This module does not run that version: the arithmetic is the same
+function as torch's fused layer-norm kernel, so `LayerNorm` and `LayerNorm2d` hand it to that
+kernel — with one precaution, in `layer_norm`. The kernel keeps $\mu$ in the input's dtype; for
+float32 values of mean 100 that rounds $\mu$ by up to half a float32 step at 100 ($3.8 \times 10^{-6}$),
+which is $4 \times 10^{-4}$ of a std of 0.01 — an error of that size in every output. So the kernel's
+own $\mu$ and $1/\sigma$ are checked after it runs, and where the rounding could exceed $10^{-6}$ std the
+kernel runs again on `shifted(x, dims)`: each normalized slice minus its first value $s$ (detached).
+$x - s$ and $x$ have the same $\hat x$, value and gradient (a test checks both, and gradcheck), but
+the mean of $x - s$ is small and rounds harmlessly. Ordinary activations pass the check and cost one
+kernel call plus a reduction over the per-sample statistics; under `torch.compile` the shift is
+always taken (fused, it is free). Timings against torch's layers: `benchmarks/bench_zoo.py`.
+RMSNorm has no mean to shift and is written out in tensor ops below.
 """
 
 from __future__ import annotations
@@ -61,10 +74,11 @@ import numbers
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .batch_norm import _LOW_PRECISION, _channel_view
 
-__all__ = ["LayerNorm", "LayerNorm2d", "RMSNorm", "RMSNorm2d", "layer_norm", "rms_norm", "standardize"]
+__all__ = ["LayerNorm", "LayerNorm2d", "RMSNorm", "RMSNorm2d", "batch_norm_train", "layer_norm", "rms_norm", "shifted"]
 
 
 def _as_shape(normalized_shape) -> tuple[int, ...]:
@@ -73,65 +87,79 @@ def _as_shape(normalized_shape) -> tuple[int, ...]:
     return tuple(int(s) for s in normalized_shape)
 
 
-def standardize(x: torch.Tensor, dims: tuple[int, ...], eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    r"""$(\hat x, \mu, \sigma^2)$: $\hat x = (x - \mu)/\sqrt{\sigma^2 + \epsilon}$ over `dims` (non-negative).
+def shifted(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    r"""$x - s$, with $s$ (detached) the first value of each slice of `x` over `dims`.
 
-    The core of LayerNorm, LayerNorm2d, InstanceNorm2d and GhostBatchNorm2d: they differ only in
-    `dims`. $\mu$ and the biased $\sigma^2$ come back (with size-1 `dims`) for running statistics;
-    they carry no gradient. Gradients flow through $\hat x$ only, by `_Standardize`'s closed form.
+    Standardizing over `dims` ignores a constant added to each slice, so the kernels give the same
+    output and gradients on $x - s$ as on $x$ (the detached $s$ passes the gradient through
+    unchanged). What changes is precision: the values handed to the kernel are centred near 0,
+    so a float32 mean that the kernel rounds is small, and rounding it costs nothing.
     """
-    return _Standardize.apply(x, dims, eps)
+    index = tuple(slice(0, 1) if d in dims else slice(None) for d in range(x.dim()))
+    return x - x[index].detach()
 
 
-class _Standardize(torch.autograd.Function):
-    r"""$\hat x$ over `dims` with a closed-form backward.
+# Shift when the kernel's float32 (float64) mean may be off by more than this, in units of the std
+_MEAN_ROUNDING_TOLERANCE = 1e-6
 
-    Written with autograd's ops (`var_mean`, subtract, multiply) the standardization allocates a
-    new tensor per op and the backward of `var_mean` walks $x$ several times. Here the forward
-    makes one tensor ($x - s$, standardized in place), and the backward one more:
 
-    $$\frac{\partial L}{\partial x} = \frac{1}{\sqrt{\sigma^2 + \epsilon}}
-      \Big(g - \overline{g} - \hat x\, \overline{g \hat x}\Big)$$
+def _check_first(x: torch.Tensor) -> bool:
+    """Run the kernel unshifted and check its mean (eager, CPU), or shift unconditionally (compiled, GPU)."""
+    return x.device.type == "cpu" and not torch.compiler.is_compiling()
 
-    with $g = \partial L / \partial \hat x$ and $\overline{\,\cdot\,}$ the mean over `dims`.
-    Tested against autograd of the formula (through torch's layers) in float64. Double backward
-    is refused with an error (`once_differentiable`), not computed wrongly.
+
+def _mean_is_precise(mean: torch.Tensor, rstd: torch.Tensor, dtype: torch.dtype) -> bool:
+    """Whether a kernel's mean, rounded to `dtype`, is within the tolerance of its exact value, in stds."""
+    if mean.numel() == 0:
+        return True
+    with torch.no_grad():
+        rounding = (mean.abs() * rstd).amax() * torch.finfo(dtype).eps
+    return rounding.item() <= _MEAN_ROUNDING_TOLERANCE
+
+
+def layer_norm(x: torch.Tensor, normalized_shape: tuple[int, ...], weight, bias, eps: float) -> torch.Tensor:
+    r"""$\gamma \odot (x - \mu)/\sqrt{\sigma^2 + \epsilon} + \beta$ over the trailing `normalized_shape` dims of `x`,
+    by torch's layer-norm kernel, precise for inputs whose mean is large against their spread.
+
+    The kernel stores $\mu$ in the input's dtype: rounded to a relative $u$ (`finfo.eps`), it is off by
+    up to $u|\mu|/2$, and $\hat x$ by $u|\mu|/(2\sigma)$ — 4e-4 for float32 values of mean 100 and std 0.01.
+    Eager on the CPU, the kernel runs once and returns its $\mu$ and $1/\sigma$ with the output; only when
+    $u \max|\mu|/\sigma$ exceeds 1e-6 does it run again, on `shifted(x)`, where the mean is small and its
+    rounding harmless. Otherwise the shift is always taken: under `torch.compile` it is fused into the
+    kernel, and a data-dependent branch would split the graph; on a GPU, reading the check back would
+    stall the stream on every layer, where the shift costs one fast elementwise pass.
     """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, dims: tuple[int, ...], eps: float):
-        # $s$: the first value of every slice over `dims`; $x - s$ is exact for large means
-        index = tuple(slice(0, 1) if d in dims else slice(None) for d in range(x.dim()))
-        shift = x[index]
-        out = x - shift
-        var, mean = torch.var_mean(out, dim=dims, correction=0, keepdim=True)
-        rstd = torch.rsqrt(var + eps)
-        # $\hat x = ((x - s) - (\mu - s)) / \sqrt{\sigma^2 + \epsilon}$, in place
-        out.sub_(mean).mul_(rstd)
-        mean = mean + shift
-        ctx.save_for_backward(out, rstd)
-        ctx.dims = dims
-        ctx.mark_non_differentiable(mean, var)
-        return out, mean, var
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g: torch.Tensor, _g_mean, _g_var):
-        xhat, rstd = ctx.saved_tensors
-        dims = ctx.dims
-        # $\overline{g}$ and $\overline{g \hat x}$, through the buffer that becomes the gradient
-        g_mean = g.mean(dims, keepdim=True)
-        grad = torch.mul(g, xhat)
-        gx_mean = grad.mean(dims, keepdim=True)
-        # $(g - \overline{g} - \hat x\,\overline{g\hat x}) / \sqrt{\sigma^2+\epsilon}$, in place
-        torch.sub(g, g_mean, out=grad)
-        grad.addcmul_(xhat, gx_mean, value=-1).mul_(rstd)
-        return grad, None, None
+    dims = tuple(range(x.dim() - len(normalized_shape), x.dim()))
+    if _check_first(x):
+        y, mean, rstd = torch.native_layer_norm(x, normalized_shape, weight, bias, eps)
+        if _mean_is_precise(mean, rstd, x.dtype):
+            return y
+    return F.layer_norm(shifted(x, dims), normalized_shape, weight, bias, eps)
 
 
-def layer_norm(x: torch.Tensor, dims: tuple[int, ...], eps: float) -> torch.Tensor:
-    r"""$\hat x = (x - \mu) / \sqrt{\sigma^2 + \epsilon}$ with $\mu, \sigma^2$ over `dims` (non-negative)."""
-    return standardize(x, dims, eps)[0]
+def batch_norm_train(x, running_mean, running_var, weight, bias, momentum: float, eps: float):
+    r"""Batch norm in training mode — statistics over every dim of `x` but dim 1 — by torch's kernel,
+    precise for inputs whose mean is large against their spread (the rule of `layer_norm`).
+
+    Returns $(y, \hat\mu', \hat\sigma^{2\prime})$: the output and new copies of the running statistics
+    after one step of `momentum` (`None` when `running_mean` is `None`); the tensors passed in are not
+    changed — the caller stores the copies. Shared by `InstanceNorm2d` and `GhostBatchNorm2d`.
+    """
+    if _check_first(x):
+        rm = None if running_mean is None else running_mean.clone()
+        rv = None if running_var is None else running_var.clone()
+        y, mean, rstd = torch.native_batch_norm(x, weight, bias, rm, rv, True, momentum, eps)
+        if _mean_is_precise(mean, rstd, x.dtype):
+            return y, rm, rv
+    # $s$: one value of each channel; the kernel's running mean is then that of $x - s$, $s$ is added back
+    index = tuple(slice(None) if d == 1 else slice(0, 1) for d in range(x.dim()))
+    shift = x[index].detach()
+    rm = None if running_mean is None else running_mean.clone()
+    rv = None if running_var is None else running_var.clone()
+    y = F.batch_norm(x - shift, rm, rv, weight, bias, True, momentum, eps)
+    if rm is not None:
+        rm = rm + momentum * shift.reshape(-1).to(rm.dtype)
+    return y, rm, rv
 
 
 def rms_norm(x: torch.Tensor, dims: tuple[int, ...], eps: float) -> torch.Tensor:
@@ -205,16 +233,12 @@ class LayerNorm(nn.Module):
             nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        d = _check_trailing("LayerNorm", x, self.normalized_shape)
+        _check_trailing("LayerNorm", x, self.normalized_shape)
         # Statistics in at least float32 (bf16/fp16 inputs are upcast, the output cast back)
         xs = x.float() if x.dtype in _LOW_PRECISION else x
-        # $\hat x$ over the last $d$ dims of each sample
-        y = layer_norm(xs, tuple(range(x.dim() - d, x.dim())), self.eps)
-        # $y = \gamma \odot \hat x + \beta$ (one fused multiply-add)
-        if self.bias is not None:
-            y = torch.addcmul(self.bias, y, self.weight)
-        elif self.weight is not None:
-            y = y * self.weight
+        # $\gamma \odot (x - \mu)/\sqrt{\sigma^2 + \epsilon} + \beta$ over the last $d$ dims, by torch's
+        # kernel (on $x$ shifted by one value of each sample when its mean is large: `layer_norm`)
+        y = layer_norm(xs, self.normalized_shape, self.weight, self.bias, self.eps)
         return y.to(x.dtype)
 
     def extra_repr(self) -> str:
@@ -227,8 +251,10 @@ class LayerNorm2d(nn.Module):
     $$\mu_{n,h,w} = \frac{1}{C}\sum_c x_{n,c,h,w}, \qquad
       y_{n,c,h,w} = \gamma_c \frac{x_{n,c,h,w} - \mu_{n,h,w}}{\sqrt{\sigma^2_{n,h,w} + \epsilon}} + \beta_c$$
 
-    equal to `torch.nn.LayerNorm(C, eps)` on `x.permute(0, 2, 3, 1)`, permuted back — without
-    the permutes: the statistics reduce dim 1 in place. `eps=1e-6` as ConvNeXt and timm.
+    equal to `torch.nn.LayerNorm(C, eps)` on `x.permute(0, 2, 3, 1)`, permuted back — which is how
+    it is computed (on the shifted input). The output has the shape of $x$ and channels-last strides,
+    as timm's `LayerNorm2d`; call `.contiguous()` if a later op needs NCHW memory. `eps=1e-6` as
+    ConvNeXt and timm.
 
     Raises:
         ValueError: `num_channels < 2` (construction); input not 4-D or with another channel count.
@@ -266,12 +292,10 @@ class LayerNorm2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_nchw("LayerNorm2d", x, self.num_channels)
         xs = x.float() if x.dtype in _LOW_PRECISION else x
-        # $\hat x$ over dim 1 (the channels) at every $(n, h, w)$
-        y = layer_norm(xs, (1,), self.eps)
-        # Per-channel $\gamma_c \hat x + \beta_c$
-        if self.affine:
-            y = torch.addcmul(_channel_view(self.bias, 4), y, _channel_view(self.weight, 4))
-        return y.to(x.dtype)
+        # Over dim 1 (the channels) at every $(n, h, w)$: torch's layer-norm kernel (`layer_norm`) on the
+        # channels-last view $[N, H, W, C]$, permuted back
+        y = layer_norm(xs.permute(0, 2, 3, 1), (self.num_channels,), self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.num_channels}, eps={self.eps}, affine={self.affine}"

@@ -372,6 +372,27 @@ def test_float32_mean_100_std_001(name, seed):
         _close(y, truth, 1e-5)
 
 
+@pytest.mark.parametrize("build", [
+    pytest.param(lambda: labnorm.InstanceNorm2d(4, affine=True, track_running_stats=True), id="InstanceNorm2d"),
+    pytest.param(lambda: labnorm.GhostBatchNorm2d(4, virtual_batch_size=3), id="GhostBatchNorm2d"),
+])
+def test_float32_mean_100_running_statistics_and_gradients(build):
+    # The large-mean path runs the kernel on shifted input and adds the shift back into the running
+    # mean: running statistics and input gradients must still match float64
+    torch.manual_seed(16)
+    layer = build()
+    truth = copy.deepcopy(layer).double()
+    x = (torch.randn(5, 4, 3, 3) * 0.01 + 100).requires_grad_()
+    x64 = x.detach().double().requires_grad_()
+    g = torch.randn(5, 4, 3, 3)
+    layer(x).backward(g)
+    truth(x64).backward(g.double())
+    _close(layer.running_mean, truth.running_mean, 1e-5)
+    _close(layer.running_var, truth.running_var, 2e-7)  # float32 rounding of ~0.9
+    # dL/dx is of order 1/std = 100: compare relatively
+    assert (x.grad.double() - x64.grad).abs().max() <= 1e-5 * x64.grad.abs().max()
+
+
 @pytest.mark.parametrize("name", list(LAYERS))
 def test_bf16_autocast(name):
     torch.manual_seed(9)
@@ -500,17 +521,63 @@ def test_ghost_bn_spec_and_a_batch_it_does_not_divide():
 
 
 @pytest.mark.parametrize("dims", [(1,), (2, 3), (0, 2, 3), (1, 3)])
-def test_standardize_closed_form_backward_gradcheck(dims):
-    # The shared core of LayerNorm(2d), InstanceNorm2d and GhostBatchNorm2d
-    from labnorm.layer_norm import standardize
+def test_shift_before_the_kernel_changes_no_value_or_gradient(dims):
+    # LayerNorm(2d), InstanceNorm2d and GhostBatchNorm2d hand torch's kernels $x - s$ ($s$ detached, one
+    # value per slice over `dims`): the standardization over `dims` must not see it, in value or gradient.
+    from labnorm.layer_norm import shifted
 
     torch.manual_seed(14)
     x = (torch.randn(3, 4, 2, 3, dtype=F64) * 2 + 5).requires_grad_()
-    assert torch.autograd.gradcheck(lambda t: standardize(t, dims, 1e-5)[0], (x,))
+    w = torch.randn_like(x)
+
+    def standardized(t):
+        var, mean = torch.var_mean(t, dim=dims, correction=0, keepdim=True)
+        return (t - mean) / torch.sqrt(var + 1e-5)
+
+    plain, moved = standardized(x), standardized(shifted(x, dims))
+    assert torch.allclose(plain, moved, atol=1e-12)
+    (g_plain,) = torch.autograd.grad((plain * w).sum(), x)
+    (g_moved,) = torch.autograd.grad((moved * w).sum(), x)
+    assert torch.allclose(g_plain, g_moved, atol=1e-12)
+    # and the shift is not constant: every slice over `dims` is moved by its own first value
+    assert not torch.allclose(shifted(x, dims), x)
+    assert torch.autograd.gradcheck(lambda t: standardized(shifted(t, dims)), (x,))
 
 
-def test_double_backward_is_refused_not_wrong():
-    x = torch.randn(2, 4, 3, 3, requires_grad=True)
-    (g,) = torch.autograd.grad(labnorm.LayerNorm2d(4)(x).square().sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError, match="once_differentiable|does not require grad"):
-        g.sum().backward()
+def _double_backward_pairs():
+    torch.manual_seed(15)
+    ln2d, ln = labnorm.LayerNorm2d(4), labnorm.LayerNorm((4, 3, 3))
+    inorm, gbn = labnorm.InstanceNorm2d(4, affine=True), labnorm.GhostBatchNorm2d(4, virtual_batch_size=8)
+    t_ln2d, t_ln = nn.LayerNorm(4, eps=1e-6), nn.LayerNorm((4, 3, 3))
+    t_in, t_bn = nn.InstanceNorm2d(4, affine=True), nn.BatchNorm2d(4)
+    pairs = [(ln2d, lambda x: t_ln2d(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2), t_ln2d), (ln, t_ln, t_ln),
+             (inorm, t_in, t_in), (gbn, t_bn, t_bn)]
+    for ours, _, ref in pairs:
+        ours.double(), ref.double()
+        with torch.no_grad():
+            for p in ours.parameters():
+                p.uniform_(0.5, 1.5)
+        ref.load_state_dict(ours.state_dict())
+    return [pytest.param(ours, ref_fn, ref, id=type(ours).__name__) for ours, ref_fn, ref in pairs]
+
+
+@pytest.mark.parametrize("ours, ref_fn, ref", _double_backward_pairs())
+def test_double_backward_equals_torch(ours, ref_fn, ref):
+    # A gradient penalty through the layer (WGAN-GP, R1): d/dx and d/dparams of |dL/dx|², in float64
+    x = (torch.randn(2, 4, 3, 3, dtype=F64) * 3 + 2).requires_grad_()
+    w = torch.randn(2, 4, 3, 3, dtype=F64)
+
+    def penalty_grads(fn, params):
+        (g,) = torch.autograd.grad((fn(x) * w).sum(), x, create_graph=True)
+        # (β drops out of dL/dx: its entry is None for both)
+        return torch.autograd.grad(g.square().sum(), [x, *params], allow_unused=True)
+
+    ours_params = list(ours.parameters())
+    mine = penalty_grads(ours, ours_params)
+    theirs = penalty_grads(ref_fn, [dict(ref.named_parameters())[n] for n, _ in ours.named_parameters()])
+    assert len(mine) == len(theirs) == 3
+    for a, b in zip(mine, theirs):
+        assert (a is None) == (b is None)
+        assert a is None or torch.allclose(a, b, atol=1e-9)
+    assert mine[0].abs().max() > 1e-3
+    assert torch.autograd.gradgradcheck(lambda t: ours(t), (x,))
