@@ -54,6 +54,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .layer_norm import batch_norm_train
+
 __all__ = ["VARIANTS", "weight_standardization", "WSConv1d", "WSConv2d", "WSConvTranspose2d"]
 
 # variant -> (unbiased variance?, eps inside the sqrt?, default eps)
@@ -99,22 +101,22 @@ def _batch_norm_standardize(rows: torch.Tensor, eps: float, unbiased: bool) -> t
     fewer passes and far fewer small ops than autograd's `var_mean`, subtract, divide. Two things
     are added to timm's call:
 
-    * each row is first centred on its first entry (detached: $\hat W$ does not depend on a
-      per-row constant, so its gradient through the shift is exactly 0), which keeps a float32
-      filter with mean 100 and std 0.01 accurate (BN's kernel would lose $7.6 \cdot 10^{-6}$, 100's
-      float32 spacing, in the mean: 0.08% of the std);
+    * where the kernel's mean of a row could round by more than $10^{-6}$ of its std (a float32 filter
+      with mean 100 and std 0.01: 100's float32 spacing, $7.6 \cdot 10^{-6}$, is 0.08% of the std), the
+      rows are centred on their first entry (detached: $\hat W$ does not depend on a per-row constant,
+      so its gradient through the shift is exactly 0) and the kernel runs again;
     * the unbiased variance ($c = (I-1)/I$): $\sqrt{\sigma^2_b/c + \epsilon} = \sqrt{\sigma^2_b + c\epsilon}/\sqrt{c}$,
       so batch norm with $\epsilon' = c\,\epsilon$ and scale $\sqrt{c}$ (its `weight`) is the same formula.
     """
     fan_in = rows.shape[2]
-    # (one small op per call: the rows are short next to the activations)
-    shifted = rows - rows[:, :, :1].detach()
     scale = None
     if unbiased:
         c = (fan_in - 1) / fan_in
         eps = eps * c
         scale = torch.full((rows.shape[1],), c ** 0.5, dtype=rows.dtype, device=rows.device)
-    return F.batch_norm(shifted, None, None, scale, None, training=True, momentum=0.0, eps=eps)
+    # The kernel, with the shift taken only where its mean would round badly (eager on the CPU; always
+    # under torch.compile and on a GPU): layer_norm.py's `batch_norm_train`
+    return batch_norm_train(rows, None, None, scale, None, 0.0, eps)[0]
 
 
 class _Standardize(torch.autograd.Function):
