@@ -10,8 +10,9 @@ for one implementation of WS, and reports the ratio to the same network with pla
 implementations of a row are timed round-robin in one run (medians), so machine noise hits them
 alike:
 
-- `labnorm`: `WSConv2d` (the paper's variant) — with autograd, one `F.batch_norm` over the filters
-  after centring each on its first entry (`_batch_norm_standardize`); without, `_Standardize`'s forward;
+- `labnorm`: `WSConv2d` (the paper's variant) — with autograd, one batch-norm kernel call over the
+  filters, rerun on filters centred on their first entry only when the kernel's mean would round
+  badly (`_batch_norm_standardize`); without autograd, `_Standardize`'s forward;
 - `labnorm_timm`: `WSConv2d(variant="timm")`, the same with timm's eps;
 - `timm_std`: a timm-style `StdConv2d` written here from its formula — one unshifted `F.batch_norm`
   over the filters (eps 1e-6): what labnorm must at least match;

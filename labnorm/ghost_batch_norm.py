@@ -119,7 +119,7 @@ class GhostBatchNorm2d(NormState):
             return y.to(x.dtype)
         track = self.training and self.track_running_stats
         # Virtual batches of $V$ samples; the last holds the remainder $N \bmod V$ when $V$ does not divide $N$
-        chunks = xs.split(self.virtual_batch_size)
+        chunks = xs.split(self.virtual_batch_size) if n > self.virtual_batch_size else (xs,)
         outputs = []
         for i, xg in enumerate(chunks):
             # Values behind each statistic: $|B_j| HW$
