@@ -39,13 +39,14 @@ any `eps=0`) by `_Standardize`, a closed-form autograd function; without autogra
 cached: it is recomputed from the weight at every call, so a weight changed in any way — even
 through `.data` or a NumPy view, which autograd's version counter does not see — is used at once.
 The benchmark `benchmarks/bench_weight_std.py` measures each step of this against a timm-style
-`StdConv2d` (one unshifted `F.batch_norm`); in its last run (one CPU thread on a busy machine,
-±0.05) a training step of a stack of three 64→64 convs at batch 2 cost 1.14× the plain convs with
-`WSConv2d` (1.21× with `variant="timm"`), 1.10× with the timm-style conv and 1.34× with the closed
-form alone; a ResNet-18 at batch 2, 1.42× (BN) and 1.28× (GN) against 1.29× and 1.17×; at batch
-64 all are within 5% of the plain convs. The remaining gap to timm's call is the shift (one more
-pass over the weight). Without the cache it once had, an eval forward of the ResNet-18 at batch
-2 costs 1.44× the plain net (1.05× with the cache) — the price of never using a stale weight.
+`StdConv2d` (one unshifted `F.batch_norm`). Until the kernel's own mean was checked (see
+`_batch_norm_standardize`), every call shifted the filters first, and that extra pass was the whole
+gap to timm's call: 1.14× against 1.10× for a conv stack's training step at batch 2. In the last run
+(one CPU thread, on a machine whose two cores were held by experiment runs, so ±0.05 noise) the
+stack costs 1.18× the plain convs with `WSConv2d` and 1.20× with the timm-style conv; a ResNet-18 at
+batch 2, 1.30× (BN) and 1.27× (GN) against 1.25× and 1.23× — equal within the noise. Without the
+cache it once had, an eval forward of the ResNet-18 at batch 2 costs 1.57× the plain net (the
+timm-style conv 1.69×) — the price of never using a stale weight.
 """
 
 from __future__ import annotations
