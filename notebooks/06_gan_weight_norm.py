@@ -418,7 +418,10 @@ if bench is not None:
 #   (0.0049 at its best iteration), and WN's best (0.0033, at iteration 500,000) is about 4% below
 #   vanilla's best (0.0034). The verdict lines above judge "WN below BN" and "WN below vanilla" from
 #   the paired differences over the saved seeds: read the word printed there, not the point
-#   estimates — with one seed it can only be *inconclusive*.
+#   estimates (with one seed it can only be *inconclusive*). In the saved three-seed `cpu` record,
+#   WN's final loss is below vanilla's (*supported*) and above BN's (*contradicted*). The paper's
+#   CIFAR-10 table has WN below both, so on the comparison with BN our short run disagrees with the
+#   paper. Our 50-step running loss ranks WN first of the three; the next point is about that.
 # * **Two measures, two rankings.** Our running loss takes 50 steps of code search on a fixed set
 #   of held-out images; our final measure takes 300 steps on other images, at the end of training.
 #   Compare the ranking of the models in the "best running" and "final" columns. The paper warns
