@@ -31,12 +31,17 @@ same flag.) `norm="dyt"` is `DynamicTanh(C)` on conv maps.
 - **bf16 autocast**: $\alpha x$ promotes a bf16 input to the parameters' float32, so tanh and the
   affine run in float32; the output is cast back to the input's dtype (bf16 in, bf16 out).
 - `torch.compile` (train and eval), `state_dict`, `deepcopy`: plain parameters, nothing cached.
+  Under compile, on `[N, C, ...]` input, $\alpha$, $\gamma$ and $\beta$ are repeated per sample before
+  they broadcast, so inductor sums their gradients over contiguous memory (`labnorm._compile`; the
+  values are the same, tested in float64).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from labnorm._compile import channel_param
 
 __all__ = ["DynamicTanh"]
 
@@ -90,11 +95,14 @@ class DynamicTanh(nn.Module):
                 f"DynamicTanh: expected an input of rank >= 2 with {self.num_features} channels in {where}, "
                 f"got shape {tuple(x.shape)}"
             )
-        # Per-channel vectors shaped to broadcast: $[C]$ for channels last, $[1, C, 1, \ldots]$ otherwise
-        shape = (-1,) if self.channels_last else (1, -1) + (1,) * (x.dim() - 2)
-        gamma, beta = self.weight.reshape(shape), self.bias.reshape(shape)
+        if self.channels_last:
+            # Per-channel vectors broadcast as they are, over the last dim
+            alpha, gamma, beta = self.alpha, self.weight, self.bias
+        else:
+            # $[1, C, 1, \ldots]$ (per sample under `torch.compile`, see `labnorm._compile`)
+            alpha, gamma, beta = (channel_param(p, x) for p in (self.alpha, self.weight, self.bias))
         # $\tanh(\alpha x)$, then $\gamma \odot \cdot + \beta$ as one fused multiply-add
-        return torch.addcmul(beta, torch.tanh(self.alpha * x), gamma).to(x.dtype)
+        return torch.addcmul(beta, torch.tanh(alpha * x), gamma).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, alpha_init={self.alpha_init}, channels_last={self.channels_last}"

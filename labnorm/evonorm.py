@@ -59,7 +59,9 @@ becomes $\sqrt\epsilon$, the output is $\beta$ (finite). **Groups that do not di
 two passes (centred first), so they keep their precision; the output matches float64 to float32
 precision (tested). **bf16**: statistics in float32, output in the input's dtype. **Wrong rank or
 channel count**: `ValueError` naming the layer. `torch.compile`, `state_dict` round trip, `deepcopy`:
-tested.
+tested. Under `torch.compile`, S0 runs the same formula with its backward written out
+(`_EvoNormS0Function` at the end of this file), because inductor's code for autograd's own backward
+of it was slow; the two are tested equal in float64.
 """
 
 from __future__ import annotations
@@ -228,6 +230,10 @@ class EvoNorm2dS0(_EvoNorm):
         if not self.apply_act:
             return self._affine(x)
         xs = x.float() if x.dtype in _LOW_PRECISION else x
+        if torch.compiler.is_compiling():
+            # Compiled: the same formula with its backward written out (`_EvoNormS0Function`)
+            params = (p.to(xs.dtype) for p in (self.v, self.weight, self.bias))
+            return _EvoNormS0Function.apply(xs, *params, self.groups, self.eps).to(x.dtype)
         n, c, h, w = xs.shape
         # $[N, C, H, W] \to [N, G, C/G \cdot H \cdot W]$: one row per (sample, group)
         xg = xs.reshape(n, self.groups, -1)
@@ -240,3 +246,68 @@ class EvoNorm2dS0(_EvoNorm):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, groups={self.groups}, eps={self.eps}, apply_act={self.apply_act}"
+
+
+def _per_channel(t: torch.Tensor, channels: int) -> torch.Tensor:
+    """A per-(sample, group) tensor $[N, G]$ as per-(sample, channel) $[N, C, 1, 1]$."""
+    n, groups = t.shape
+    return t.repeat_interleave(channels // groups, dim=1).reshape(n, channels, 1, 1)
+
+
+class _EvoNormS0Function(torch.autograd.Function):
+    r"""EvoNorm-S0 with a closed-form backward: the path `EvoNorm2dS0` takes under `torch.compile`.
+
+    Through autograd's own backward of the formula, inductor (torch 2.13, CPU) made slow code: the
+    $[N, G, C/G \cdot HW]$ view of the group variance turned every element-wise kernel into scalar
+    loops with index arithmetic, and the per-channel parameter gradients into strided sums over
+    $(N, H, W)$ — 2.7–3.1× torch's eager `BatchNorm2d` in `benchmarks/bench_zoo.py`. Written out,
+    the backward is two passes over the map, as BN's: one pass of per-(sample, channel) sums over
+    $(H, W)$, one element-wise pass for $\partial L / \partial x$ (1.0× BN in the same benchmark).
+
+    With $\sigma = \sigma(v x)$, $\rho = 1 / \sqrt{s^2 + \epsilon}$ of the group, $\mu$ its mean, $M$
+    its size, and $g = \partial L / \partial y$ for $y = x \sigma \rho \gamma + \beta$:
+
+    $$\frac{\partial L}{\partial x} = g \gamma \rho \big(\sigma + v x \sigma (1 - \sigma)\big)
+      - \frac{\rho^3}{M} (x - \mu) \sum_{\text{group}} g \gamma x \sigma$$
+
+    $\partial L / \partial \beta = \sum g$, $\partial L / \partial \gamma = \sum g x \sigma \rho$,
+    $\partial L / \partial v = \sum g \gamma \rho\, x^2 \sigma (1 - \sigma)$, the sums over $(N, H, W)$.
+    `tests/test_evonorm.py` checks it against autograd's backward of the formula in float64, and
+    gradcheck. It is not differentiable twice (nor is a compiled graph).
+    """
+
+    @staticmethod
+    def forward(ctx, x, v, weight, bias, groups: int, eps: float):
+        n, c = x.shape[:2]
+        # $\mu$ and $s^2$ of each (sample, group): $[N, G]$
+        var, mean = torch.var_mean(x.reshape(n, groups, -1), dim=2, correction=0)
+        rstd = torch.rsqrt(var + eps)
+        sig = torch.sigmoid(x * v.reshape(1, -1, 1, 1))
+        ctx.save_for_backward(x, v, weight, mean, rstd)
+        ctx.groups = groups
+        scale = _per_channel(rstd, c) * weight.reshape(1, -1, 1, 1)  # $\rho \gamma$, $[N, C, 1, 1]$
+        return torch.addcmul(bias.reshape(1, -1, 1, 1), x * sig, scale)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, v, weight, mean, rstd = ctx.saved_tensors
+        n, c = x.shape[:2]
+        size = x[0].numel() // ctx.groups  # $M$
+        sig = torch.sigmoid(x * v.reshape(1, -1, 1, 1))
+        dsig = sig * (1 - sig)
+        # Pass 1: per-(sample, channel) sums over $(H, W)$
+        g_xsig = (g * x * sig).sum((2, 3))  # $\sum g x \sigma$
+        g_x2dsig = (g * x * x * dsig).sum((2, 3))  # $\sum g x^2 \sigma (1 - \sigma)$
+        g_sum = g.sum((2, 3))
+        rho = _per_channel(rstd, c).reshape(n, c)
+        grad_bias = g_sum.sum(0)
+        grad_weight = (g_xsig * rho).sum(0)
+        grad_v = (g_x2dsig * rho * weight).sum(0)
+        # $\sum_{\text{group}} g \gamma x \sigma$, per (sample, group)
+        g_group = (g_xsig * weight).reshape(n, ctx.groups, -1).sum(2)
+        # Pass 2: element-wise
+        coef = _per_channel(-g_group * rstd.pow(3) / size, c)
+        gamma_rho = (weight * rho).reshape(n, c, 1, 1)
+        grad_x = g * gamma_rho * (sig + x * v.reshape(1, -1, 1, 1) * dsig) + coef * (x - _per_channel(mean, c))
+        return grad_x, grad_v, grad_weight, grad_bias, None, None
+

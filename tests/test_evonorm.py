@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from labnorm import EvoNorm2dB0, EvoNorm2dS0
-from labnorm.evonorm import largest_divisor_at_most
+from labnorm.evonorm import _EvoNormS0Function, largest_divisor_at_most
 from labnorm.norms import make_norm
 
 
@@ -99,6 +99,45 @@ def test_s0_equals_the_paper_formula(groups):
     assert torch.equal(layer(x), y)  # no batch statistics: eval is the same computation
 
 
+@pytest.mark.parametrize("groups", [1, 2, 6])
+def test_s0_closed_form_backward_equals_the_paper_formula(groups):
+    # The path torch.compile takes (`_EvoNormS0Function`, backward written out), run eagerly in float64
+    torch.manual_seed(2)
+    x = (torch.randn(3, 6, 4, 5, dtype=torch.float64) * 1.5 + 0.2).requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    g = torch.Generator().manual_seed(groups)
+    params = [(torch.randn(6, generator=g, dtype=torch.float64) * 0.5 + 1).requires_grad_() for _ in range(3)]
+    ref = [p.detach().clone().requires_grad_() for p in params]
+    gamma, beta, v = params
+    y = _EvoNormS0Function.apply(x, v, gamma, beta, groups, 1e-5)
+    y_ref = s0_formula(x_ref, *ref, groups, 1e-5)
+    assert (y - y_ref).abs().max() <= 1e-12
+    _check_grads(y, y_ref, [(x, x_ref)] + list(zip(params, ref)))
+    small = [t.detach()[:, :, :2, :3].clone().requires_grad_() if t.dim() == 4 else t.detach().clone().requires_grad_()
+             for t in (x, v, gamma, beta)]
+    assert torch.autograd.gradcheck(lambda *a: _EvoNormS0Function.apply(*a, groups, 1e-5), small)
+
+
+def test_s0_compiled_equals_eager_with_gradients():
+    # Under torch.compile the layer switches to the closed-form backward: same values and gradients
+    torch.manual_seed(3)
+    eager = EvoNorm2dS0(8, groups=4).double()
+    _randomize(eager)
+    other = copy.deepcopy(eager)
+    compiled = torch.compile(other, backend="aot_eager", fullgraph=True)
+    for scale, shift in ((1.5, 0.3), (0.01, 100.0)):
+        x = torch.randn(3, 8, 5, 4, dtype=torch.float64) * scale + shift
+        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+        ya, yb = eager(xa), compiled(xb)
+        assert (ya - yb).abs().max() <= 1e-12 * ya.abs().max()  # relative: at mean 100 outputs reach 2e4
+        g = torch.randn_like(ya)
+        ya.backward(g), yb.backward(g)
+        assert (xa.grad - xb.grad).abs().max() <= 1e-9 * xa.grad.abs().max()
+        for (name, p), q in zip(eager.named_parameters(), other.parameters()):
+            assert (p.grad - q.grad).abs().max() <= 1e-9 * p.grad.abs().max(), name
+            p.grad = q.grad = None
+
+
 def test_without_activation_is_affine_only():
     # The authors' nonlinearity=False: gamma x + beta, no normalization
     torch.manual_seed(2)
@@ -173,6 +212,10 @@ def test_float32_large_mean_small_std():
         y32 = layer(x)
         y64 = make().double()(x.double())
         assert ((y32.double() - y64).abs() / y64.abs()).max() < 1e-5
+    # S0's compiled path (Welford statistics in one pass) keeps that precision
+    y32 = _EvoNormS0Function.apply(x, torch.ones(4), torch.ones(4), torch.zeros(4), 2, 1e-5)
+    y64 = EvoNorm2dS0(4, groups=2).double()(x.double())
+    assert ((y32.double() - y64).abs() / y64.abs()).max() < 1e-5
 
 
 def test_bf16():

@@ -1,12 +1,14 @@
 """The norm= names of FRN, EvoNorm and Batch Renorm; norms that include their activation get no second
 ReLU in any model; every model trains a step with each; eager == inductor-compiled in train and eval."""
 
+import copy
+
 import pytest
 import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
-from labnorm import TLU, BatchRenorm2d, EvoNorm2dB0, EvoNorm2dS0, FilterResponseNorm2d
+from labnorm import TLU, BatchRenorm2d, DynamicTanh, EvoNorm2dB0, EvoNorm2dS0, FilterResponseNorm2d
 from labnorm.models import MODELS, build_model, conv_norm_act
 from labnorm.norms import available_norms, make_norm, norm_fuses_activation, register_norm
 
@@ -134,3 +136,53 @@ def test_inductor_equals_eager_in_train_and_eval():
         eager.eval(), other.eval()
         x = torch.randn(3, 8, 6, 6)
         assert torch.allclose(compiled(x), eager(x), atol=1e-5, rtol=1e-5)
+
+
+# The layers whose graph under torch.compile differs from eager (`labnorm._compile.channel_param`
+# repeats per-channel parameters per sample; EvoNorm-S0 switches to its closed-form backward)
+COMPILE_PATH_LAYERS = {
+    "frn+tlu": lambda: nn.Sequential(FilterResponseNorm2d(6), TLU(6)),
+    "frn_learnable_eps+tlu": lambda: nn.Sequential(FilterResponseNorm2d(6, learnable_eps=True), TLU(6)),
+    "evos0": lambda: EvoNorm2dS0(6, groups=3),
+    "dyt": lambda: DynamicTanh(6),
+}
+
+
+@pytest.mark.parametrize(("name", "shape"), [(n, (3, 6, 4, 5)) for n in COMPILE_PATH_LAYERS] + [("dyt", (2, 6, 7))])
+def test_compile_path_gradients_equal_eager(name, shape):
+    torch.manual_seed(7)
+    eager = COMPILE_PATH_LAYERS[name]().double()
+    with torch.no_grad():
+        for p in eager.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    other = copy.deepcopy(eager)
+    compiled = torch.compile(other, backend="aot_eager", fullgraph=True)
+    x = torch.randn(shape, dtype=torch.float64) * 2 + 0.5
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, yb = eager(xa), compiled(xb)
+    assert (ya - yb).abs().max() <= 1e-12
+    g = torch.randn_like(ya)
+    ya.backward(g), yb.backward(g)
+    assert (xa.grad - xb.grad).abs().max() <= 1e-12
+    for (pname, p), q in zip(eager.named_parameters(), other.parameters()):
+        assert p.grad.shape == q.grad.shape and (p.grad - q.grad).abs().max() <= 1e-11, pname
+
+
+def test_compile_paths_under_inductor_train_step():
+    # The same layers through inductor (whose code the compile paths are shaped for), forward and backward
+    torch.manual_seed(8)
+    eager = nn.Sequential(*(make() for make in COMPILE_PATH_LAYERS.values()))
+    with torch.no_grad():
+        for p in eager.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    other = copy.deepcopy(eager)
+    compiled = torch.compile(other, backend="inductor")
+    x = torch.randn(4, 6, 5, 5) * 2 + 0.5
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, yb = eager(xa), compiled(xb)
+    assert torch.allclose(ya, yb, atol=1e-5, rtol=1e-5)
+    g = torch.randn_like(ya)
+    ya.backward(g), yb.backward(g)
+    assert torch.allclose(xa.grad, xb.grad, atol=1e-4, rtol=1e-4)
+    for (pname, p), q in zip(eager.named_parameters(), other.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-4, rtol=1e-4), pname

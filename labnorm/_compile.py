@@ -1,0 +1,31 @@
+r"""Broadcast shapes that let `torch.compile` make fast CPU code for per-channel parameters.
+
+A per-channel parameter $p \in \mathbb{R}^C$ acts on an $[N, C, H, W]$ map through the view
+$[1, C, 1, 1]$. Its gradient is then a sum over $(N, H, W)$, and inductor (torch 2.13, CPU) writes
+that as one reduction that strides across the samples of an NCHW tensor, separate from the pass
+that computes the input's gradient. Repeated per sample, as $[N, C, 1, 1]$, the same gradient is a
+sum over $(H, W)$ — contiguous, vectorized, fused with that pass — followed by a sum of $N \times C$
+numbers. The values are the same either way; only the order of the additions changes.
+
+Measured in `benchmarks/bench_zoo.py` (CPU, 1 thread, train forward + backward on
+$[128, 64, 32, 32]$): FRN + TLU compiled went from 1.4× torch's eager `BatchNorm2d` to 0.8×.
+Eager, the plain view is used: torch's own kernels reduce well either way, and the repeat would
+only cost a copy.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["channel_param"]
+
+
+def channel_param(p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    r"""$p \in \mathbb{R}^C$ shaped to broadcast over $x = [N, C, \ldots]$: $[1, C, 1, \ldots]$ eager,
+    $[N, C, 1, \ldots]$ (repeated per sample) under `torch.compile`. A one-element $p$ (a scalar
+    parameter such as Dynamic Tanh's $\alpha$) is repeated to $[N, C, 1, \ldots]$ under compile too."""
+    ones = (1,) * (x.dim() - 2)
+    if not torch.compiler.is_compiling():
+        return p.reshape(1, -1, *ones) if p.numel() > 1 else p.reshape(1, 1, *ones)
+    c = x.shape[1] // p.numel()
+    return p.reshape(1, -1, *ones).repeat(x.shape[0], c, *ones)
