@@ -55,7 +55,7 @@ class Config:
 CONFIGS = {
     # Smoke: batch 16 at the top, so that 96 images still give the one-cycle warm-up more than one step
     "smoke": Config(width=8, epochs=1, train_images=96, test_images=128, batch_sizes=(2, 16)),
-    "cpu": Config(width=16, epochs=1, train_images=4000, test_images=10000),
+    "cpu": Config(width=16, epochs=2, train_images=8000, test_images=10000),
     "gpu": Config(width=64, epochs=15, train_images=50000, test_images=10000),
 }
 
