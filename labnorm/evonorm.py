@@ -59,9 +59,9 @@ becomes $\sqrt\epsilon$, the output is $\beta$ (finite). **Groups that do not di
 two passes (centred first), so they keep their precision; the output matches float64 to float32
 precision (tested). **bf16**: statistics in float32, output in the input's dtype. **Wrong rank or
 channel count**: `ValueError` naming the layer. `torch.compile`, `state_dict` round trip, `deepcopy`:
-tested. Under `torch.compile`, S0 runs the same formula with its backward written out
-(`_EvoNormS0Function` at the end of this file), because inductor's code for autograd's own backward
-of it was slow; the two are tested equal in float64.
+tested. Under `torch.compile`, S0 and B0 in training run the same formulas with their backward
+written out (`_EvoNormS0Function`, `_EvoNormB0Function` at the end of this file), because inductor's
+code for autograd's own backward of them was slow; each is tested equal to the paper's formula in float64.
 """
 
 from __future__ import annotations
@@ -171,6 +171,13 @@ class EvoNorm2dB0(_EvoNorm):
                     "EvoNorm2dB0: expected more than 1 value per channel when training (its batch variance), "
                     f"got input of shape {tuple(x.shape)}"
                 )
+            if torch.compiler.is_compiling():
+                # Compiled: the same formula with its backward written out (`_EvoNormB0Function`)
+                params = (p.to(xs.dtype) for p in (self.v, self.weight, self.bias))
+                y, batch_var = _EvoNormB0Function.apply(xs, *params, self.eps)
+                with torch.no_grad():
+                    self.running_var.lerp_(batch_var.flatten().to(self.running_var.dtype), self.momentum)
+                return y.to(x.dtype)
             # $s^2_{w,h,c}$: biased variance of each channel over $(N, H, W)$, gradient flowing through it
             batch_var = torch.var(xs, dim=(0, 2, 3), correction=0, keepdim=True)
             with torch.no_grad():
@@ -252,6 +259,68 @@ def _per_channel(t: torch.Tensor, channels: int) -> torch.Tensor:
     """A per-(sample, group) tensor $[N, G]$ as per-(sample, channel) $[N, C, 1, 1]$."""
     n, groups = t.shape
     return t.repeat_interleave(channels // groups, dim=1).reshape(n, channels, 1, 1)
+
+
+class _EvoNormB0Function(torch.autograd.Function):
+    r"""EvoNorm-B0 in training with a closed-form backward: the path `EvoNorm2dB0` takes under `torch.compile`.
+
+    Returns the output and the batch variance $s^2_{w,h,c}$ (for the moving average; not differentiable).
+    The batch variance is assembled from the per-(sample, channel) statistics the layer needs anyway,
+    by the law of total variance — $s^2_{w,h,c} = \overline{s^2_{w,h}} + \operatorname{Var}_N(\mu_{w,h})$,
+    both terms computed centred — so the forward reads the map once for statistics; the backward is
+    one pass of per-(sample, channel) sums and one element-wise pass.
+
+    With $L = \sqrt{s^2_{w,h,c} + \epsilon}$, $S = \sqrt{s^2_{w,h} + \epsilon}$, $R = v x + S$, $D = \max(L, R)$,
+    $y = \gamma x / D + \beta$, $g = \partial L/\partial y$ and $q = -g \gamma x / D^2$ split between $R$
+    and $L$ as `torch.maximum` splits it (all to the larger, half each on a tie) into $q_R + q_L$:
+
+    $$\frac{\partial L}{\partial x} = \frac{g\gamma}{D} + q_R v
+      + \frac{\sum_{h,w} q_R}{S} \frac{x - \mu_{w,h}}{HW}
+      + \frac{\sum_{n,h,w} q_L}{L} \frac{x - \mu_{w,h,c}}{NHW}$$
+
+    $\partial L/\partial \beta = \sum g$, $\partial L/\partial \gamma = \sum g x / D$,
+    $\partial L/\partial v = \sum q_R x$, the sums over $(N, H, W)$. `tests/test_evonorm.py` checks it
+    against the paper's formula in float64 and with gradcheck. Not differentiable twice.
+    """
+
+    @staticmethod
+    def forward(ctx, x, v, weight, bias, eps: float):
+        n, c, h, w = x.shape
+        # $s^2_{w,h}$ and $\mu_{w,h}$ of each (sample, channel): $[N, C, 1, 1]$
+        inst_var, inst_mean = torch.var_mean(x, dim=(2, 3), correction=0, keepdim=True)
+        # $s^2_{w,h,c}$ by the law of total variance, and $\mu_{w,h,c}$: $[1, C, 1, 1]$
+        batch_mean = inst_mean.mean(0, keepdim=True)
+        batch_var = inst_var.mean(0, keepdim=True) + (inst_mean - batch_mean).square().mean(0, keepdim=True)
+        left = torch.sqrt(batch_var + eps)
+        inst_std = torch.sqrt(inst_var + eps)
+        den = torch.maximum(left, torch.addcmul(inst_std, x, v.reshape(1, -1, 1, 1)))
+        ctx.save_for_backward(x, v, weight, inst_mean, inst_std, batch_mean, left)
+        ctx.mark_non_differentiable(batch_var)
+        return torch.addcmul(bias.reshape(1, -1, 1, 1), x / den, weight.reshape(1, -1, 1, 1)), batch_var
+
+    @staticmethod
+    def backward(ctx, g, _):
+        x, v, weight, inst_mean, inst_std, batch_mean, left = ctx.saved_tensors
+        n, c, h, w = x.shape
+        vv = v.reshape(1, -1, 1, 1)
+        right = torch.addcmul(inst_std, x, vv)
+        den = torch.maximum(left, right)
+        # `torch.maximum`'s rule: the gradient to the larger argument, half to each on a tie
+        to_right = (right > left).to(x.dtype) + 0.5 * (right == left).to(x.dtype)
+        g_gamma = g * weight.reshape(1, -1, 1, 1)
+        q = -g_gamma * x / den.square()  # $\partial L / \partial D$
+        q_right = q * to_right
+        # Pass 1: sums over $(H, W)$ per (sample, channel), then over $N$
+        grad_bias = g.sum((2, 3)).sum(0)
+        grad_weight = (g * x / den).sum((2, 3)).sum(0)
+        grad_v = (q_right * x).sum((2, 3)).sum(0)
+        g_inst = q_right.sum((2, 3), keepdim=True)  # $\sum_{h,w} q_R$, $[N, C, 1, 1]$
+        g_batch = (q - q_right).sum((2, 3), keepdim=True).sum(0, keepdim=True)  # $\sum_{n,h,w} q_L$
+        # Pass 2: element-wise
+        grad_x = (g_gamma / den + q_right * vv
+                  + (g_inst / inst_std) * (x - inst_mean) / (h * w)
+                  + (g_batch / left) * (x - batch_mean) / (n * h * w))
+        return grad_x, grad_v, grad_weight, grad_bias, None
 
 
 class _EvoNormS0Function(torch.autograd.Function):

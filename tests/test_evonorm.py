@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from labnorm import EvoNorm2dB0, EvoNorm2dS0
-from labnorm.evonorm import _EvoNormS0Function, largest_divisor_at_most
+from labnorm.evonorm import _EvoNormB0Function, _EvoNormS0Function, largest_divisor_at_most
 from labnorm.norms import make_norm
 
 
@@ -118,6 +118,28 @@ def test_s0_closed_form_backward_equals_the_paper_formula(groups):
     assert torch.autograd.gradcheck(lambda *a: _EvoNormS0Function.apply(*a, groups, 1e-5), small)
 
 
+@pytest.mark.parametrize("shape", [(4, 6, 5, 5), (2, 3, 1, 1), (1, 3, 4, 4)])
+def test_b0_closed_form_backward_equals_the_paper_formula(shape):
+    # The path torch.compile takes in training (`_EvoNormB0Function`), run eagerly in float64
+    torch.manual_seed(5)
+    c = shape[1]
+    x = (torch.randn(*shape, dtype=torch.float64) * 1.5 + 0.3).requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    g = torch.Generator().manual_seed(c)
+    params = [(torch.randn(c, generator=g, dtype=torch.float64) * 0.5 + 1).requires_grad_() for _ in range(3)]
+    ref = [p.detach().clone().requires_grad_() for p in params]
+    gamma, beta, v = params
+    moving = torch.rand(c, dtype=torch.float64) + 0.5
+    y, batch_var = _EvoNormB0Function.apply(x, v, gamma, beta, 1e-5)
+    y_ref, moving_ref = b0_formula(x_ref, *ref, moving, 1e-5, True, 0.3)
+    assert (y - y_ref).abs().max() <= 1e-12
+    assert ((1 - 0.3) * moving + 0.3 * batch_var.flatten() - moving_ref).abs().max() <= 1e-14
+    assert not batch_var.requires_grad
+    _check_grads(y, y_ref, [(x, x_ref)] + list(zip(params, ref)))
+    inputs = [t.detach().clone().requires_grad_() for t in (x, v, gamma, beta)]
+    assert torch.autograd.gradcheck(lambda *a: _EvoNormB0Function.apply(*a, 1e-5)[0], inputs)
+
+
 def test_s0_compiled_equals_eager_with_gradients():
     # Under torch.compile the layer switches to the closed-form backward: same values and gradients
     torch.manual_seed(3)
@@ -212,10 +234,16 @@ def test_float32_large_mean_small_std():
         y32 = layer(x)
         y64 = make().double()(x.double())
         assert ((y32.double() - y64).abs() / y64.abs()).max() < 1e-5
-    # S0's compiled path (Welford statistics in one pass) keeps that precision
-    y32 = _EvoNormS0Function.apply(x, torch.ones(4), torch.ones(4), torch.zeros(4), 2, 1e-5)
+    # The compiled paths (Welford statistics in one pass) keep that precision
+    ones, zeros = torch.ones(4), torch.zeros(4)
+    y32 = _EvoNormS0Function.apply(x, ones, ones, zeros, 2, 1e-5)
     y64 = EvoNorm2dS0(4, groups=2).double()(x.double())
     assert ((y32.double() - y64).abs() / y64.abs()).max() < 1e-5
+    y32, var32 = _EvoNormB0Function.apply(x, ones, ones, zeros, 1e-5)
+    b0 = EvoNorm2dB0(4, momentum=1.0).double()
+    y64 = b0(x.double())
+    assert ((y32.double() - y64).abs() / y64.abs()).max() < 1e-5
+    assert ((var32.flatten().double() - b0.running_var) / b0.running_var).abs().max() < 1e-4
 
 
 def test_bf16():

@@ -139,11 +139,12 @@ def test_inductor_equals_eager_in_train_and_eval():
 
 
 # The layers whose graph under torch.compile differs from eager (`labnorm._compile.channel_param`
-# repeats per-channel parameters per sample; EvoNorm-S0 switches to its closed-form backward)
+# repeats per-channel parameters per sample; EvoNorm-S0, and B0 in training, switch to closed-form backwards)
 COMPILE_PATH_LAYERS = {
     "frn+tlu": lambda: nn.Sequential(FilterResponseNorm2d(6), TLU(6)),
     "frn_learnable_eps+tlu": lambda: nn.Sequential(FilterResponseNorm2d(6, learnable_eps=True), TLU(6)),
     "evos0": lambda: EvoNorm2dS0(6, groups=3),
+    "evob0": lambda: EvoNorm2dB0(6, momentum=0.3),
     "dyt": lambda: DynamicTanh(6),
 }
 
@@ -166,6 +167,11 @@ def test_compile_path_gradients_equal_eager(name, shape):
     assert (xa.grad - xb.grad).abs().max() <= 1e-12
     for (pname, p), q in zip(eager.named_parameters(), other.parameters()):
         assert p.grad.shape == q.grad.shape and (p.grad - q.grad).abs().max() <= 1e-11, pname
+    for (bname, a), b in zip(eager.named_buffers(), other.buffers()):
+        assert (a - b).abs().max() <= 1e-12, bname
+    eager.eval(), other.eval()
+    with torch.no_grad():
+        assert (eager(x) - compiled(x)).abs().max() <= 1e-12
 
 
 def test_compile_paths_under_inductor_train_step():
