@@ -20,12 +20,14 @@ import torch
 __all__ = ["channel_param"]
 
 
-def channel_param(p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def channel_param(p: torch.Tensor, x: torch.Tensor, fast_compiled_path: bool = True) -> torch.Tensor:
     r"""$p \in \mathbb{R}^C$ shaped to broadcast over $x = [N, C, \ldots]$: $[1, C, 1, \ldots]$ eager,
     $[N, C, 1, \ldots]$ (repeated per sample) under `torch.compile`. A one-element $p$ (a scalar
-    parameter such as Dynamic Tanh's $\alpha$) is repeated to $[N, C, 1, \ldots]$ under compile too."""
+    parameter such as Dynamic Tanh's $\alpha$) is repeated to $[N, C, 1, \ldots]$ under compile too.
+    With `fast_compiled_path=False` (a layer's attribute of that name) the plain view is used under
+    compile as well: `benchmarks/bench_compile_paths.py` times the two side by side."""
     ones = (1,) * (x.dim() - 2)
-    if not torch.compiler.is_compiling():
+    if not (fast_compiled_path and torch.compiler.is_compiling()):
         return p.reshape(1, -1, *ones) if p.numel() > 1 else p.reshape(1, 1, *ones)
     c = x.shape[1] // p.numel()
     return p.reshape(1, -1, *ones).repeat(x.shape[0], c, *ones)

@@ -61,6 +61,10 @@ class DynamicTanh(nn.Module):
         ValueError: input of rank < 2, or another channel count.
     """
 
+    #: Under `torch.compile`, take the path shaped for inductor (`labnorm._compile`); False compiles
+    #: the formula as written (`benchmarks/bench_compile_paths.py` times both)
+    fast_compiled_path: bool = True
+
     def __init__(
         self,
         num_features: int,
@@ -100,7 +104,8 @@ class DynamicTanh(nn.Module):
             alpha, gamma, beta = self.alpha, self.weight, self.bias
         else:
             # $[1, C, 1, \ldots]$ (per sample under `torch.compile`, see `labnorm._compile`)
-            alpha, gamma, beta = (channel_param(p, x) for p in (self.alpha, self.weight, self.bias))
+            params = (self.alpha, self.weight, self.bias)
+            alpha, gamma, beta = (channel_param(p, x, self.fast_compiled_path) for p in params)
         # $\tanh(\alpha x)$, then $\gamma \odot \cdot + \beta$ as one fused multiply-add
         return torch.addcmul(beta, torch.tanh(alpha * x), gamma).to(x.dtype)
 

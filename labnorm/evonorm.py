@@ -100,6 +100,10 @@ def _view(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 class _EvoNorm(nn.Module):
     """Parameters shared by B0 and S0: $\\gamma$ (`weight`), $\\beta$ (`bias`), $v_1$ (`v`, with the activation)."""
 
+    #: Under `torch.compile`, take the closed-form backward (`_EvoNormB0Function`, `_EvoNormS0Function`); False compiles
+    #: the formula as written (`benchmarks/bench_compile_paths.py` times both)
+    fast_compiled_path: bool = True
+
     def __init__(self, name: str, num_features: int, eps: float, apply_act: bool, factory: dict) -> None:
         super().__init__()
         if not isinstance(num_features, int) or num_features < 1:
@@ -171,7 +175,7 @@ class EvoNorm2dB0(_EvoNorm):
                     "EvoNorm2dB0: expected more than 1 value per channel when training (its batch variance), "
                     f"got input of shape {tuple(x.shape)}"
                 )
-            if torch.compiler.is_compiling():
+            if self.fast_compiled_path and torch.compiler.is_compiling():
                 # Compiled: the same formula with its backward written out (`_EvoNormB0Function`)
                 params = (p.to(xs.dtype) for p in (self.v, self.weight, self.bias))
                 y, batch_var = _EvoNormB0Function.apply(xs, *params, self.eps)
@@ -237,7 +241,7 @@ class EvoNorm2dS0(_EvoNorm):
         if not self.apply_act:
             return self._affine(x)
         xs = x.float() if x.dtype in _LOW_PRECISION else x
-        if torch.compiler.is_compiling():
+        if self.fast_compiled_path and torch.compiler.is_compiling():
             # Compiled: the same formula with its backward written out (`_EvoNormS0Function`)
             params = (p.to(xs.dtype) for p in (self.v, self.weight, self.bias))
             return _EvoNormS0Function.apply(xs, *params, self.groups, self.eps).to(x.dtype)

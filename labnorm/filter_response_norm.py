@@ -95,6 +95,10 @@ class FilterResponseNorm2d(nn.Module):
         ValueError: negative `eps`; input that is not 4-D or has the wrong channel count.
     """
 
+    #: Under `torch.compile`, take the path shaped for inductor (`labnorm._compile`); False compiles
+    #: the formula as written (`benchmarks/bench_compile_paths.py` times both)
+    fast_compiled_path: bool = True
+
     def __init__(
         self,
         num_features: int,
@@ -143,7 +147,8 @@ class FilterResponseNorm2d(nn.Module):
         x_hat = xs * torch.rsqrt(nu2 + eps)
         # $y = \gamma \hat x + \beta$
         # ($\gamma, \beta$ as $[1, C, 1, 1]$, or per sample under `torch.compile`: see `labnorm._compile`)
-        y = torch.addcmul(channel_param(self.bias, xs).to(xs.dtype), x_hat, channel_param(self.weight, xs).to(xs.dtype))
+        gamma, beta = (channel_param(p, xs, self.fast_compiled_path).to(xs.dtype) for p in (self.weight, self.bias))
+        y = torch.addcmul(beta, x_hat, gamma)
         return y.to(x.dtype)
 
     def extra_repr(self) -> str:
@@ -160,6 +165,10 @@ class TLU(nn.Module):
     Raises:
         ValueError: input of rank < 2 or with the wrong channel count.
     """
+
+    #: Under `torch.compile`, take the path shaped for inductor (`labnorm._compile`); False compiles
+    #: the formula as written (`benchmarks/bench_compile_paths.py` times both)
+    fast_compiled_path: bool = True
 
     def __init__(
         self, num_features: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
@@ -180,7 +189,7 @@ class TLU(nn.Module):
                 f"TLU: expected an input [N, C, *] with C={self.num_features}, got shape {tuple(x.shape)}"
             )
         # $z = \max(y, \tau)$, $\tau$ broadcast over every dim but the channels
-        tau = channel_param(self.tau, x).to(x.dtype)
+        tau = channel_param(self.tau, x, self.fast_compiled_path).to(x.dtype)
         return torch.maximum(x, tau)
 
     def extra_repr(self) -> str:

@@ -149,14 +149,19 @@ COMPILE_PATH_LAYERS = {
 }
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fast_compiled_path", "formula_compiled"])
 @pytest.mark.parametrize(("name", "shape"), [(n, (3, 6, 4, 5)) for n in COMPILE_PATH_LAYERS] + [("dyt", (2, 6, 7))])
-def test_compile_path_gradients_equal_eager(name, shape):
+def test_compile_path_gradients_equal_eager(name, shape, fast):
+    torch.compiler.reset()  # each case compiles the same forwards again: stay under dynamo's recompile limit
     torch.manual_seed(7)
     eager = COMPILE_PATH_LAYERS[name]().double()
     with torch.no_grad():
         for p in eager.parameters():
             p.add_(torch.randn_like(p) * 0.3)
     other = copy.deepcopy(eager)
+    for m in other.modules():
+        if hasattr(m, "fast_compiled_path"):
+            m.fast_compiled_path = fast
     compiled = torch.compile(other, backend="aot_eager", fullgraph=True)
     x = torch.randn(shape, dtype=torch.float64) * 2 + 0.5
     xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
