@@ -106,8 +106,9 @@ class DynamicTanh(nn.Module):
             # $[1, C, 1, \ldots]$ (per sample under `torch.compile`, see `labnorm._compile`)
             params = (self.alpha, self.weight, self.bias)
             alpha, gamma, beta = (channel_param(p, x, self.fast_compiled_path) for p in params)
-        # $\tanh(\alpha x)$, then $\gamma \odot \cdot + \beta$ as one fused multiply-add
-        return torch.addcmul(beta, torch.tanh(alpha * x), gamma).to(x.dtype)
+        # $\tanh(\alpha x)$, then $\gamma \odot \cdot + \beta$ (a multiply and an add: measured faster eager
+        # at batch 2 than one `addcmul`, whose backward costs more; the same under compile)
+        return (torch.tanh(alpha * x) * gamma + beta).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, alpha_init={self.alpha_init}, channels_last={self.channels_last}"

@@ -489,6 +489,15 @@ print(f"{ghost} minus bn at batch {small}, per seed:", ", ".join(f"{d:+.3f}" for
 #   only when the 95% interval of the paired difference over the seeds lies wholly on one side of
 #   the claim; otherwise it is *inconclusive at this scale* — and a record with one seed is always
 #   inconclusive. A claim judged inconclusive here is neither confirmed nor refuted by this run.
+# * **What the saved three-seed `cpu` record says** (its verdict lines and BN's accuracy are printed
+#   above). BN reaches about 41% at batch 128, so these are networks early in training. At batch 2,
+#   EvoNorm-S0 and Batch Renorm end above BN (*supported*; for Batch Renorm the interval only just
+#   clears zero), GN cannot be told apart from BN (*inconclusive*), and FRN ends below BN
+#   (*contradicted*); at batch 128, BN ends above GN (*supported*) and FRN again below BN
+#   (*contradicted*). The FRN paper, quoted at the top, reports FRN ahead of BN at every batch size
+#   on ImageNet; our short run of a small CNN disagrees, at this scale and with one learning-rate rule
+#   for every norm, tuned for none of them. Which of those differences is responsible, this run does
+#   not say.
 # * **Batch 2 and batch 128 are not the same training budget.** With the same images, batch 2
 #   takes 64 times as many (smaller) steps; on a small run that can favour batch 2 whatever the
 #   norm, so compare norms *within* a batch size, as the verdicts do, not a norm across the two.
