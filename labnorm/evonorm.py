@@ -276,13 +276,13 @@ class _EvoNormB0Function(torch.autograd.Function):
     measured 1.31× torch's eager `BatchNorm2d` against 1.48× for the formula as written, but at
     batch 2 2.00× against 1.43× (`benchmarks/bench_compile_paths.py`, one run).
 
-    With $L = \sqrt{s^2_{w,h,c} + \epsilon}$, $S = \sqrt{s^2_{w,h} + \epsilon}$, $R = v x + S$, $D = \max(L, R)$,
+    With $B = \sqrt{s^2_{w,h,c} + \epsilon}$, $S = \sqrt{s^2_{w,h} + \epsilon}$, $R = v x + S$, $D = \max(B, R)$,
     $y = \gamma x / D + \beta$, $g = \partial L/\partial y$ and $q = -g \gamma x / D^2$ split between $R$
-    and $L$ as `torch.maximum` splits it (all to the larger, half each on a tie) into $q_R + q_L$:
+    and $B$ as `torch.maximum` splits it (all to the larger, half each on a tie) into $q_R + q_B$:
 
     $$\frac{\partial L}{\partial x} = \frac{g\gamma}{D} + q_R v
       + \frac{\sum_{h,w} q_R}{S} \frac{x - \mu_{w,h}}{HW}
-      + \frac{\sum_{n,h,w} q_L}{L} \frac{x - \mu_{w,h,c}}{NHW}$$
+      + \frac{\sum_{n,h,w} q_B}{B} \frac{x - \mu_{w,h,c}}{NHW}$$
 
     $\partial L/\partial \beta = \sum g$, $\partial L/\partial \gamma = \sum g x / D$,
     $\partial L/\partial v = \sum q_R x$, the sums over $(N, H, W)$. `tests/test_evonorm.py` checks it
@@ -321,7 +321,7 @@ class _EvoNormB0Function(torch.autograd.Function):
         grad_weight = (g * x / den).sum((2, 3)).sum(0)
         grad_v = (q_right * x).sum((2, 3)).sum(0)
         g_inst = q_right.sum((2, 3), keepdim=True)  # $\sum_{h,w} q_R$, $[N, C, 1, 1]$
-        g_batch = (q - q_right).sum((2, 3), keepdim=True).sum(0, keepdim=True)  # $\sum_{n,h,w} q_L$
+        g_batch = (q - q_right).sum((2, 3), keepdim=True).sum(0, keepdim=True)  # $\sum_{n,h,w} q_B$
         # Pass 2: element-wise
         grad_x = (g_gamma / den + q_right * vv
                   + (g_inst / inst_std) * (x - inst_mean) / (h * w)
