@@ -7,6 +7,7 @@ Importing labnorm never touches the network.
 
 from ._version import __version__  # noqa: E402
 
+from ._norm_batch import set_norm_batch  # noqa: E402
 from .batch_channel_norm import BatchChannelNorm2d, EstimatedBatchNorm2d  # noqa: E402
 from .batch_norm import BatchNorm2d, GroupNorm  # noqa: E402
 from .batch_renorm import BatchRenorm2d, renorm_limits, set_renorm_limits  # noqa: E402
@@ -30,6 +31,6 @@ __all__ = [
     "SwitchNorm2d", "finalize_batch_average", "load_official_state_dict",
     "LayerNorm", "LayerNorm2d", "RMSNorm", "RMSNorm2d", "InstanceNorm2d", "GhostBatchNorm2d", "DynamicTanh",
     "FilterResponseNorm2d", "TLU", "EvoNorm2dB0", "EvoNorm2dS0",
-    "BatchRenorm2d", "renorm_limits", "set_renorm_limits",
+    "BatchRenorm2d", "renorm_limits", "set_renorm_limits", "set_norm_batch",
     "LRFinder", "get_scale", "pick", "verdict", "__version__",
 ]

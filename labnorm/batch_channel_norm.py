@@ -29,6 +29,18 @@ The batch part comes in two forms:
 
   Both then normalize with the freshly updated estimates; gradients do not flow through them.
 
+**Per-worker statistics** (`norm_batch=b`, see `labnorm._norm_batch`): the batch part takes its
+statistics over each group $B_j$ of $b$ consecutive samples by itself, as $N/b$ workers would
+($\mu_{j,c} = \frac{1}{bHW}\sum_{B_j,h,w} x$ and likewise the variance); the channel part is per
+sample and unchanged. `BatchChannelNorm2d.norm_batch` is its batch part's. The running statistics take
+one step, by the mean over the groups of what each worker's copy would have tracked:
+$\hat\mu \leftarrow (1-m)\hat\mu + m\,\overline{\mu_j}$ (and each group's unbiased variance, for
+`BatchNorm2d`). With `estimate=True` each worker updates the estimates from the shared old ones with its
+own group, $\hat\mu_j = (1-r)\hat\mu + r\,\bar x_{B_j}$, normalizes its group with them, and the estimates
+kept are $\overline{\hat\mu_j}$ — for `"official"` that is the whole-batch update (the variance is centred
+on the old estimate, so it averages exactly); for `"labml"` the mean of the groups' biased variances,
+smaller than the batch's. Vectorized over $[N/b, b, C, H, W]$; a batch $b$ does not divide: `ValueError`.
+
 Edge cases: an empty batch (N = 0) in training is refused by the batch part (`BatchNorm2d` or
 `EstimatedBatchNorm2d`) with a `ValueError`, and gives an empty output in eval mode; half-precision
 input gets float32 statistics and comes back in its own dtype, as from torch's norm layers.
@@ -41,6 +53,7 @@ import math
 import torch
 from torch import nn
 
+from ._norm_batch import batch_groups, check_norm_batch, mean_over_groups
 from .batch_norm import BatchNorm2d, GroupNorm
 
 __all__ = ["BatchChannelNorm2d", "EstimatedBatchNorm2d"]
@@ -49,8 +62,10 @@ __all__ = ["BatchChannelNorm2d", "EstimatedBatchNorm2d"]
 class EstimatedBatchNorm2d(nn.Module):
     r"""Batch norm with estimated statistics in training and eval (see the module docstring)."""
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, variant: str = "official") -> None:
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, variant: str = "official",
+                 norm_batch: int | None = None) -> None:
         super().__init__()
+        self.norm_batch = check_norm_batch("EstimatedBatchNorm2d", norm_batch)
         if variant not in ("official", "labml"):
             raise ValueError(f"EstimatedBatchNorm2d: variant must be 'official' or 'labml', got {variant!r}")
         self.num_features = num_features
@@ -77,6 +92,26 @@ class EstimatedBatchNorm2d(nn.Module):
         if self.training and x.shape[0] == 0:
             raise ValueError("EstimatedBatchNorm2d: an empty batch (N = 0) in training has no statistics "
                              "(the running estimates would become NaN); skip empty batches")
+        if self.training and self.norm_batch is not None:
+            # Per-worker groups: each group of $b$ samples updates the old estimates with its own statistics
+            # and is normalized with its updated copy; the buffers keep the mean of the copies
+            xg, dims = batch_groups("EstimatedBatchNorm2d", x, self.norm_batch)
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                rm, rv = self.running_mean.view(view), self.running_var.view(view)
+                if self.variant == "official":
+                    r = self.estbn_moving_speed.to(x.dtype)
+                    batch_mean = xg.mean(dims, keepdim=True)
+                    centred_var = (xg - rm).pow(2).mean(dims, keepdim=True)
+                else:
+                    r = self.momentum
+                    centred_var, batch_mean = torch.var_mean(xg, dim=dims, correction=0, keepdim=True)
+                # $\hat\mu_j = (1 - r)\hat\mu + r\,\bar x_{B_j}$ and likewise the variance: $[N/b, 1, C, 1, 1]$
+                mean_g, var_g = rm * (1 - r) + batch_mean * r, rv * (1 - r) + centred_var * r
+                self.running_mean.copy_(mean_over_groups(mean_g, self.norm_batch).flatten())
+                self.running_var.copy_(mean_over_groups(var_g, self.norm_batch).flatten())
+            x_hat = (xg - mean_g) / torch.sqrt(var_g + self.eps)
+            return (self.weight.view(view) * x_hat + self.bias.view(view)).reshape(x.shape).to(out_dtype)
         if self.training:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
@@ -100,7 +135,8 @@ class EstimatedBatchNorm2d(nn.Module):
         return (self.weight.view(view) * x_hat + self.bias.view(view)).to(out_dtype)
 
     def extra_repr(self) -> str:
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, variant={self.variant!r}"
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, variant={self.variant!r}"
+                + ("" if self.norm_batch is None else f", norm_batch={self.norm_batch}"))
 
 
 class BatchChannelNorm2d(nn.Module):
@@ -113,11 +149,13 @@ class BatchChannelNorm2d(nn.Module):
         momentum: of the batch part (torch's convention; the estimates' rate when `estimate`).
         estimate: use estimated statistics in the batch part (`EstimatedBatchNorm2d`).
         estimate_variant: `"official"` or `"labml"`, when `estimate`.
+        norm_batch: the batch part's statistics over groups of this many samples (`None`: the whole
+            batch); the attribute `norm_batch` reads and sets the batch part's.
     """
 
     def __init__(
         self, num_channels: int, num_groups: int = 32, eps: float = 1e-5, momentum: float = 0.1,
-        estimate: bool = False, estimate_variant: str = "official",
+        estimate: bool = False, estimate_variant: str = "official", norm_batch: int | None = None,
     ) -> None:
         super().__init__()
         if num_groups < 1 or num_channels % num_groups != 0:
@@ -128,13 +166,22 @@ class BatchChannelNorm2d(nn.Module):
         self.num_groups = num_groups
         self.eps = eps
         self.estimate = estimate
-        self.bn = (EstimatedBatchNorm2d(num_channels, eps, momentum, estimate_variant) if estimate
-                   else BatchNorm2d(num_channels, eps=eps, momentum=momentum))
+        self.bn = (EstimatedBatchNorm2d(num_channels, eps, momentum, estimate_variant, norm_batch=norm_batch)
+                   if estimate else BatchNorm2d(num_channels, eps=eps, momentum=momentum, norm_batch=norm_batch))
         # Channel part: group norm without its per-channel affine (no parameters, no state-dict keys) ...
         self.channel_norm = GroupNorm(num_groups, num_channels, eps=eps, affine=False)
         # ... and one affine pair per group instead, shaped to broadcast over [N, G, C/G·H·W]
         self.weight = nn.Parameter(torch.ones(1, num_groups, 1))
         self.bias = nn.Parameter(torch.zeros(1, num_groups, 1))
+
+    @property
+    def norm_batch(self) -> int | None:
+        """The batch part's `norm_batch` (per-worker statistics; `None`: the whole batch)."""
+        return self.bn.norm_batch
+
+    @norm_batch.setter
+    def norm_batch(self, value: int | None) -> None:
+        self.bn.norm_batch = check_norm_batch("BatchChannelNorm2d", value)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.num_channels:

@@ -30,6 +30,24 @@ The running variance is the *unbiased* estimate, again as in torch. With
 Group norm splits the $C$ channels into $G$ groups and normalizes each (sample,
 group) over its $C/G$ channels and all positions; the affine $\gamma, \beta$ stay
 per channel. $G = 1$ is layer norm over $(C, H, W)$; $G = C$ is instance norm.
+
+## Per-worker statistics: `norm_batch`
+
+`BatchNorm2d(C, norm_batch=b)` takes its batch statistics over each group of $b$ consecutive
+samples $B_j$ by itself, as $N/b$ workers of $b$ images would (the GN paper's batch "per GPU"):
+
+$$\mu_{j,c} = \frac{1}{bHW}\sum_{n \in B_j}\sum_{h,w} x_{n,c,h,w}, \qquad
+  \sigma^2_{j,c} = \frac{1}{bHW}\sum_{n \in B_j}\sum_{h,w} (x_{n,c,h,w} - \mu_{j,c})^2,$$
+
+each sample normalized with its group's, and the running statistics stepped once by the mean over
+the groups: $\hat\mu \leftarrow (1-m)\hat\mu + m\,\overline{\mu_j}$,
+$\hat\sigma^2 \leftarrow (1-m)\hat\sigma^2 + m\,\overline{\sigma^2_j}\,\frac{bHW}{bHW-1}$. The input is
+viewed as $[N/b, b, C, H, W]$ and reduced over $(b, H, W)$ — no loop over groups
+(`labnorm._norm_batch`, which every batch-dependent layer shares). `None`, the default, is the whole
+batch; in eval mode with running statistics `norm_batch` plays no part. `labnorm.set_norm_batch(model, b)`
+sets it on every batch-dependent layer of a model. A batch that $b$ does not divide, or $bHW = 1$ in
+training, is refused with a `ValueError`. `labnorm.GhostBatchNorm2d` computes the same output but steps
+its running statistics once per group.
 """
 
 from __future__ import annotations
@@ -38,6 +56,8 @@ import math
 
 import torch
 from torch import nn
+
+from ._norm_batch import batch_groups, check_group_values, check_norm_batch, mean_over_groups
 
 __all__ = ["BatchNorm2d", "GroupNorm", "NormState"]
 
@@ -135,11 +155,16 @@ class BatchNorm2d(NormState):
         affine: learn a per-channel scale $\gamma$ (`weight`) and shift $\beta$ (`bias`).
         track_running_stats: keep running statistics and use them in eval mode;
             without them the batch statistics are used in eval mode too.
+        norm_batch: batch statistics over groups of this many consecutive samples (per-worker
+            statistics, see the module docstring); `None`, the default, for the whole batch.
+            Not in the state dict: a setting of the training run, like `momentum`.
 
     Raises:
         ValueError: input that is not 4-D, has the wrong channel count, or has one
             value per channel in training (its variance would be meaningless; an empty
-            batch included). In eval mode an empty batch gives an empty output.
+            batch included). In eval mode an empty batch gives an empty output. With
+            `norm_batch`: a value that is not a positive int, a batch it does not divide, or
+            groups of one value per channel in training.
 
     Half-precision input: statistics in float32, output in the input's dtype (as torch).
     """
@@ -153,6 +178,7 @@ class BatchNorm2d(NormState):
         track_running_stats: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        norm_batch: int | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(num_features, int) or num_features < 1:
@@ -160,6 +186,7 @@ class BatchNorm2d(NormState):
         if momentum is not None and not 0.0 <= momentum <= 1.0:
             raise ValueError(f"BatchNorm2d: momentum must be in [0, 1] or None, got {momentum!r}")
         self._init_state(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+        self.norm_batch = check_norm_batch("BatchNorm2d", norm_batch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:
@@ -172,19 +199,28 @@ class BatchNorm2d(NormState):
         # Batch statistics in training, and in eval mode when no running statistics are kept.
         use_batch_stats = self.training or not self.track_running_stats
         if use_batch_stats:
-            # Number of values behind each channel's statistics: $NHW$
-            count = x.numel() // self.num_features
+            b = self.norm_batch
+            if self.training:
+                check_group_values("BatchNorm2d", x, b)
+            # The batch, or its groups of $b$ samples: $[N/b, b, C, H, W]$ reduced over $(b, H, W)$
+            xg, dims = batch_groups("BatchNorm2d", xs, b)
+            # Number of values behind each channel's statistics: $NHW$ (or $bHW$ per group)
+            count = x.numel() // self.num_features if b is None else b * x.shape[2] * x.shape[3]
             if self.training and count <= 1:
                 raise ValueError(
                     "BatchNorm2d: expected more than 1 value per channel when training, "
                     f"got input of shape {tuple(x.shape)}"
                 )
-            # $\mu_c$ and the biased $\sigma^2_c$ over $(N, H, W)$, computed on $x - s$ for accuracy
-            var, mean, shift = _shifted_var_mean(xs, dim=(0, 2, 3))
+            # $\mu_c$ and the biased $\sigma^2_c$ over $(N, H, W)$ (per group: $\mu_{j,c}$, $\sigma^2_{j,c}$),
+            # computed on $x - s$ for accuracy
+            var, mean, shift = _shifted_var_mean(xg, dim=dims)
             if self.training and self.track_running_stats:
-                self._update_running_stats((mean + shift).flatten(), var.flatten(), count)
-            # $x - \mu = (x - s) - (\mu - s)$
-            centred = (xs - shift) - mean
+                # One step, towards the mean over the groups of each group's statistics
+                self._update_running_stats(
+                    mean_over_groups(mean + shift, b).flatten(), mean_over_groups(var, b).flatten(), count
+                )
+            # $x - \mu = (x - s) - (\mu - s)$, in the grouped view
+            centred = (xg - shift) - mean
         else:
             var = _channel_view(self.running_var, 4)
             centred = xs - _channel_view(self.running_mean, 4)
@@ -200,7 +236,8 @@ class BatchNorm2d(NormState):
             # cancels catastrophically when the mean is large and the spread small.)
             scale = _channel_view(self.weight, 4) * inv_std
             y = torch.addcmul(_channel_view(self.bias, 4), centred, scale)
-        return y.to(x.dtype)
+        # (from the grouped view back to $[N, C, H, W]$; a no-op for the whole batch)
+        return y.reshape(x.shape).to(x.dtype)
 
     @torch.no_grad()
     def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, count: int) -> None:
@@ -220,6 +257,7 @@ class BatchNorm2d(NormState):
         return (
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
             f"track_running_stats={self.track_running_stats}"
+            + ("" if self.norm_batch is None else f", norm_batch={self.norm_batch}")
         )
 
 

@@ -50,12 +50,23 @@ matches float64 to float32 precision (tested). Note that $r = \sigma_B/\sigma$ c
 while the moving variance (starting at 1) catches up — the layer is then *not* BN, by design.
 **bf16**: statistics in float32, output in the input's dtype. **Wrong rank or channel count**:
 `ValueError`. `torch.compile`, `state_dict` round trip, `deepcopy`: tested.
+
+**Per-worker statistics** (`norm_batch=b`, see `labnorm._norm_batch`): $\mu_B, \sigma_B$ — and so
+$r, d$ — are taken over each group $B_j$ of $b$ consecutive samples by itself, as $N/b$ workers would:
+$\mu_{B_j} = \frac{1}{bHW}\sum_{B_j, h, w} x$, $r_j = \operatorname{sg}(\operatorname{clip}(\sigma_{B_j}/\sigma))$,
+$d_j = \operatorname{sg}(\operatorname{clip}((\mu_{B_j} - \mu)/\sigma))$, all groups against the same moving
+$\mu, \sigma$. The moving statistics then take one step towards the mean over the groups of each
+group's mean and unbiased variance (the replicas' updates, averaged). Vectorized: $[N/b, b, C, H, W]$
+reduced over $(b, H, W)$. `None` (default): the whole batch. A batch $b$ does not divide, or
+$bHW = 1$: `ValueError`. Eval mode: unchanged.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from ._norm_batch import batch_groups, check_group_values, check_norm_batch, mean_over_groups
 
 __all__ = ["BatchRenorm2d", "renorm_limits", "set_renorm_limits"]
 
@@ -99,6 +110,8 @@ class BatchRenorm2d(nn.Module):
         momentum: weight of the new batch in the running statistics.
         r_max: upper clip of $r$ (lower clip $1/r_{\max}$); must be $\ge 1$.
         d_max: clip of $|d|$; must be $\ge 0$.
+        norm_batch: batch statistics over groups of this many consecutive samples (see the module
+            docstring); `None` for the whole batch. Not in the state dict.
 
     Raises:
         ValueError: bad `r_max`/`d_max`/`momentum`; input that is not 4-D, has the wrong channel
@@ -114,6 +127,7 @@ class BatchRenorm2d(nn.Module):
         d_max: float = 5.0,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        norm_batch: int | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(num_features, int) or num_features < 1:
@@ -134,6 +148,7 @@ class BatchRenorm2d(nn.Module):
         self.register_buffer("r_max", torch.tensor(1.0, device=device), persistent=False)
         self.register_buffer("d_max", torch.tensor(0.0, device=device), persistent=False)
         self.set_limits(r_max, d_max)
+        self.norm_batch = check_norm_batch("BatchRenorm2d", norm_batch)
 
     def set_limits(self, r_max: float, d_max: float) -> None:
         if r_max < 1 or d_max < 0:
@@ -170,18 +185,24 @@ class BatchRenorm2d(nn.Module):
         if not self.training:
             # Inference: $\hat x = (x - \mu) / \sigma$, BN's eval
             return torch.addcmul(bias, xs - mu, weight / sigma).to(x.dtype)
-        count = x.numel() // self.num_features
+        b = self.norm_batch
+        check_group_values("BatchRenorm2d", x, b)
+        # The batch, or its groups of $b$ samples: $[N/b, b, C, H, W]$ reduced over $(b, H, W)$
+        xg, dims = batch_groups("BatchRenorm2d", xs, b)
+        # Values behind each statistic: $NHW$ (or $bHW$ per group)
+        count = x.numel() // self.num_features if b is None else b * x.shape[2] * x.shape[3]
         if count <= 1:
             raise ValueError(
                 "BatchRenorm2d: expected more than 1 value per channel when training, "
                 f"got input of shape {tuple(x.shape)}"
             )
-        # Batch statistics over $(N, H, W)$ of $x - s$, $s$ one value of each channel (exact for large means)
-        shift = xs[:1, :, :1, :1].detach()
-        var_b, mean_s = torch.var_mean(xs - shift, dim=(0, 2, 3), correction=0, keepdim=True)
+        # Batch statistics over $(N, H, W)$ (or each group's) of $x - s$, $s$ one value of each channel
+        # (of each group), exact for large means
+        shift = xg[tuple(slice(0, 1) if d in dims else slice(None) for d in range(xg.dim()))].detach()
+        var_b, mean_s = torch.var_mean(xg - shift, dim=dims, correction=0, keepdim=True)
         # $\sigma_B = \sqrt{\sigma^2_B + \epsilon}$ (biased, $\epsilon$ inside), and $x - \mu_B$
         sigma_b = torch.sqrt(var_b + self.eps)
-        centred = (xs - shift) - mean_s
+        centred = (xg - shift) - mean_s
         # $r = \operatorname{clip}(\sigma_B / \sigma)$ and $d = \operatorname{clip}((\mu_B - \mu)/\sigma)$, the
         # stop-gradient being `detach()`
         mu_b = (mean_s + shift).detach()
@@ -195,15 +216,19 @@ class BatchRenorm2d(nn.Module):
             # gradient for $\gamma$ (off by up to 1.1 on a 4×8×6×6 batch; tests/test_fused_activation.py
             # and test_batch_renorm.py guard it).
             self.num_batches_tracked.add_(1)
-            self.running_mean = torch.lerp(self.running_mean, mu_b.flatten().to(self.running_mean.dtype), self.momentum)
-            unbiased = var_b.flatten() * (count / (count - 1))
+            # (with groups: one step towards the mean over the groups of their statistics)
+            mean_b = mean_over_groups(mu_b, b).flatten()
+            self.running_mean = torch.lerp(self.running_mean, mean_b.to(self.running_mean.dtype), self.momentum)
+            unbiased = mean_over_groups(var_b, b).flatten() * (count / (count - 1))
             self.running_var = torch.lerp(self.running_var, unbiased.to(self.running_var.dtype), self.momentum)
         # $\hat x = \frac{x - \mu_B}{\sigma_B} r + d$, then $y = \gamma \hat x + \beta$
         x_hat = torch.addcmul(d, centred, r / sigma_b)
-        return torch.addcmul(bias, x_hat, weight).to(x.dtype)
+        # (from the grouped view back to $[N, C, H, W]$; a no-op for the whole batch)
+        return torch.addcmul(bias, x_hat, weight).reshape(x.shape).to(x.dtype)
 
     def extra_repr(self) -> str:
         return (
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
             f"r_max={self.r_max.item():g}, d_max={self.d_max.item():g}"
+            + ("" if self.norm_batch is None else f", norm_batch={self.norm_batch}")
         )

@@ -62,12 +62,25 @@ channel count**: `ValueError` naming the layer. `torch.compile`, `state_dict` ro
 tested. Under `torch.compile`, S0 and B0 in training run the same formulas with their backward
 written out (`_EvoNormS0Function`, `_EvoNormB0Function` at the end of this file), because inductor's
 code for autograd's own backward of them was slow; each is tested equal to the paper's formula in float64.
+
+## Per-worker statistics (B0)
+
+`EvoNorm2dB0(C, norm_batch=b)` takes the batch variance over each group $B_j$ of $b$ consecutive
+samples by itself, as $N/b$ workers of $b$ images would:
+$s^2_{w,h,c}(x)_j = \frac{1}{bHW}\sum_{n \in B_j, h, w} (x_{n,c,h,w} - \mu_{j,c})^2$, each sample divided by its
+group's $\max(\sqrt{s^2_j + \epsilon}, v_1 x + \sqrt{s^2_{w,h} + \epsilon})$. The moving variance takes one step
+towards the mean over the groups of their (biased) variances, as averaging the workers' copies would.
+Vectorized ($[N/b, b, C, H, W]$ reduced over $(b, H, W)$, `labnorm._norm_batch`), in the compiled path
+too. `None` (default): the whole batch. A batch $b$ does not divide, or $bHW = 1$ in training:
+`ValueError`. Eval mode and S0 (no batch statistics): unchanged.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from ._norm_batch import batch_groups, check_group_values, check_norm_batch, mean_over_groups, ungroup
 
 __all__ = ["EvoNorm2dB0", "EvoNorm2dS0", "largest_divisor_at_most"]
 
@@ -138,6 +151,8 @@ class EvoNorm2dB0(_EvoNorm):
         momentum: weight of the new batch in the moving variance (torch convention; the authors'
             `decay=0.9` is `momentum=0.1`).
         apply_act: with False, the layer is the affine $\gamma x + \beta$ only (the authors' `nonlinearity=False`).
+        norm_batch: the batch variance over groups of this many consecutive samples (see the module
+            docstring); `None` for the whole batch. Not in the state dict.
 
     Buffers: `running_var`, the moving average of the *biased* batch variance (starts at 1).
 
@@ -153,12 +168,14 @@ class EvoNorm2dB0(_EvoNorm):
         apply_act: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        norm_batch: int | None = None,
     ) -> None:
         factory = {"device": device, "dtype": dtype}
         super().__init__("EvoNorm2dB0", num_features, eps, apply_act, factory)
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"EvoNorm2dB0: momentum must be in [0, 1], got {momentum!r}")
         self.momentum = momentum
+        self.norm_batch = check_norm_batch("EvoNorm2dB0", norm_batch)
         self.register_buffer("running_var", torch.ones(num_features, **factory))
 
     def reset_running_stats(self) -> None:
@@ -170,23 +187,32 @@ class EvoNorm2dB0(_EvoNorm):
             return self._affine(x)
         xs = x.float() if x.dtype in _LOW_PRECISION else x
         if self.training:
+            b = self.norm_batch
+            check_group_values("EvoNorm2dB0", x, b)
             if x.numel() // self.num_features <= 1:
                 raise ValueError(
                     "EvoNorm2dB0: expected more than 1 value per channel when training (its batch variance), "
                     f"got input of shape {tuple(x.shape)}"
                 )
+            # The batch, or its groups of $b$ samples: $[N/b, b, C, H, W]$ reduced over $(b, H, W)$
+            xg, dims = batch_groups("EvoNorm2dB0", xs, b)
             if self.fast_compiled_path and torch.compiler.is_compiling():
                 # Compiled: the same formula with its backward written out (`_EvoNormB0Function`)
                 params = (p.to(xs.dtype) for p in (self.v, self.weight, self.bias))
-                y, batch_var = _EvoNormB0Function.apply(xs, *params, self.eps)
+                y, batch_var = _EvoNormB0Function.apply(xs, *params, self.eps, b)
                 with torch.no_grad():
+                    batch_var = mean_over_groups(batch_var, b)
                     self.running_var.lerp_(batch_var.flatten().to(self.running_var.dtype), self.momentum)
                 return y.to(x.dtype)
-            # $s^2_{w,h,c}$: biased variance of each channel over $(N, H, W)$, gradient flowing through it
-            batch_var = torch.var(xs, dim=(0, 2, 3), correction=0, keepdim=True)
+            # $s^2_{w,h,c}$: biased variance of each channel over $(N, H, W)$ (or of each group), gradient
+            # flowing through it; $[1, C, 1, 1]$, or $[N, C, 1, 1]$ holding each sample's group's
+            batch_var = torch.var(xg, dim=dims, correction=0, keepdim=True)
             with torch.no_grad():
-                # moving variance $\leftarrow (1 - m)\,\text{moving} + m\, s^2_{w,h,c}$ (biased, as the authors)
-                self.running_var.lerp_(batch_var.flatten().to(self.running_var.dtype), self.momentum)
+                # moving variance $\leftarrow (1 - m)\,\text{moving} + m\, s^2_{w,h,c}$ (biased, as the authors;
+                # with groups, the mean over the groups of theirs)
+                mean_var = mean_over_groups(batch_var, b)
+                self.running_var.lerp_(mean_var.flatten().to(self.running_var.dtype), self.momentum)
+            batch_var = ungroup(batch_var, x.shape[0], b)
         else:
             batch_var = _view(self.running_var, xs.dtype)
         # left: $\sqrt{s^2_{w,h,c} + \epsilon}$
@@ -198,7 +224,8 @@ class EvoNorm2dB0(_EvoNorm):
         return self._affine(xs / torch.maximum(left, right)).to(x.dtype)
 
     def extra_repr(self) -> str:
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, apply_act={self.apply_act}"
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, apply_act={self.apply_act}"
+                + ("" if self.norm_batch is None else f", norm_batch={self.norm_batch}"))
 
 
 class EvoNorm2dS0(_EvoNorm):
@@ -269,6 +296,8 @@ class _EvoNormB0Function(torch.autograd.Function):
     r"""EvoNorm-B0 in training with a closed-form backward: the path `EvoNorm2dB0` takes under `torch.compile`.
 
     Returns the output and the batch variance $s^2_{w,h,c}$ (for the moving average; not differentiable).
+    With `norm_batch=b` the batch statistics are each group's of $b$ samples (the variance returned as
+    $[N/b, 1, C, 1, 1]$), and below $N$ becomes $b$ and the sums over $n$ run within each group.
     The batch variance is assembled from the per-(sample, channel) statistics the layer needs anyway,
     by the law of total variance — $s^2_{w,h,c} = \overline{s^2_{w,h}} + \operatorname{Var}_N(\mu_{w,h})$,
     both terms computed centred — so the forward reads the map once for statistics; the backward is
@@ -290,17 +319,24 @@ class _EvoNormB0Function(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, v, weight, bias, eps: float):
+    def forward(ctx, x, v, weight, bias, eps: float, norm_batch: int | None = None):
         n, c, h, w = x.shape
         # $s^2_{w,h}$ and $\mu_{w,h}$ of each (sample, channel): $[N, C, 1, 1]$
         inst_var, inst_mean = torch.var_mean(x, dim=(2, 3), correction=0, keepdim=True)
-        # $s^2_{w,h,c}$ by the law of total variance, and $\mu_{w,h,c}$: $[1, C, 1, 1]$
-        batch_mean = inst_mean.mean(0, keepdim=True)
-        batch_var = inst_var.mean(0, keepdim=True) + (inst_mean - batch_mean).square().mean(0, keepdim=True)
-        left = torch.sqrt(batch_var + eps)
+        # $s^2_{w,h,c}$ by the law of total variance, and $\mu_{w,h,c}$: $[1, C, 1, 1]$ — or per group of
+        # `norm_batch` samples, $[N/b, 1, C, 1, 1]$, from IN's moments viewed as $[N/b, b, C, 1, 1]$
+        mean_g, dims = batch_groups("EvoNorm2dB0", inst_mean, norm_batch)
+        var_g, _ = batch_groups("EvoNorm2dB0", inst_var, norm_batch)
+        bd = dims[0]
+        batch_mean = mean_g.mean(bd, keepdim=True)
+        batch_var = var_g.mean(bd, keepdim=True) + (mean_g - batch_mean).square().mean(bd, keepdim=True)
+        # (each sample's group's, $[N, C, 1, 1]$; unchanged for the whole batch)
+        batch_mean = ungroup(batch_mean, n, norm_batch)
+        left = torch.sqrt(ungroup(batch_var, n, norm_batch) + eps)
         inst_std = torch.sqrt(inst_var + eps)
         den = torch.maximum(left, torch.addcmul(inst_std, x, v.reshape(1, -1, 1, 1)))
         ctx.save_for_backward(x, v, weight, inst_mean, inst_std, batch_mean, left)
+        ctx.norm_batch = norm_batch
         ctx.mark_non_differentiable(batch_var)
         return torch.addcmul(bias.reshape(1, -1, 1, 1), x / den, weight.reshape(1, -1, 1, 1)), batch_var
 
@@ -321,12 +357,15 @@ class _EvoNormB0Function(torch.autograd.Function):
         grad_weight = (g * x / den).sum((2, 3)).sum(0)
         grad_v = (q_right * x).sum((2, 3)).sum(0)
         g_inst = q_right.sum((2, 3), keepdim=True)  # $\sum_{h,w} q_R$, $[N, C, 1, 1]$
-        g_batch = (q - q_right).sum((2, 3), keepdim=True).sum(0, keepdim=True)  # $\sum_{n,h,w} q_B$
+        # $\sum_{n,h,w} q_B$ over the batch, or over each sample's group (`norm_batch`)
+        b = ctx.norm_batch
+        g_batch, dims = batch_groups("EvoNorm2dB0", (q - q_right).sum((2, 3), keepdim=True), b)
+        g_batch = ungroup(g_batch.sum(dims[0], keepdim=True), n, b)
         # Pass 2: element-wise
         grad_x = (g_gamma / den + q_right * vv
                   + (g_inst / inst_std) * (x - inst_mean) / (h * w)
-                  + (g_batch / left) * (x - batch_mean) / (n * h * w))
-        return grad_x, grad_v, grad_weight, grad_bias, None
+                  + (g_batch / left) * (x - batch_mean) / ((n if b is None else b) * h * w))
+        return grad_x, grad_v, grad_weight, grad_bias, None, None
 
 
 class _EvoNormS0Function(torch.autograd.Function):

@@ -34,6 +34,17 @@ $$y_{n,c,h,w} = \gamma_c \frac{x_{n,c,h,w} - \mu_{j,c}}{\sqrt{\sigma^2_{j,c} + \
   virtual batch size plays no part. With `track_running_stats=False`, eval normalizes by virtual
   batches exactly as training.
 
+**Ghost BN is batch norm with a per-worker batch.** When $V$ divides $N$, `GhostBatchNorm2d(C, V)`
+and `labnorm.BatchNorm2d(C, norm_batch=V)` (see `labnorm._norm_batch`) compute the same output and
+the same gradients (tested in float64). They differ in the running statistics only: Ghost BN takes
+$k = N/V$ sequential steps, one per virtual batch, so the last virtual batch weighs $m$, the first
+$m(1-m)^{k-1}$, the old estimate $(1-m)^k$, and `num_batches_tracked` grows by $k$; `norm_batch` takes
+one step of $m$ towards the mean of the $k$ groups' statistics (every group weighing $m/k$, the old
+estimate $1-m$, `num_batches_tracked` + 1), as averaging $k$ workers' running statistics would. At
+$m = 0.1$, $k = 4$ Ghost BN keeps $0.9^4 = 0.66$ of the old estimate per step, `norm_batch` 0.9.
+Ghost BN also accepts a $V$ that does not divide $N$ (a smaller last virtual batch), which
+`norm_batch` refuses.
+
 **Bad input and edge cases, with their answers** (each has a test):
 
 - Input not 4-D, or another channel count than `num_features`: `ValueError` naming the layer.

@@ -45,6 +45,18 @@ become NaN), and gives an empty output otherwise; `last_gamma=True`
 starts $\gamma$ at 0 (the layer outputs $\beta$ — for the last norm of a residual branch); under
 bf16 autocast the statistics are computed in float32 and the output keeps the input's dtype.
 
+**Per-worker statistics** (`norm_batch=b`, see `labnorm._norm_batch`): the BN branch's moments
+are taken over each group $B_j$ of $b$ consecutive samples by itself, as $N/b$ workers would —
+derived from IN's moments as before, within the group:
+$\mu_{BN,j} = \frac{1}{b}\sum_{n \in B_j} \mu_{IN,n}$,
+$\sigma^2_{BN,j} = \frac{1}{b}\sum_{n \in B_j} \sigma^2_{IN,n} + \frac{1}{b}\sum_{n \in B_j}(\mu_{IN,n} - \mu_{BN,j})^2$
+(IN and LN are per sample and unchanged). The running statistics take one step towards the mean over
+the groups of what each group tracks (with `"exact"` its unbiased variance, count $bHW$);
+`finalize_batch_average` pools every value seen, so its result does not depend on $b$. Vectorized: IN's
+moments $[N, C, 1]$ viewed as $[N/b, b, C, 1]$. A batch $b$ does not divide, or $bHW = 1$ in training:
+`ValueError`. Eval with running statistics: unchanged. Without a BN branch (`using_bn=False`) the layer
+is batch-independent and `norm_batch` changes nothing.
+
 **Official checkpoints** load with `load_official_state_dict(model, state_dict, keras_momentum)`:
 the keys match; the loader switches the layers to the official statistics their running
 estimates were made with, and converts the momentum.
@@ -56,6 +68,8 @@ from typing import Iterable
 
 import torch
 from torch import nn
+
+from ._norm_batch import batch_groups, check_group_values, check_norm_batch, mean_over_groups, ungroup
 
 __all__ = ["SwitchNorm2d", "finalize_batch_average", "load_official_state_dict"]
 
@@ -116,13 +130,16 @@ class SwitchNorm2d(nn.Module):
         using_bn: include the BN branch (three importance weights) or not (IN and LN only).
         last_gamma: initialize $\gamma$ to 0 instead of 1.
         statistics: `"exact"` or `"official"`.
+        norm_batch: the BN branch's statistics over groups of this many consecutive samples (see the
+            module docstring); `None` for the whole batch. Not in the state dict.
     """
 
     def __init__(
         self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, using_moving_average: bool = True,
-        using_bn: bool = True, last_gamma: bool = False, statistics: str = "exact",
+        using_bn: bool = True, last_gamma: bool = False, statistics: str = "exact", norm_batch: int | None = None,
     ) -> None:
         super().__init__()
+        self.norm_batch = check_norm_batch("SwitchNorm2d", norm_batch)
         if statistics not in ("exact", "official"):
             raise ValueError(f"SwitchNorm2d: statistics must be 'exact' or 'official', got {statistics!r}")
         if not 0.0 <= momentum <= 1.0:
@@ -159,6 +176,9 @@ class SwitchNorm2d(nn.Module):
         if use_batch and n == 0:
             raise ValueError("SwitchNorm2d: an empty batch (N = 0) has no statistics for the BN branch in training "
                              "(its running statistics would become NaN); skip empty batches")
+        b = self.norm_batch
+        if use_batch:
+            check_group_values("SwitchNorm2d", x, b)
         if use_batch and n * spatial == 1:
             raise ValueError("SwitchNorm2d: a batch of one 1x1 map has one value per channel; the BN branch "
                              "cannot estimate a variance in training (as BatchNorm2d)")
@@ -179,16 +199,23 @@ class SwitchNorm2d(nn.Module):
 
         if self.using_bn:
             if use_batch:
-                mean_bn = mean_in.mean(0, keepdim=True)
+                # IN's moments of the batch, or of each group of $b$ samples: $[N/b, b, C, 1]$, reduced over $b$
+                mean_g, dims = batch_groups("SwitchNorm2d", mean_in, b)
+                var_g, _ = batch_groups("SwitchNorm2d", var_in, b)
+                bd = dims[0]
+                mean_bn = mean_g.mean(bd, keepdim=True)
                 # (the same rearrangement of the official formula as LN's)
-                var_bn = var_in.mean(0, keepdim=True) + (mean_in - mean_bn).square().mean(0, keepdim=True)
+                var_bn = var_g.mean(bd, keepdim=True) + (mean_g - mean_bn).square().mean(bd, keepdim=True)
+                # Values behind each statistic: $NHW$ (or $bHW$ per group)
+                m = (n if b is None else b) * spatial
                 if self.statistics == "exact":
                     # torch keeps the unbiased batch variance as the running estimate
-                    m = n * spatial
                     var_track = var_bn * (m / (m - 1))
                 else:
                     var_track = var_bn
-                self._track(mean_bn.detach(), var_track.detach(), n * spatial)
+                self._track(mean_bn.detach(), var_track.detach(), m, b)
+                # Each sample's group statistics, $[N, C, 1]$ ($[1, C, 1]$ for the whole batch)
+                mean_bn, var_bn = ungroup(mean_bn, n, b), ungroup(var_bn, n, b)
             else:
                 mean_bn, var_bn = self.running_mean, self.running_var
             means.append(mean_bn)
@@ -205,24 +232,33 @@ class SwitchNorm2d(nn.Module):
         shift = torch.addcmul(self.bias.view(1, c, 1), mean, scale, value=-1.0)
         return _ScaleShift.apply(xs, scale, shift).reshape(n, c, h, w).to(x.dtype)
 
-    def _track(self, mean_bn: torch.Tensor, var_bn: torch.Tensor, count: int) -> None:
+    def _track(self, mean_bn: torch.Tensor, var_bn: torch.Tensor, count: int, norm_batch: int | None = None) -> None:
+        # `mean_bn`, `var_bn`: the batch's $[1, C, 1]$, or each group's $[N/b, 1, C, 1]$ with `norm_batch`;
+        # `count`: the values behind each
         if self._accumulator is not None:
-            # Batch average: pool the batches' sums
+            # Batch average: pool the batches' (groups') sums
             acc = self._accumulator
-            acc["count"] += count
-            acc["sum"] += mean_bn.double() * count
+            groups = 1 if norm_batch is None else mean_bn.shape[0]
+            acc["count"] += count * groups
             # $\sum x^2$ of the batch, from its mean and (biased) variance
             biased = var_bn.double() * ((count - 1) / count) if self.statistics == "exact" else var_bn.double()
-            acc["sum_sq"] += (biased + mean_bn.double().square()) * count
+            if norm_batch is None:
+                acc["sum"] += mean_bn.double() * count
+                acc["sum_sq"] += (biased + mean_bn.double().square()) * count
+            else:
+                acc["sum"] += (mean_bn.double() * count).sum(0)
+                acc["sum_sq"] += ((biased + mean_bn.double().square()) * count).sum(0)
         elif self.training and self.using_moving_average:
             with torch.no_grad():
+                # (with groups: one step towards the mean over the groups of their statistics)
+                mean_bn, var_bn = mean_over_groups(mean_bn, norm_batch), mean_over_groups(var_bn, norm_batch)
                 self.running_mean.lerp_(mean_bn.to(self.running_mean.dtype), self.momentum)
                 self.running_var.lerp_(var_bn.to(self.running_var.dtype), self.momentum)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"using_moving_average={self.using_moving_average}, using_bn={self.using_bn}, "
-                f"statistics={self.statistics!r}")
+                f"statistics={self.statistics!r}" + ("" if self.norm_batch is None else f", norm_batch={self.norm_batch}"))
 
 
 @torch.no_grad()

@@ -27,6 +27,14 @@ Three traps of torch's version, and labnorm's answers:
   matches torch exactly).
 
 `data_dependent_init` is the paper's initialization; `MeanOnlyBatchNorm` its companion layer.
+
+**Per-worker statistics** (`MeanOnlyBatchNorm(C, norm_batch=b)`, see `labnorm._norm_batch`): the mean
+is taken over each group $B_j$ of $b$ consecutive samples by itself, $y = x - \mu_{j,c} + \beta_c$ with
+$\mu_{j,c} = \frac{1}{b\,|*|}\sum_{n \in B_j, *} x_{n,c,*}$, as $N/b$ workers would; the running mean
+takes one step towards $\overline{\mu_j}$, the mean over the groups (equal to the batch mean, since the
+groups are the same size: only the output changes with $b$). Vectorized over $[N/b, b, C, *]$; a batch
+$b$ does not divide: `ValueError`. A group of one value per channel is allowed, as a batch of one is:
+the mean of one value is defined (the output is then $\beta$). Eval mode: unchanged.
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ from typing import Iterable
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
+
+from ._norm_batch import batch_groups, check_norm_batch, mean_over_groups
 
 __all__ = ["WeightNorm", "weight_norm", "remove_weight_norm", "data_dependent_init", "MeanOnlyBatchNorm",
            "weight_norm_layers"]
@@ -206,11 +216,13 @@ class MeanOnlyBatchNorm(nn.Module):
     Subtracts the per-channel batch mean in training (the running mean in eval mode, updated
     with torch's momentum convention), divides by nothing, and adds a learned bias. For any
     input $[N, C, *]$. An empty batch in training is refused (its mean would be NaN); half-precision
-    input gets a float32 mean and comes back in its own dtype.
+    input gets a float32 mean and comes back in its own dtype. `norm_batch=b`: the mean of each group
+    of $b$ consecutive samples (see the module docstring); `None` for the whole batch.
     """
 
-    def __init__(self, num_features: int, momentum: float = 0.1) -> None:
+    def __init__(self, num_features: int, momentum: float = 0.1, norm_batch: int | None = None) -> None:
         super().__init__()
+        self.norm_batch = check_norm_batch("MeanOnlyBatchNorm", norm_batch)
         if not isinstance(num_features, int) or num_features < 1:
             raise ValueError(f"MeanOnlyBatchNorm: num_features must be a positive int, got {num_features!r}")
         self.num_features = num_features
@@ -232,15 +244,19 @@ class MeanOnlyBatchNorm(nn.Module):
             raise ValueError("MeanOnlyBatchNorm: an empty batch (N = 0) in training has no mean "
                              "(the running mean would become NaN); skip empty batches")
         if self.training:
-            # $\mu_c$ over the batch and positions
-            mean = x.mean(dim=[d for d in range(x.dim()) if d != 1])
+            # The batch, or its groups of $b$ samples $[N/b, b, C, *]$
+            xg, dims = batch_groups("MeanOnlyBatchNorm", x, self.norm_batch)
+            # $\mu_c$ over the batch and positions (or $\mu_{j,c}$ over each group's), kept broadcastable
+            mean = xg.mean(dim=dims, keepdim=True)
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
-                self.running_mean.mul_(1 - self.momentum).add_(mean.to(self.running_mean.dtype), alpha=self.momentum)
-        else:
-            mean = self.running_mean
-        # $y = x - \mu + \beta$
-        return (x - mean.view(view) + self.bias.view(view)).to(out_dtype)
+                batch_mean = mean_over_groups(mean, self.norm_batch).flatten()
+                self.running_mean.mul_(1 - self.momentum).add_(batch_mean.to(self.running_mean.dtype), alpha=self.momentum)
+            # $y = x - \mu + \beta$ (from the grouped view back to the input's shape)
+            return (xg - mean + self.bias.view(view)).reshape(x.shape).to(out_dtype)
+        # $y = x - \hat\mu + \beta$ with the running mean
+        return (x - self.running_mean.view(view) + self.bias.view(view)).to(out_dtype)
 
     def extra_repr(self) -> str:
-        return f"{self.num_features}, momentum={self.momentum}"
+        return (f"{self.num_features}, momentum={self.momentum}"
+                + ("" if self.norm_batch is None else f", norm_batch={self.norm_batch}"))

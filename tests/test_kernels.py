@@ -105,3 +105,20 @@ def test_channels_last_only_for_torch_bn_models_on_cpu():
     gn = build_model("small_cnn", "gn", width=8)
     use_torch_kernels(gn)
     assert not prefer_channels_last(gn, cpu) and prefer_channels_last(gn, cuda)
+
+
+def test_layers_with_per_worker_statistics_are_not_swapped():
+    # torch.nn.BatchNorm2d always takes the whole batch: a labnorm BN with norm_batch keeps its own code
+    model = build_model("small_cnn", "bn", width=8)
+    count = labnorm.set_norm_batch(model, 2)
+    assert use_torch_kernels(model) == {}
+    assert sum(type(m) is labnorm.BatchNorm2d and m.norm_batch == 2 for m in model.modules()) == count
+    # A mix: only the whole-batch layer is swapped
+    mixed = nn.Sequential(labnorm.BatchNorm2d(4, norm_batch=2), labnorm.BatchNorm2d(4))
+    assert use_torch_kernels(mixed) == {"labnorm.BatchNorm2d -> torch.nn.BatchNorm2d": 1}
+    assert type(mixed[0]) is labnorm.BatchNorm2d and type(mixed[1]) is nn.BatchNorm2d
+    # After a full swap there is nothing left for set_norm_batch to set: it says so
+    swapped = build_model("small_cnn", "bn", width=8)
+    use_torch_kernels(swapped)
+    with pytest.raises(ValueError, match="no batch-dependent layer"):
+        labnorm.set_norm_batch(swapped, 2)

@@ -21,6 +21,13 @@ buffers, device, dtype and train/eval mode, and returns what it swapped. Everyth
 Standardization, Switchable Norm, FRN, EvoNorm, … — runs labnorm's own code. Swap before the optimizer
 is built: it holds the parameters, and the twins' parameters are new tensors (with the same values).
 
+**Per-worker statistics are kept.** A `labnorm.BatchNorm2d` whose `norm_batch` is set (statistics over
+groups of $b$ samples, `labnorm.set_norm_batch`) has no torch twin — `torch.nn.BatchNorm2d` always
+takes the whole batch — so it is **not swapped** and keeps running labnorm's code; it does not appear in
+the returned counts. So call `set_norm_batch` *before* `use_torch_kernels`: after the swap, torch's
+layers have no `norm_batch` for it to set (on a model whose batch-dependent layers were all swapped,
+it then raises its "no batch-dependent layer" error).
+
 **Memory format.** On the CPU, channels_last speeds up a convolution stack whose only normalization
 is torch's `BatchNorm2d` (its kernel has a channels_last path), and slows down several others (torch's
 `GroupNorm` and `InstanceNorm2d`, labnorm's BCN and Ghost BN); `prefer_channels_last(model, device)`
@@ -84,12 +91,15 @@ def _name(cls: type) -> str:
 def use_torch_kernels(model: nn.Module) -> dict[str, int]:
     """Swap every labnorm layer of `model` that has a proven-equal torch twin for that twin, in place.
 
-    Returns `{"labnorm.BatchNorm2d -> torch.nn.BatchNorm2d": count, ...}` (empty: nothing swapped)."""
+    Returns `{"labnorm.BatchNorm2d -> torch.nn.BatchNorm2d": count, ...}` (empty: nothing swapped).
+    A layer with per-worker statistics (`norm_batch` not `None`) is left as it is: its twin would
+    normalize over the whole batch."""
     swapped: Counter[str] = Counter()
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             build = TWINS.get(type(child))
-            if build is None:
+            # (no twin, or per-worker statistics that torch's layer cannot compute)
+            if build is None or getattr(child, "norm_batch", None) is not None:
                 continue
             twin = build(child)
             # Same values, device and dtype: load the state, then move to where the original lives
