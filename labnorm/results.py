@@ -15,21 +15,42 @@ and loads it back after checking it.
 Records written before seeds were pooled (`<experiment>__<scale>__seed<seed>.json`, one seed
 each) are still read: `load_record` turns them into a one-seed record.
 
+Several processes may write one record at once (a second terminal, a re-launched Colab cell): the
+record is never rewritten from what a process read when it started. `update_record` reads it again
+under a file lock (`filelock`), merges in what the process just finished and writes it through its
+own temporary file, renamed over the record in one step; `claim` keeps two processes from running
+the same seed (or unit) at once — the second is refused with `RecordBusyError`, which names the
+holder. The locks live in `.locks/` beside the records (a folder that ignores itself in git).
+
+A record that cannot be read as it is — bad bytes, truncated JSON, another experiment's record
+under this name, a missing or changed `.npz` — raises `RecordError`, which names the file and what
+is wrong with it; nothing here overwrites such a file (`set_aside` moves it out of the way, keeping
+every byte, for `run(..., fresh=True)`).
+
 Benchmarks write `benchmarks/results/<name>__<device type>.json` (or `$LABNORM_BENCHMARKS`).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as _dt
 import hashlib
 import io
 import json
 import os
 import platform
+import re
+import socket
 import subprocess
+import sys
+import uuid
+import warnings
+import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
+
+import filelock
 
 import numpy as np
 import torch
@@ -49,6 +70,12 @@ __all__ = [
     "arrays_path",
     "save_record",
     "load_record",
+    "update_record",
+    "claim",
+    "set_aside",
+    "load_for_update",
+    "RecordError",
+    "RecordBusyError",
     "find_record",
     "find_reference",
     "provenance_line",
@@ -99,7 +126,7 @@ def provenance(
     """Everything a reader needs to know where a number came from."""
     return {
         "labnorm_version": __version__,
-        **(code or code_version()),
+        **(code if code is not None else code_version()),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "device": device_name(device),
@@ -112,7 +139,8 @@ def provenance(
 
 
 def results_dir() -> Path:
-    """`$LABNORM_RESULTS` if set, else the repository's `results/` folder."""
+    """`$LABNORM_RESULTS` if set, else the repository's `results/` folder. (An empty `LABNORM_RESULTS=`
+    counts as unset, as a shell's empty variables usually do: it never means the current folder.)"""
     env = os.environ.get("LABNORM_RESULTS")
     return Path(env) if env else _REPO_ROOT / "results"
 
@@ -125,20 +153,44 @@ def benchmarks_dir() -> Path:
 
 def record_path(name: str, scale: str, directory: Path | None = None) -> Path:
     """Where the record of experiment `name` at `scale` lives."""
-    return (directory or results_dir()) / f"{name}__{scale}.json"
+    return (Path(directory) if directory is not None else results_dir()) / f"{name}__{scale}.json"
 
 
 def arrays_path(name: str, scale: str, seed: int, directory: Path | None = None) -> Path:
     """Where one seed's arrays live (beside the record)."""
-    return (directory or results_dir()) / f"{name}__{scale}__seed{seed}.npz"
+    return (Path(directory) if directory is not None else results_dir()) / f"{name}__{scale}__seed{seed}.npz"
+
+
+class RecordError(ValueError):
+    """A saved record (or its `.npz`) that cannot be used as it is: the message names the file and
+    what is wrong with it. `path` is the file, `problem` the words without it."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path, self.problem = Path(path), problem
+        super().__init__(f"{path}: {problem}")
+
+
+class RecordBusyError(RuntimeError):
+    """Another process holds a record's lock, or is running the same seed (unit) of it; the message
+    names that process."""
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
     # Write beside the target, then rename over it: a run killed while saving leaves the old file.
+    # Every writer has its own temporary file (pid + random part), so two processes never write into
+    # one; a reader sees the old file or the new one, never a mix.
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def save_arrays(path: Path, arrays: dict[str, Any]) -> str:
@@ -150,17 +202,25 @@ def save_arrays(path: Path, arrays: dict[str, Any]) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _load_arrays(npz: Path, sha256: str | None, owner: Path) -> dict[str, np.ndarray]:
+def _load_arrays(npz: Path, sha256: str | None, owner: Path, seed: str) -> dict[str, np.ndarray]:
+    if not npz.is_file():
+        raise RecordError(owner, f"seed {seed}'s arrays file {npz.name} is missing (it should lie beside the record)")
     data = npz.read_bytes()
     if hashlib.sha256(data).hexdigest() != sha256:
-        raise ValueError(f"{npz.name}: checksum differs from the one in {owner.name}; the arrays do not belong to this run")
-    with np.load(io.BytesIO(data), allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
+        raise RecordError(owner, f"seed {seed}'s arrays file {npz.name}: its SHA-256 checksum differs from the one "
+                                 "in the record; the arrays do not belong to this run")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as e:  # a checksum written for a damaged file
+        raise RecordError(owner, f"seed {seed}'s arrays file {npz.name} cannot be read: {e}") from e
 
 
 def save_record(record: dict[str, Any], directory: Path | None = None) -> Path:
     """Write a record (as built by `labnorm.experiments.run`) atomically; return its path.
 
+    This writes what it is given over whatever is on disk: a process that shares the folder with
+    others goes through `update_record`, which merges under the record's lock.
     Arrays are not written here: each seed's `.npz` is saved when the seed finishes, and the
     record names it under `per_seed[seed]["arrays_file"]` with its `"arrays_sha256"`.
     """
@@ -173,24 +233,197 @@ def save_record(record: dict[str, Any], directory: Path | None = None) -> Path:
     return path
 
 
-def load_record(path: str | Path) -> dict[str, Any]:
-    """A saved record with its arrays (`record["arrays"][seed]`, checksum-checked).
+# `<experiment>__<scale>.json` or an earlier `<experiment>__<scale>__seed<seed>.json`
+_RECORD_NAME = re.compile(r"(?P<experiment>.+?)__(?P<scale>[a-z]+)(?:__seed(?P<seed>\d+))?\.json")
 
-    A one-seed file of the earlier layout is returned as a one-seed record.
+
+def _parse(path: Path, data: bytes) -> dict[str, Any]:
+    """The JSON object in `data`, or a `RecordError` that says how the bytes are damaged."""
+    if not data.strip():
+        raise RecordError(path, f"empty ({len(data)} bytes): a record is a JSON object")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RecordError(path, f"bad bytes: not UTF-8 text (byte {e.start} of {len(data)} is 0x{data[e.start]:02x}); "
+                                "the file is damaged") from None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as e:
+        # An error at the very end, or a string that never closes, is what a cut-off write leaves
+        cut = e.pos >= len(text.rstrip()) or e.msg.startswith("Unterminated")
+        what = f"truncated: the JSON stops before the record is complete ({len(data)} bytes" if cut else \
+            "not valid JSON (at"
+        raise RecordError(path, f"{what} line {e.lineno} column {e.colno}: {e.msg})") from None
+    if not isinstance(record, dict):
+        raise RecordError(path, f"not a labnorm results file (a JSON {type(record).__name__}, not an object)")
+    return record
+
+
+def _check_shape(path: Path, record: dict[str, Any]) -> None:
+    """A `RecordError` unless `record` is whole (the keys `save_record` writes, one entry per seed) and
+    is the record its file name says: experiment and scale."""
+    if "provenance" not in record:
+        raise RecordError(path, "not a labnorm results file (no provenance)")
+    legacy = "per_seed" not in record
+    keys = ("experiment", "config", "metrics") if legacy else ("experiment", "scale", "config", "seeds", "per_seed")
+    lacking = [k for k in keys if k not in record]
+    if lacking:
+        raise RecordError(path, f"not a whole record: it lacks {', '.join(map(repr, lacking))}")
+    if not legacy:
+        entries = record["per_seed"]
+        bad = [str(s) for s, e in entries.items() if not (str(s).isdigit() and isinstance(e, dict)
+                                                          and {"metrics", "details", "provenance"} <= set(e))] \
+            if isinstance(entries, dict) else ["(per_seed is not an object)"]
+        if bad:
+            raise RecordError(path, f"not a whole record: the entry of seed {', '.join(bad)} is damaged")
+    m = _RECORD_NAME.fullmatch(path.name)
+    if m is not None:
+        scale = record["provenance"].get("scale") if legacy else record["scale"]
+        if (record["experiment"], scale) != (m["experiment"], m["scale"]):
+            raise RecordError(path, f"holds the record of experiment {record['experiment']!r} at scale {scale!r}, "
+                                    f"not of {m['experiment']!r} at {m['scale']!r} as its name says")
+
+
+def load_record(path: str | Path, *, arrays: bool = True) -> dict[str, Any]:
+    """A saved record with its arrays (`record["arrays"][seed]`, checksum-checked; skipped unless `arrays`).
+
+    A one-seed file of the earlier layout is returned as a one-seed record. A file that is not a
+    whole record, or whose arrays are missing or changed, raises `RecordError` naming it.
     """
     path = Path(path)
-    record = json.loads(path.read_text())
-    if "provenance" not in record:
-        raise ValueError(f"{path}: not a labnorm results file (no provenance)")
+    record = _parse(path, path.read_bytes())
+    _check_shape(path, record)
     if "per_seed" not in record:
         record = _from_single_seed(record, path)
-    arrays = {}
+    if not arrays:
+        return record
+    loaded = {}
     for seed, entry in record["per_seed"].items():
         if "arrays_file" in entry:
-            arrays[seed] = _load_arrays(path.parent / entry["arrays_file"], entry.get("arrays_sha256"), path)
-    if arrays:
-        record["arrays"] = arrays
+            loaded[seed] = _load_arrays(path.parent / entry["arrays_file"], entry.get("arrays_sha256"), path, seed)
+    if loaded:
+        record["arrays"] = loaded
     return record
+
+
+# ----------------------------------------------------------------------------- several writers at once
+
+# How long a writer waits for another's read-merge-write of a record (milliseconds each, in practice).
+LOCK_WAIT_S = 120.0
+
+
+def _lock_path(record: Path, what: str = "") -> Path:
+    """The lock file of a record (or of one seed/unit of it, `what`), in `.locks/` beside the records."""
+    folder = record.parent / ".locks"
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / ".gitignore").write_text("*\n")  # lock files are no results: the folder ignores itself
+    if not what:
+        return folder / f"{record.name}.lock"
+    # Units may hold "/" or ":": keep the name readable, and unique through a short hash
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", what)
+    return folder / f"{record.stem}__{safe}.{hashlib.sha256(what.encode()).hexdigest()[:8]}.lock"
+
+
+def _holder(lock: Path) -> str:
+    """Who holds `lock`, from the note its holder left (`<lock>.holder`)."""
+    try:
+        note = json.loads(lock.with_name(lock.name + ".holder").read_text())
+        return (f"process {note['pid']} on {note['host']} (`{note['command']}`, holding it since "
+                f"{note['since']})")
+    except (OSError, ValueError, KeyError):
+        return "another process (it has not yet left its note)"
+
+
+def _command() -> str:
+    """This process's command line, short: `python -m labnorm run ...` rather than a path to `__main__.py`."""
+    first = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("python")
+    name = "python -m labnorm" if first.name == "__main__.py" and first.parent.name == "labnorm" else first.name
+    return " ".join([name, *sys.argv[1:]])
+
+
+@contextlib.contextmanager
+def _hold(lock: Path, timeout: float, busy: Callable[[str], str]) -> Iterator[None]:
+    """Hold the OS lock on `lock` (waiting up to `timeout` s) with a note naming this process;
+    `RecordBusyError(busy(holder))` when another process keeps it."""
+    fl = filelock.FileLock(lock, timeout=timeout)
+    try:
+        fl.acquire()
+    except filelock.Timeout:
+        raise RecordBusyError(busy(_holder(lock))) from None
+    note = lock.with_name(lock.name + ".holder")
+    try:
+        _atomic_write(note, json.dumps({
+            "pid": os.getpid(), "host": socket.gethostname(), "command": _command(),
+            "since": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}).encode())
+        yield
+    finally:
+        note.unlink(missing_ok=True)  # before the lock goes: a note names a live holder only
+        fl.release()
+
+
+def claim(record: Path, what: str) -> contextlib.AbstractContextManager[None]:
+    """Run `what` (e.g. "seed 1") of `record` in this process alone: a context that raises
+    `RecordBusyError`, naming the holder, when another process is running the same `what` now.
+    The claim is an OS lock, so a process that dies lets it go."""
+    return _hold(_lock_path(record, what), 0, lambda who: f"{record.name}: {what} is being run by {who}")
+
+
+def update_record(
+    path: Path, change: Callable[[dict[str, Any] | None], dict[str, Any]], *, replace: bool = False,
+) -> dict[str, Any]:
+    """Read the record at `path` again under its lock, apply `change(record on disk, or None)` and write
+    what it returns atomically; return that.
+
+    This is how a seed joins a record that other processes write too: what they saved since this
+    process read the record is on disk, and `change` merges into it. A damaged record is not
+    overwritten (`RecordError`); with `replace`, `change` gets None whatever is there, and a
+    damaged file is first set aside (`set_aside`).
+    """
+    with _hold(_lock_path(path), LOCK_WAIT_S,
+               lambda who: f"{path.name}: could not lock the record for {LOCK_WAIT_S:.0f} s; it is held by {who}"):
+        current = None
+        if path.is_file():
+            try:
+                current = load_record(path, arrays=False)
+            except RecordError:
+                if not replace:
+                    raise
+                set_aside(path)
+        record = change(None if replace else current)
+        if record_path(record["experiment"], record["scale"], path.parent) != path:
+            raise ValueError(f"update_record: the change made a record of {record['experiment']!r} at "
+                             f"{record['scale']!r}, which does not belong in {path.name}")
+        save_record(record, path.parent)
+    return record
+
+
+def load_for_update(path: Path | None, *, fresh: bool = False) -> dict[str, Any] | None:
+    """The saved record at `path` that a run adds its seeds to, with its arrays; None when there is
+    none, or with `fresh` (a new record). A damaged one raises `RecordError` saying what to do —
+    unless `fresh`: then it is set aside (`set_aside`), with a warning naming the copy."""
+    if path is None:
+        return None
+    try:
+        record = load_record(path)
+    except RecordError as e:
+        if not fresh:
+            raise RecordError(e.path, f"{e.problem}. run leaves it as it is: repair or move it, or rerun with "
+                                      "fresh=True (--fresh), which keeps it as <name>.damaged-<time>") from None
+        aside = set_aside(path)
+        warnings.warn(f"{path}: {e.problem}; moved aside to {aside.name}, every byte kept; starting a new record",
+                      stacklevel=3)
+        return None
+    return None if fresh else record
+
+
+def set_aside(path: Path) -> Path:
+    """Move a damaged record out of the way, every byte kept, as `<name>.damaged-<UTC time>`; return
+    the new path. (Its name no longer ends in `.json`: nothing reads it as a record.)"""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    aside = path.with_name(f"{path.name}.damaged-{stamp}")
+    os.replace(path, aside)
+    return aside
 
 
 def _from_single_seed(old: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -212,7 +445,7 @@ def _from_single_seed(old: dict[str, Any], path: Path) -> dict[str, Any]:
 
 def find_record(name: str, scale: str, directory: Path | None = None) -> Path | None:
     """The file holding experiment `name` at `scale`: the record, else an earlier one-seed file."""
-    folder = directory or results_dir()
+    folder = Path(directory) if directory is not None else results_dir()
     path = record_path(name, scale, folder)
     if path.is_file():
         return path
@@ -250,14 +483,14 @@ def save_benchmark(
     record = {"benchmark": name, **fields,
               "provenance": provenance(scale="benchmark", seed=0, dataset=None, device=device,
                                        wall_time_s=wall_time_s)}
-    out = (directory or benchmarks_dir()) / f"{name}__{torch.device(device).type}.json"
+    out = (Path(directory) if directory is not None else benchmarks_dir()) / f"{name}__{torch.device(device).type}.json"
     _atomic_write(out, (json.dumps(record, indent=1) + "\n").encode())
     return out
 
 
 def load_benchmark(name: str, device_type: str = "cpu", directory: Path | None = None) -> dict[str, Any] | None:
     """The committed result of benchmark `name` on `device_type` (in `benchmarks_dir()`), or None."""
-    path = (directory or benchmarks_dir()) / f"{name}__{device_type}.json"
+    path = (Path(directory) if directory is not None else benchmarks_dir()) / f"{name}__{device_type}.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
 

@@ -13,7 +13,9 @@ An experiment is one module of this package that defines `EXPERIMENT = Experimen
 The registry finds every such module by itself (`pkgutil`), so a new experiment needs no edit
 anywhere else in the package. `run(name, scale, seeds=3)` runs seeds 0, 1, 2 with a progress
 bar and saves the record after **each** seed (each unit, for units): a seed that has finished is
-kept, and running the same command again runs only the seeds (units) that are missing.
+kept, and running the same command again runs only the seeds (units) that are missing. Processes
+that run one experiment at once all land in its record (`units.run_claimed`); a damaged record is
+named (`results.RecordError`) and never overwritten unless `fresh`, which keeps a copy.
 """
 
 from __future__ import annotations
@@ -21,23 +23,22 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import numbers
 import pkgutil
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from .. import results as _results
 from ..progress import progress_enabled
 from ..scale import SCALES, get_scale
 from ..stats import summarize
-from .units import AllUnits, pool_provenance, run_units
+from .units import AllUnits, check_config, pool_provenance, run_seeds, run_units
 
-__all__ = ["SeedResult", "Experiment", "experiments", "get", "run", "load", "reference", "load_or_run", "default_device",
-           "values", "summary"]
+__all__ = ["SeedResult", "Experiment", "experiments", "get", "run", "check_run", "load", "reference", "load_or_run",
+           "default_device", "values", "summary"]
 
 _NOT_EXPERIMENTS = {"runner", "report", "common", "units"}  # modules of this package that are not experiments
 
@@ -123,14 +124,40 @@ def _jsonable(config: Any) -> dict[str, Any]:
 
 
 def _seed_list(seeds: int | Iterable[int]) -> list[int]:
-    if isinstance(seeds, int):
+    if isinstance(seeds, (bool, str, bytes)) or not isinstance(seeds, (numbers.Integral, Iterable)):
+        raise TypeError(f"run: seeds must be a number of seeds or a list of seeds, got {seeds!r}")
+    if isinstance(seeds, numbers.Integral):
         if seeds < 1:
             raise ValueError(f"run: seeds must be >= 1, got {seeds}")
         return list(range(seeds))
-    out = sorted(set(int(s) for s in seeds))
-    if not out:
+    seeds = list(seeds)
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, numbers.Integral):
+            raise TypeError(f"run: each seed must be an integer, got {s!r}")
+        if s < 0:
+            raise ValueError(f"run: a seed must be >= 0, got {s}")
+    if not seeds:
         raise ValueError("run: no seeds given")
-    return out
+    return sorted(set(int(s) for s in seeds))
+
+
+def _device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return default_device()
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as e:  # "" and unknown names
+        raise ValueError(f"run: device must name a torch device such as 'cpu' or 'cuda', got {device!r} ({e})") \
+            from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"run: device {device!r} is not available here (torch.cuda.is_available() is False)")
+    return dev
+
+
+def check_run(name: str, scale: str | None = None, seeds: int | Iterable[int] = 1, device: str | None = None):
+    """`run`'s arguments checked, as `(experiment, scale, seeds, device)`: the errors `run` gives, before any work
+    (the command line checks its options with it, so both refuse the same values with the same words)."""
+    return get(name), get_scale(scale), _seed_list(seeds), _device(device)
 
 
 def _new_record(exp: Experiment, scale: str, config: Any) -> dict[str, Any]:
@@ -155,7 +182,8 @@ def _finish(record: dict[str, Any], exp: Experiment) -> dict[str, Any]:
 
 
 def load(name: str, scale: str | None = None) -> dict[str, Any] | None:
-    """The saved record of `name` at `scale` (default `$LABNORM_SCALE`), summarized; None if there is none."""
+    """The saved record of `name` at `scale` (default `$LABNORM_SCALE`), summarized; None if there is none.
+    A damaged one raises `labnorm.results.RecordError`, naming the file and what is wrong with it."""
     exp = get(name)
     path = _results.find_record(name, get_scale(scale))
     if path is None:
@@ -180,56 +208,28 @@ def run(
 
     With `save`, the record `results/<name>__<scale>.json` is written after every seed, and seeds
     it already holds are kept, not rerun — unless `fresh`, which starts a new record. A saved
-    record made with another config is refused (its seeds would not be comparable).
+    record made with another config is refused (its seeds would not be comparable), and so is a
+    damaged one (`results.RecordError`) unless `fresh`, which first moves it aside, every byte kept.
+    Other processes may run the same experiment at once: their seeds are kept, and a seed one of
+    them is running now is left to it (`results.RecordBusyError` at the end, naming it).
     """
-    exp = get(name)
-    scale = get_scale(scale)
-    dev = torch.device(device) if device else default_device()
+    exp, scale, wanted, dev = check_run(name, scale, seeds, device)
     config = exp.config(scale)
-    stored = _jsonable(config)
-    record = None
-    path = _results.find_record(name, scale)
-    if save and not fresh and path is not None:
-        record = _results.load_record(path)
-        if record["config"] != stored:
-            changed = sorted(k for k in set(stored) | set(record["config"]) if stored.get(k) != record["config"].get(k))
-            raise ValueError(
-                f"run: {path.name} holds seeds {record['seeds']} made with another {scale} config of {name} "
-                f"(fields that differ: {', '.join(changed)}); rerun with fresh=True (--fresh) to start a new record")
+    target, path = _results.record_path(name, scale), _results.find_record(name, scale) if save else None
+    record = _results.load_for_update(path, fresh=fresh)  # a damaged record: named, left alone unless fresh
+    if record is not None:
+        check_config(record, _jsonable(config), path)
     record = record or _new_record(exp, scale, config)
-    if save and path is not None and path.name != _results.record_path(name, scale).name:
-        record.pop("converted_from", None)  # an earlier one-seed file: its seed moves into the record
-    wanted = _seed_list(seeds)
+    legacy = record["seeds"][0] if path is not None and path != target and record["seeds"] else None
+    record.pop("converted_from", None)  # an earlier one-seed file: its seed moves into the record
     show = progress_enabled() if progress is None else progress
-    if exp.units is not None:  # saved after every unit of every seed
-        run_units(exp, record, config, scale, wanted, dev, save=save, show=show, finish=_finish)
-        return {**_finish(record, exp), "source": "live"}
-    for seed in tqdm(wanted, desc=f"{name} ({scale})", unit="seed", disable=not show):
-        if str(seed) in record["per_seed"]:
-            continue  # finished earlier: kept
-        torch.manual_seed(seed)
-        code = _results.code_version()  # taken at the start: edits made while it runs do not count
-        t0 = time.perf_counter()
-        result = exp.run(config, seed, dev)
-        wall = time.perf_counter() - t0
-        entry: dict[str, Any] = {
-            "metrics": exp.metrics(result.details),
-            "details": result.details,
-            "provenance": _results.provenance(scale=scale, seed=seed, dataset=result.dataset, device=dev,
-                                              wall_time_s=wall, code=code),
-        }
-        if result.arrays:
-            record.setdefault("arrays", {})[str(seed)] = result.arrays
-            if save:
-                npz = _results.arrays_path(name, scale, seed)
-                entry["arrays_sha256"] = _results.save_arrays(npz, result.arrays)
-                entry["arrays_file"] = npz.name
-        record["per_seed"][str(seed)] = entry
-        _finish(record, exp)
-        if save:
-            record["path"] = _results.save_record(record).name
-    if save and path is not None and path != _results.record_path(name, scale) and path.is_file():
-        path.unlink()  # the earlier one-seed file now lives inside the record
+    # Saved after every seed (every unit of every seed), merged into the record as it is on disk then
+    runs = run_units if exp.units is not None else run_seeds
+    record = runs(exp, record, config, scale, wanted, dev, save=save, fresh=fresh, show=show, finish=_finish)
+    if save and target.is_file():  # the record as saved, with every seed's arrays (checked)
+        record = {**_results.load_record(target), "path": target.name}
+        if legacy is not None and path.is_file() and str(legacy) in record["per_seed"]:
+            path.unlink()  # the earlier one-seed file now lives inside the record
     return {**_finish(record, exp), "source": "live"}
 
 

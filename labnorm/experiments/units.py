@@ -24,11 +24,22 @@ while some unit of a seed is missing: `metrics` and `report` work on it as it is
 `missing_units(record)` says what is left, so a partial table can say so. The experiment's
 `run(config, seed, device)` — which the dry run calls — is made from the units (`AllUnits`),
 so it needs no code of its own.
+
+**Several processes, one record.** `run_claimed` is the loop both kinds of experiment save
+through (a plain experiment's seed is one piece, a unit experiment's (unit, seed) is one). Before a
+piece runs, its process claims it (`labnorm.results.claim`) and looks at the record on disk again:
+a piece another process has finished meanwhile is taken from there, one it is running *now* is left
+to it and named at the end (`RecordBusyError`, after every other piece has run and been saved). A
+finished piece is merged into the record as it is on disk at that moment, under the record's lock
+(`labnorm.results.update_record`): a seed that another process saved since this one started is
+kept, never overwritten by this process's older copy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -36,7 +47,8 @@ from tqdm import tqdm
 
 from .. import results as _results
 
-__all__ = ["AllUnits", "run_units", "missing_units", "partial_summary", "pool_provenance"]
+__all__ = ["AllUnits", "run_seeds", "run_units", "run_claimed", "check_config", "missing_units", "partial_summary",
+           "pool_provenance"]
 
 
 def _run_unit(exp, config: Any, seed: int, unit: str, device: torch.device):
@@ -80,29 +92,120 @@ def pool_provenance(provs: list[dict[str, Any]]) -> dict[str, Any]:
             "date": max(p.get("date", "") for p in provs)}
 
 
+def check_config(saved: dict[str, Any], config: dict[str, Any], path: Path) -> None:
+    """A `ValueError` when the saved record was made with another config: its seeds would not compare."""
+    if saved["config"] != config:
+        changed = sorted(k for k in set(config) | set(saved["config"]) if config.get(k) != saved["config"].get(k))
+        raise ValueError(
+            f"run: {path.name} holds seeds {saved['seeds']} made with another {saved['scale']} config of "
+            f"{saved['experiment']} (fields that differ: {', '.join(changed)}); rerun with fresh=True (--fresh) "
+            "to start a new record")
+
+
+def _has(record: dict[str, Any], unit: str | None, seed: int) -> bool:
+    entry = record["per_seed"].get(str(seed))
+    return entry is not None and (unit is None or unit in entry["details"].get("units", {}))
+
+
+def run_claimed(exp, record: dict[str, Any], todo: list[tuple[str | None, int]], work: Callable[[str | None, int], Any],
+                add: Callable[[dict[str, Any], str | None, int, Any], None], *, scale: str, save: bool, fresh: bool,
+                show: bool, finish) -> dict[str, Any]:
+    """Run each (unit, seed) of `todo` that `record` lacks (unit None: a whole seed) and return the
+    record: `work(unit, seed)` computes one piece, `add(record, unit, seed, result)` puts it in.
+
+    With `save`, one piece at a time is claimed, run and merged into the record on disk (module
+    doc); `fresh`: the first save replaces the record there instead of merging into it.
+    """
+    path = _results.record_path(exp.name, scale)
+    config, left = record["config"], []
+    for unit, seed in tqdm(todo, desc=f"{exp.name} ({scale})", unit="seed" if exp.units is None else "unit",
+                           disable=not show):
+        if _has(record, unit, seed):
+            continue  # finished earlier: kept
+        what = f"seed {seed}" if unit is None else f"unit {unit} of seed {seed}"
+        with contextlib.ExitStack() as held:
+            if save:
+                try:
+                    held.enter_context(_results.claim(path, what))
+                except _results.RecordBusyError as e:
+                    left.append(str(e).split(": ", 1)[1])
+                    continue
+                if not fresh and path.is_file():  # finished by another process since this one read the record?
+                    disk = _results.load_record(path, arrays=False)
+                    if _has(disk, unit, seed):
+                        check_config(disk, config, path)
+                        record = finish(disk, exp)
+                        continue
+            result = work(unit, seed)
+            if not save:
+                add(record, unit, seed, result)
+                finish(record, exp)
+                continue
+
+            def change(current: dict[str, Any] | None, base: dict[str, Any] = record) -> dict[str, Any]:
+                merged = base if current is None else current
+                check_config(merged, config, path)
+                add(merged, unit, seed, result)
+                return finish(merged, exp)
+
+            record = _results.update_record(path, change, replace=fresh)
+            fresh = False
+    if left:
+        holds = f"seeds {', '.join(map(str, record['seeds']))}" if record["seeds"] else "no seed yet"
+        raise _results.RecordBusyError(f"{path.name}: {'; '.join(left)}; left to that process. The record holds "
+                                       f"{holds}: run the same command again when it has finished")
+    return record
+
+
+def run_seeds(exp, record: dict[str, Any], config: Any, scale: str, seeds: list[int], device: torch.device, *,
+              save: bool, fresh: bool = False, show: bool, finish) -> dict[str, Any]:
+    """Run every missing seed of an experiment without units, saving the record after each one when `save`."""
+
+    def work(_: None, seed: int):
+        torch.manual_seed(seed)
+        code = _results.code_version()  # taken at the start: edits made while it runs do not count
+        t0 = time.perf_counter()
+        result = exp.run(config, seed, device)
+        prov = _results.provenance(scale=scale, seed=seed, dataset=result.dataset, device=device,
+                                   wall_time_s=time.perf_counter() - t0, code=code)
+        entry: dict[str, Any] = {"metrics": exp.metrics(result.details), "details": result.details, "provenance": prov}
+        if result.arrays and save:  # the seed is claimed: its .npz is this process's alone
+            npz = _results.arrays_path(exp.name, scale, seed)
+            entry["arrays_sha256"], entry["arrays_file"] = _results.save_arrays(npz, result.arrays), npz.name
+        return entry, result.arrays
+
+    def add(rec: dict[str, Any], _: None, seed: int, done) -> None:
+        rec["per_seed"][str(seed)] = done[0]
+        if done[1] and not save:  # saved: the arrays are read back from the .npz with the record
+            rec.setdefault("arrays", {})[str(seed)] = done[1]
+
+    return run_claimed(exp, record, [(None, s) for s in seeds], work, add, scale=scale, save=save, fresh=fresh,
+                       show=show, finish=finish)
+
+
 def run_units(exp, record: dict[str, Any], config: Any, scale: str, seeds: list[int], device: torch.device, *,
-              save: bool, show: bool, finish) -> None:
+              save: bool, fresh: bool = False, show: bool, finish) -> dict[str, Any]:
     """Run every missing (unit, seed) of `record`, saving it after each one when `save` (see the module doc)."""
     units = record["units"]
-    todo = [(u, s) for u in units for s in seeds
-            if u not in record["per_seed"].get(str(s), {}).get("details", {}).get("units", {})]
-    for unit, seed in tqdm(todo, desc=f"{exp.name} ({scale})", unit="unit", disable=not show):
+
+    def work(unit: str, seed: int):
         code = _results.code_version()  # taken at the start: edits made while it runs do not count
         t0 = time.perf_counter()
         result = _run_unit(exp, config, seed, unit, device)
-        prov = _results.provenance(scale=scale, seed=seed, dataset=result.dataset, device=device,
-                                   wall_time_s=time.perf_counter() - t0, code=code)
-        entry = record["per_seed"].setdefault(str(seed), {"details": {"units": {}}, "unit_provenance": {}})
-        entry["details"]["units"][unit] = result.details
-        entry["unit_provenance"][unit] = prov
+        return result.details, _results.provenance(scale=scale, seed=seed, dataset=result.dataset, device=device,
+                                                   wall_time_s=time.perf_counter() - t0, code=code)
+
+    def add(rec: dict[str, Any], unit: str, seed: int, done) -> None:
+        entry = rec["per_seed"].setdefault(str(seed), {"details": {"units": {}}, "unit_provenance": {}})
+        entry["details"]["units"][unit], entry["unit_provenance"][unit] = done
         # Keep the units in the experiment's order, whatever order they ran in
         entry["details"]["units"] = {u: entry["details"]["units"][u] for u in units if u in entry["details"]["units"]}
         entry["unit_provenance"] = {u: entry["unit_provenance"][u] for u in entry["details"]["units"]}
         entry["provenance"] = pool_provenance(list(entry["unit_provenance"].values()))
         entry["metrics"] = exp.metrics(entry["details"])
-        finish(record, exp)
-        if save:
-            record["path"] = _results.save_record(record).name
+
+    todo = [(u, s) for u in units for s in seeds]
+    return run_claimed(exp, record, todo, work, add, scale=scale, save=save, fresh=fresh, show=show, finish=finish)
 
 
 def missing_units(record: dict[str, Any]) -> dict[int, list[str]]:
