@@ -34,6 +34,15 @@ technique modules stay leaves that know nothing of the factory). The factory als
 and `make_conv(spec, ...)` returns that conv instead of `nn.Conv2d`. Models build every
 conv → norm pair through `make_conv` and `make_norm`, so a new technique needs no model change.
 
+**Per-worker batch statistics.** The layers of `bn`, `ws+bn`, `brn`, `bcn`, `ws+bcn`, `sn`, `sn-ba`,
+`evob0` and `wn+mobn` take their batch statistics from the whole batch unless told otherwise:
+`labnorm.set_norm_batch(model, b)` sets `norm_batch=b` on every one of them (every layer with a
+`norm_batch` attribute), so that each group of $b$ consecutive samples is normalized by itself, as
+one worker of a data-parallel job normalizes its $b$ images (`labnorm._norm_batch` has the equations).
+The other names build batch-independent layers, except `torch-bn` (torch's layer, always the whole
+batch) and `gbn` (its own virtual batches); `tests/test_norm_batch.py` sorts every registered name
+into these cases by itself.
+
 **Norms that fuse their activation.** FRN + TLU and the EvoNorms replace a whole *norm + ReLU* pair:
 the activation is part of the layer. Such a norm registers with
 `register_norm("frn", fuses_activation=True)`, and `norm_fuses_activation(spec)` tells a model not to
