@@ -42,8 +42,11 @@ on the old estimate, so it averages exactly); for `"labml"` the mean of the grou
 smaller than the batch's. Vectorized over $[N/b, b, C, H, W]$; a batch $b$ does not divide: `ValueError`.
 
 Edge cases: an empty batch (N = 0) in training is refused by the batch part (`BatchNorm2d` or
-`EstimatedBatchNorm2d`) with a `ValueError`, and gives an empty output in eval mode; half-precision
-input gets float32 statistics and comes back in its own dtype, as from torch's norm layers.
+`EstimatedBatchNorm2d`) with a `ValueError` that names `BatchChannelNorm2d` first, then the part
+(torch has no BCN; its `BatchNorm2d` returns an empty output there), and gives an empty output in
+eval mode; half-precision input — and a half-precision module (`.half()`, `.to(torch.bfloat16)`) —
+gets float32 statistics and comes back in its own dtype, as from torch's norm layers; so does bf16
+autocast. Every error of the batch part, at construction or in forward, names `BatchChannelNorm2d`.
 """
 
 from __future__ import annotations
@@ -66,6 +69,10 @@ class EstimatedBatchNorm2d(nn.Module):
                  norm_batch: int | None = None) -> None:
         super().__init__()
         self.norm_batch = check_norm_batch("EstimatedBatchNorm2d", norm_batch)
+        if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
+            raise ValueError(f"EstimatedBatchNorm2d: num_features must be a positive int, got {num_features!r}")
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"EstimatedBatchNorm2d: momentum must be in [0, 1], got {momentum!r}")
         if variant not in ("official", "labml"):
             raise ValueError(f"EstimatedBatchNorm2d: variant must be 'official' or 'labml', got {variant!r}")
         self.num_features = num_features
@@ -166,8 +173,12 @@ class BatchChannelNorm2d(nn.Module):
         self.num_groups = num_groups
         self.eps = eps
         self.estimate = estimate
-        self.bn = (EstimatedBatchNorm2d(num_channels, eps, momentum, estimate_variant, norm_batch=norm_batch)
-                   if estimate else BatchNorm2d(num_channels, eps=eps, momentum=momentum, norm_batch=norm_batch))
+        try:
+            self.bn = (EstimatedBatchNorm2d(num_channels, eps, momentum, estimate_variant, norm_batch=norm_batch)
+                       if estimate else BatchNorm2d(num_channels, eps=eps, momentum=momentum, norm_batch=norm_batch))
+        except ValueError as e:
+            # A bad argument of the batch part is the user's argument of this layer: name this layer
+            raise ValueError(f"BatchChannelNorm2d: {e}") from None
         # Channel part: group norm without its per-channel affine (no parameters, no state-dict keys) ...
         self.channel_norm = GroupNorm(num_groups, num_channels, eps=eps, affine=False)
         # ... and one affine pair per group instead, shaped to broadcast over [N, G, C/G·H·W]
@@ -190,7 +201,13 @@ class BatchChannelNorm2d(nn.Module):
             )
         # Channel part: each (sample, group) normalized, then the per-group affine
         # (row length spelled out: with N = 0 a `-1` cannot be inferred; the output is then empty)
-        rows = self.channel_norm(self.bn(x)).reshape(x.shape[0], self.num_groups, math.prod(x.shape[1:]) // self.num_groups)
+        try:
+            z = self.bn(x)
+        except ValueError as e:
+            # The batch part's refusal (one value per channel or an empty batch in training, a batch that
+            # norm_batch does not divide) names the layer the user built, then the part that refused
+            raise ValueError(f"BatchChannelNorm2d (its batch part): {e}") from None
+        rows = self.channel_norm(z).reshape(x.shape[0], self.num_groups, math.prod(x.shape[1:]) // self.num_groups)
         # (the input's dtype back, as BatchNorm2d and GroupNorm return it)
         return (self.weight * rows + self.bias).reshape(x.shape).to(x.dtype)
 

@@ -66,6 +66,17 @@ __all__ = ["BatchNorm2d", "GroupNorm", "NormState"]
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
+def _in_compute_dtype(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """A half-precision parameter or buffer `t` cast to the computation dtype (float32 for a half input).
+
+    A module converted with `.half()` or `.to(torch.bfloat16)` holds half-precision parameters while its
+    statistics run in float32; torch's fused kernels (`layer_norm`, `batch_norm`) take float32 input only
+    with float32 parameters, so those are cast for the call (the cast is differentiable: gradients reach
+    the half-precision parameters). Other dtypes are returned as they are.
+    """
+    return t.to(dtype) if t is not None and t.dtype in _LOW_PRECISION and t.dtype != dtype else t
+
+
 def _channel_view(t: torch.Tensor, ndim: int) -> torch.Tensor:
     """Shape a per-channel vector $[C]$ as $[1, C, 1, \\ldots]$ to broadcast over an `ndim` input."""
     return t.reshape(1, -1, *([1] * (ndim - 2)))
@@ -83,6 +94,11 @@ def _shifted_var_mean(x: torch.Tensor, dim: tuple[int, ...]) -> tuple[torch.Tens
     # $s$: the first element of every slice, kept with size-1 dims for broadcasting
     index = tuple(slice(0, 1) if d in dim else slice(None) for d in range(x.dim()))
     s = x[index].detach()
+    if x.numel() == 0:
+        # An empty batch: statistics of the right (empty or broadcastable) shape, without torch's warning
+        # that an empty reduction has no degrees of freedom; the output they normalize is empty
+        zero = (x - s).sum(dim=dim, keepdim=True)
+        return zero, zero, s
     var, mean = torch.var_mean(x - s, dim=dim, correction=0, keepdim=True)
     return var, mean, s
 
@@ -162,11 +178,13 @@ class BatchNorm2d(NormState):
     Raises:
         ValueError: input that is not 4-D, has the wrong channel count, or has one
             value per channel in training (its variance would be meaningless; an empty
-            batch included). In eval mode an empty batch gives an empty output. With
+            batch included — where torch's `BatchNorm2d` returns an empty output and leaves its
+            running statistics alone). In eval mode an empty batch gives an empty output. With
             `norm_batch`: a value that is not a positive int, a batch it does not divide, or
             groups of one value per channel in training.
 
-    Half-precision input: statistics in float32, output in the input's dtype (as torch).
+    Half-precision input, a half-precision module (`.half()`, `.to(torch.bfloat16)`) and bf16
+    autocast: statistics in float32, output in the input's dtype (as torch).
     """
 
     def __init__(
@@ -293,6 +311,8 @@ class GroupNorm(nn.Module):
         super().__init__()
         if not isinstance(num_groups, int) or num_groups < 1:
             raise ValueError(f"GroupNorm: num_groups must be a positive int, got {num_groups!r}")
+        if isinstance(num_channels, bool) or not isinstance(num_channels, int) or num_channels < 1:
+            raise ValueError(f"GroupNorm: num_channels must be a positive int, got {num_channels!r}")
         if num_channels % num_groups != 0:
             raise ValueError(
                 f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups ({num_groups})"

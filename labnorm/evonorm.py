@@ -89,6 +89,9 @@ _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 def largest_divisor_at_most(num_channels: int, groups: int) -> int:
     r"""The authors' group reduction: the largest $g \le$ `groups` that divides `num_channels`."""
+    for name, value in (("num_features", num_channels), ("groups", groups)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"EvoNorm2dS0: {name} must be a positive int, got {value!r}")
     g = min(groups, num_channels)
     while num_channels % g:
         g -= 1
@@ -156,8 +159,14 @@ class EvoNorm2dB0(_EvoNorm):
 
     Buffers: `running_var`, the moving average of the *biased* batch variance (starts at 1).
 
+    An empty batch (N = 0) in training is refused, as a batch of one value per channel (the batch
+    variance and the moving average need values; torch has no EvoNorm — its `BatchNorm2d` returns an
+    empty output); in eval mode it gives an empty output. A half-precision module or input computes in
+    float32 and returns the input's dtype; so does bf16 autocast.
+
     Raises:
-        ValueError: input that is not 4-D, has the wrong channel count, or has one value per channel in training.
+        ValueError: input that is not 4-D, has the wrong channel count, or has one value per channel in
+            training (an empty batch included).
     """
 
     def __init__(
@@ -214,6 +223,10 @@ class EvoNorm2dB0(_EvoNorm):
                 self.running_var.lerp_(mean_var.flatten().to(self.running_var.dtype), self.momentum)
             batch_var = ungroup(batch_var, x.shape[0], b)
         else:
+            if x.shape[0] == 0:
+                # An empty batch in eval: nothing to normalize — an empty output (the affine map of nothing),
+                # without torch's warning about an instance variance of no values
+                return self._affine(xs).to(x.dtype)
             batch_var = _view(self.running_var, xs.dtype)
         # left: $\sqrt{s^2_{w,h,c} + \epsilon}$
         left = torch.sqrt(batch_var + self.eps)
@@ -237,6 +250,10 @@ class EvoNorm2dS0(_EvoNorm):
             reduces it to a divisor the way the authors' code does).
         eps: added to the group variance inside the square root.
         apply_act: with False, the layer is the affine $\gamma x + \beta$ only.
+
+    No statistic involves the batch: an empty batch (N = 0) gives an empty output in training and
+    eval. A half-precision module or input computes in float32 and returns the input's dtype; so does
+    bf16 autocast.
 
     Raises:
         ValueError: `groups` that does not divide `num_features` (at construction); input that is not
@@ -268,6 +285,9 @@ class EvoNorm2dS0(_EvoNorm):
         if not self.apply_act:
             return self._affine(x)
         xs = x.float() if x.dtype in _LOW_PRECISION else x
+        if x.shape[0] == 0:
+            # An empty batch: nothing to normalize — an empty output (the affine map of nothing)
+            return self._affine(xs).to(x.dtype)
         if self.fast_compiled_path and torch.compiler.is_compiling():
             # Compiled: the same formula with its backward written out (`_EvoNormS0Function`)
             params = (p.to(xs.dtype) for p in (self.v, self.weight, self.bias))

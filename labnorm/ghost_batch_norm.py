@@ -73,7 +73,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from .batch_norm import _LOW_PRECISION, NormState
+from .batch_norm import _LOW_PRECISION, NormState, _in_compute_dtype
 from .layer_norm import batch_norm_train
 
 __all__ = ["GhostBatchNorm2d"]
@@ -84,9 +84,15 @@ class GhostBatchNorm2d(NormState):
 
     Same arguments, buffers and state-dict keys as `torch.nn.BatchNorm2d`, plus `virtual_batch_size`.
 
+    A half-precision module (`.half()`, `.to(torch.bfloat16)`) with input of its dtype runs as torch's
+    `BatchNorm2d`: statistics in float32, output in the input's dtype. An empty batch (N = 0) in
+    training is refused (no virtual batch has statistics; torch's `BatchNorm2d` returns an empty output
+    and leaves its running statistics alone); in eval mode it gives an empty output.
+
     Raises:
         ValueError: bad arguments; input of the wrong rank or channel count; a virtual batch with
-            a single value per channel when batch statistics are used.
+            a single value per channel when batch statistics are used in training or eval (an empty
+            batch in training included).
     """
 
     def __init__(
@@ -124,10 +130,17 @@ class GhostBatchNorm2d(NormState):
             )
         xs = x.float() if x.dtype in _LOW_PRECISION else x
         n, c, h, w = x.shape
+        # A half-precision module's parameters and running statistics in float32 for torch's kernel
+        weight, bias, running_mean, running_var = (
+            _in_compute_dtype(t, xs.dtype) for t in (self.weight, self.bias, self.running_mean, self.running_var)
+        )
         if not self.training and self.track_running_stats:
             # Eval: the running statistics, for the whole batch (plain batch norm, torch's kernel)
-            y = F.batch_norm(xs, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+            y = F.batch_norm(xs, running_mean, running_var, weight, bias, False, 0.0, self.eps)
             return y.to(x.dtype)
+        if n == 0 and not self.training:
+            # Eval without running statistics, an empty batch: nothing to normalize, an empty output
+            return xs.clone().to(x.dtype)
         track = self.training and self.track_running_stats
         # Virtual batches of $V$ samples; the last holds the remainder $N \bmod V$ when $V$ does not divide $N$
         chunks = xs.split(self.virtual_batch_size) if n > self.virtual_batch_size else (xs,)
@@ -151,10 +164,10 @@ class GhostBatchNorm2d(NormState):
             # (on $x$ shifted by one value of each channel when its mean is large: `batch_norm_train`)
             y, running_mean, running_var = batch_norm_train(
                 xg,
-                self.running_mean if track else None,
-                self.running_var if track else None,
-                self.weight,
-                self.bias,
+                running_mean if track else None,
+                running_var if track else None,
+                weight,
+                bias,
                 m,
                 self.eps,
             )

@@ -60,7 +60,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from .batch_norm import _LOW_PRECISION, NormState
+from .batch_norm import _LOW_PRECISION, NormState, _channel_view, _in_compute_dtype
 from .layer_norm import batch_norm_train
 
 __all__ = ["InstanceNorm2d"]
@@ -76,6 +76,11 @@ class InstanceNorm2d(NormState):
         momentum: weight of the new batch in the running statistics (`None` is refused).
         affine: learn a per-channel $\gamma$ (`weight`) and $\beta$ (`bias`).
         track_running_stats: keep running statistics and use them in eval mode.
+
+    An empty batch (N = 0) gives an empty output in training and eval, the running statistics
+    unchanged (no statistic needs the batch; torch 2.13's layer raises an `IndexError`). A half-precision
+    module (`.half()`, `.to(torch.bfloat16)`) with input of its dtype runs as torch's: statistics in
+    float32, output in the input's dtype; so does bf16 autocast.
 
     Raises:
         ValueError: bad arguments; input of the wrong rank or channel count; a single spatial
@@ -118,10 +123,14 @@ class InstanceNorm2d(NormState):
                 f"{x.shape[1]} (input shape {tuple(x.shape)})"
             )
         xs = x.float() if x.dtype in _LOW_PRECISION else x
+        # A half-precision module's parameters and running statistics in float32 for torch's kernel
+        weight, bias, running_mean, running_var = (
+            _in_compute_dtype(t, xs.dtype) for t in (self.weight, self.bias, self.running_mean, self.running_var)
+        )
         if not self.training and self.track_running_stats:
             # Eval with running statistics: $\gamma_c (x - \hat\mu_c) / \sqrt{\hat\sigma^2_c + \epsilon} + \beta_c$,
             # batch norm's eval formula, by torch's kernel
-            y = F.batch_norm(xs, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+            y = F.batch_norm(xs, running_mean, running_var, weight, bias, False, 0.0, self.eps)
             return y.to(x.dtype)
         # Instance statistics in training, and in eval when no running statistics are kept
         hw = x.shape[2] * x.shape[3]
@@ -131,16 +140,23 @@ class InstanceNorm2d(NormState):
                 f"statistics, got input of shape {tuple(x.shape)}"
             )
         n, c, h, w = x.shape
+        if n == 0:
+            # An empty batch has no instance to normalize: an empty output (the affine map of nothing, so
+            # that $\gamma, \beta$ get their zero gradients), the running statistics left as they are.
+            # (torch 2.13's InstanceNorm2d raises an IndexError here.)
+            if not self.affine:
+                return xs.clone().to(x.dtype)
+            return torch.addcmul(_channel_view(bias, 4), xs, _channel_view(weight, 4)).to(x.dtype)
         track = self.training and self.track_running_stats
         # Batch norm of the $N \cdot C$ instances as channels of one sample, $[1, NC, H, W]$ (torch's own
         # reduction of instance norm): $\gamma_c (x - \mu_{n,c}) / \sqrt{\sigma^2_{n,c} + \epsilon} + \beta_c$, by torch's
         # kernel (on $x$ shifted by one value of each instance when its mean is large: `batch_norm_train`)
         y, running_mean, running_var = batch_norm_train(
             xs.reshape(1, n * c, h, w),
-            self.running_mean.repeat(n) if track else None,
-            self.running_var.repeat(n) if track else None,
-            self.weight.repeat(n) if self.affine else None,
-            self.bias.repeat(n) if self.affine else None,
+            running_mean.repeat(n) if track else None,
+            running_var.repeat(n) if track else None,
+            weight.repeat(n) if self.affine else None,
+            bias.repeat(n) if self.affine else None,
             self.momentum,
             self.eps,
         )

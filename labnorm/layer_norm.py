@@ -49,6 +49,10 @@ works at any resolution; `"ln2d"` is `LayerNorm2d`, `"rms"` is `RMSNorm2d`.
   everywhere (its RMS is $\approx 100$), equal to float64 to float32 precision.
 - **bf16 autocast**: statistics are computed in float32 and the output is returned in the
   input's dtype (bf16), as torch's `LayerNorm` and `RMSNorm` do under CPU autocast.
+- **Half-precision modules** (`.half()`, `.to(torch.bfloat16)`) with input of the same dtype: run, as
+  torch's layers do — statistics in float32, $\gamma, \beta$ cast to float32 for the computation,
+  output in the input's dtype.
+- **An empty batch** (N = 0): an empty output of the input's shape; backward works.
 - `torch.compile`, `state_dict`, `deepcopy`: plain parameters, no buffers, nothing cached.
 - **Double backward** (a gradient penalty through the layer, as in WGAN-GP): supported, and equal to
   torch's in float64.
@@ -76,7 +80,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .batch_norm import _LOW_PRECISION, _channel_view
+from .batch_norm import _LOW_PRECISION, _channel_view, _in_compute_dtype
 
 __all__ = ["LayerNorm", "LayerNorm2d", "RMSNorm", "RMSNorm2d", "batch_norm_train", "layer_norm", "rms_norm", "shifted"]
 
@@ -238,7 +242,9 @@ class LayerNorm(nn.Module):
         xs = x.float() if x.dtype in _LOW_PRECISION else x
         # $\gamma \odot (x - \mu)/\sqrt{\sigma^2 + \epsilon} + \beta$ over the last $d$ dims, by torch's
         # kernel (on $x$ shifted by one value of each sample when its mean is large: `layer_norm`)
-        y = layer_norm(xs, self.normalized_shape, self.weight, self.bias, self.eps)
+        # (a half-precision module's $\gamma, \beta$ in float32 for the kernel, as its statistics)
+        weight, bias = _in_compute_dtype(self.weight, xs.dtype), _in_compute_dtype(self.bias, xs.dtype)
+        y = layer_norm(xs, self.normalized_shape, weight, bias, self.eps)
         return y.to(x.dtype)
 
     def extra_repr(self) -> str:
@@ -305,7 +311,8 @@ class LayerNorm2d(nn.Module):
             return y.to(x.dtype)
         # Eager: over dim 1 (the channels) at every $(n, h, w)$, torch's layer-norm kernel (`layer_norm`)
         # on the channels-last view $[N, H, W, C]$, permuted back
-        y = layer_norm(xs.permute(0, 2, 3, 1), (self.num_channels,), self.weight, self.bias, self.eps)
+        weight, bias = _in_compute_dtype(self.weight, xs.dtype), _in_compute_dtype(self.bias, xs.dtype)
+        y = layer_norm(xs.permute(0, 2, 3, 1), (self.num_channels,), weight, bias, self.eps)
         return y.permute(0, 3, 1, 2).to(x.dtype)
 
     def extra_repr(self) -> str:

@@ -41,9 +41,11 @@ Keras port could not implement as a layer.
 Edge cases: a batch of one in training is fine while each channel still has more than one value
 ($H W > 1$), and refused with a `ValueError` otherwise (as `BatchNorm2d` does); an empty batch
 (N = 0) in training is refused when the BN branch needs its statistics (its running statistics would
-become NaN), and gives an empty output otherwise; `last_gamma=True`
+become NaN; torch has no SN — its `BatchNorm2d` returns an empty output there), and gives an empty
+output otherwise; `last_gamma=True`
 starts $\gamma$ at 0 (the layer outputs $\beta$ — for the last norm of a residual branch); under
-bf16 autocast the statistics are computed in float32 and the output keeps the input's dtype.
+bf16 autocast, and for a half-precision module (`.half()`, `.to(torch.bfloat16)`) with input of its
+dtype, the statistics are computed in float32 and the output keeps the input's dtype.
 
 **Per-worker statistics** (`norm_batch=b`, see `labnorm._norm_batch`): the BN branch's moments
 are taken over each group $B_j$ of $b$ consecutive samples by itself, as $N/b$ workers would —
@@ -140,6 +142,8 @@ class SwitchNorm2d(nn.Module):
     ) -> None:
         super().__init__()
         self.norm_batch = check_norm_batch("SwitchNorm2d", norm_batch)
+        if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
+            raise ValueError(f"SwitchNorm2d: num_features must be a positive int, got {num_features!r}")
         if statistics not in ("exact", "official"):
             raise ValueError(f"SwitchNorm2d: statistics must be 'exact' or 'official', got {statistics!r}")
         if not 0.0 <= momentum <= 1.0:

@@ -28,7 +28,10 @@ filter** becomes 0 (finite); **tiny weights** whose variance is below $\epsilon$
 standard deviation below 1 ($\sigma/\sqrt{\sigma^2+\epsilon}$); under **bf16 autocast** the
 statistics stay in float32 (the parameter's dtype) and only the convolution runs in bf16;
 **float16/bfloat16 input** to a float32 layer outside autocast is refused with a `TypeError` naming
-the layer, as `nn.Conv2d` refuses it; a float32 filter with **mean 100 and std 0.01** is standardized to within 1e-5 of float64 (the rows
+the layer, as `nn.Conv2d` refuses it, while a **half-precision layer** (`.half()`,
+`.to(torch.bfloat16)`) runs on input of its own dtype, as `nn.Conv2d` does; an **empty batch** (N = 0)
+gives an empty output (no statistic involves the batch); input of the wrong rank or channel count,
+and a bad argument that `nn.Conv2d` itself refuses, get a `ValueError` naming the WS layer; a float32 filter with **mean 100 and std 0.01** is standardized to within 1e-5 of float64 (the rows
 are centred on one of their entries first, as BN's shifted statistics).
 
 **Cost.** Written with autograd's ops the standardization made a ResNet-18 training step about 2×
@@ -174,8 +177,16 @@ class _Standardize(torch.autograd.Function):
         return grad, None, None, None
 
 
-def _check_dtype(layer: nn.Module, x: torch.Tensor) -> None:
-    """Input and weight of one dtype, or autocast on — as `nn.Conv2d`, with the layer's name and the fix."""
+def _check_input(layer: nn.Module, x: torch.Tensor) -> None:
+    """Input $[N, C_{in}, *]$ (or unbatched $[C_{in}, *]$) of the layer's rank, and input and weight of one
+    dtype or autocast on — as `nn.Conv2d` requires, with the layer's name and the fix."""
+    spatial = len(layer.kernel_size)
+    if x.dim() not in (spatial + 1, spatial + 2) or x.shape[-spatial - 1] != layer.in_channels:
+        dims = {1: "L", 2: "H, W"}.get(spatial, "*")
+        raise ValueError(
+            f"{type(layer).__name__}: expected input [N, {layer.in_channels}, {dims}] (or unbatched "
+            f"[{layer.in_channels}, {dims}]), got shape {tuple(x.shape)}"
+        )
     if x.dtype != layer.weight.dtype and not torch.is_autocast_enabled(x.device.type):
         raise TypeError(
             f"{type(layer).__name__}: input is {x.dtype}, weight is {layer.weight.dtype}; like nn.Conv2d the layer "
@@ -192,19 +203,27 @@ class _WSMixin:
     _OUT_DIM = 0
 
     def __init__(self, *args, eps: float | None = None, variant: str = "paper", **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+        try:
+            super().__init__(*args, **kwargs)
+        except (ValueError, TypeError) as e:
+            # torch's conv refuses the argument; the user built this layer, so name it
+            raise type(e)(f"{type(self).__name__}: {e}") from None
         self._init_ws(eps, variant, out_dim=self._OUT_DIM)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_dtype(self, x)
+        _check_input(self, x)
         return self._conv_forward(x, self.standardized_weight(), self.bias)
 
     def _init_ws(self, eps: float | None, variant: str, out_dim: int) -> None:
         if variant not in VARIANTS:
             raise ValueError(f"{type(self).__name__}: variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+        if eps is not None and not eps >= 0:
+            raise ValueError(f"{type(self).__name__}: eps must be >= 0 (or None: the variant's), got {eps!r}")
         self.eps = VARIANTS[variant][2] if eps is None else eps
         self.variant = variant
         self._out_dim = out_dim
+        if self.weight.shape[out_dim] == 0:
+            raise ValueError(f"{type(self).__name__}: out_channels must be a positive int, got 0")
         fan_in = self.weight[(slice(None),) * out_dim + (0,)].numel()
         if fan_in < 2:
             raise ValueError(
@@ -240,7 +259,7 @@ class WSConvTranspose2d(_WSMixin, nn.ConvTranspose2d):
     _OUT_DIM = 1
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        _check_dtype(self, x)
+        _check_input(self, x)
         output_padding = self._output_padding(x, output_size, self.stride, self.padding, self.kernel_size,
                                               2, self.dilation)
         return F.conv_transpose2d(x, self.standardized_weight(), self.bias, self.stride, self.padding,

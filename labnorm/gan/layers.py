@@ -43,8 +43,13 @@ $y = \mathrm{PReLU}_a(x - \alpha) + \alpha$, per channel. The slope $a$ is kept 
 `clip_slopes_(model)` after every optimizer step, so the activation is 1-Lipschitz too.
 
 **Dtypes**, as torch: the WN convs and linears refuse a float16/bfloat16 input to float32 weights
-outside `torch.autocast` (a `TypeError` naming the layer, as `nn.Conv2d`); `TReLU`, `TPReLU` and
-`WNAddition` compute in their parameters' precision and return the input's dtype.
+outside `torch.autocast` (a `TypeError` naming the layer, as `nn.Conv2d`) and run as half-precision
+layers (`.half()`, `.to(torch.bfloat16)`) on input of their dtype, and under bf16 autocast; `TReLU`,
+`TPReLU` and `WNAddition` compute in their parameters' precision and return the input's dtype.
+No layer here takes statistics over the batch: an empty batch (N = 0) gives an empty output.
+
+**Errors name the layer you built**: a bad argument refused by torch's `Conv2d`/`Linear` or by the
+`UnitNorm` parametrization inside a WN layer is re-raised with that layer's name in front.
 
 **Weight-normalized addition** (Appendix B, eq. 17), for residual blocks:
 $y = (u_r\,r + u_s\,s)/\sqrt{u_r^2 + u_s^2 + \epsilon}$ per channel, initialized to $u_r = 0$,
@@ -54,6 +59,7 @@ $u_s = 1$: at init the block passes its shortcut through.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -90,6 +96,24 @@ class UnitNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"out_dim={self.out_dim}, factor={self.factor:g}, eps={self.eps:g}"
+
+
+@contextmanager
+def _named(layer: nn.Module):
+    """Errors raised while building `layer` (by torch's `Conv2d`/`Linear`, by `UnitNorm`) name `layer` first."""
+    try:
+        yield
+    except (ValueError, TypeError) as e:
+        name = type(layer).__name__.replace("Parametrized", "")
+        if str(e).startswith(f"{name}:"):
+            raise
+        raise type(e)(f"{name}: {e}") from None
+
+
+def _check_units(layer: str, **units: int) -> None:
+    for key, value in units.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{layer}: {key} must be a positive int, got {value!r}")
 
 
 def _uniform_init_(weight: torch.Tensor, fan_in: int, factor: float) -> None:
@@ -132,8 +156,10 @@ class StrictWNLinear(nn.Linear):
     r"""$y = W x / \lVert W_j \rVert$ per output unit $j$, no bias. `init_factor=0.01` for the generator's first layer."""
 
     def __init__(self, in_features: int, out_features: int, eps: float = EPS, init_factor: float = 1.0) -> None:
-        super().__init__(in_features, out_features, bias=False)
-        _wn_setup(self, in_features, False, eps, init_factor)
+        with _named(self):
+            _check_units(type(self).__name__, in_features=in_features, out_features=out_features)
+            super().__init__(in_features, out_features, bias=False)
+            _wn_setup(self, in_features, False, eps, init_factor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(self, x, 2, self.in_features)
@@ -145,8 +171,10 @@ class StrictWNConv2d(nn.Conv2d):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, eps: float = EPS, init_factor: float = 1.0) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias=False)
-        _wn_setup(self, in_channels // groups, False, eps, init_factor)
+        with _named(self):
+            _check_units(type(self).__name__, in_channels=in_channels, out_channels=out_channels)
+            super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias=False)
+            _wn_setup(self, in_channels // groups, False, eps, init_factor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(self, x, 4, self.in_channels)
@@ -158,10 +186,12 @@ class StrictWNConvTranspose2d(nn.ConvTranspose2d):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
                  groups: int = 1, dilation=1, eps: float = EPS, init_factor: float = 1.0) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, output_padding, groups,
-                         bias=False, dilation=dilation)
-        # fan-in as the paper counts it: input channels x kernel area
-        _wn_setup(self, in_channels // groups, True, eps, init_factor)
+        with _named(self):
+            _check_units(type(self).__name__, in_channels=in_channels, out_channels=out_channels)
+            super().__init__(in_channels, out_channels, kernel_size, stride, padding, output_padding, groups,
+                             bias=False, dilation=dilation)
+            # fan-in as the paper counts it: input channels x kernel area
+            _wn_setup(self, in_channels // groups, True, eps, init_factor)
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         _check_input(self, x, 4, self.in_channels)
@@ -233,6 +263,7 @@ class TReLU(nn.Module):
     r"""Translated ReLU (eq. 10): $y = \max(x - \alpha, 0) + \alpha$ with a learned threshold $\alpha$ per channel (`bias`)."""
 
     def __init__(self, num_channels: int) -> None:
+        _check_units("TReLU", num_channels=num_channels)
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(num_channels))
 
@@ -251,6 +282,7 @@ class TPReLU(nn.Module):
     """
 
     def __init__(self, num_channels: int, init: float = 0.25) -> None:
+        _check_units("TPReLU", num_channels=num_channels)
         super().__init__()
         self.weight = nn.Parameter(torch.full((num_channels,), float(init)))
         self.bias = nn.Parameter(torch.zeros(num_channels))
@@ -281,6 +313,7 @@ class WNAddition(nn.Module):
     """
 
     def __init__(self, num_channels: int, eps: float = EPS) -> None:
+        _check_units("WNAddition", num_channels=num_channels)
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.stack([torch.zeros(num_channels), torch.ones(num_channels)]))
