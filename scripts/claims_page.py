@@ -1,9 +1,10 @@
 """Build the site's Claims page from `labnorm.claims` and the saved records.
 
 Called by `scripts/mkdocs_hooks.py` at build time: returns the page's Markdown; nothing is
-written to the repository. Every claim of the five sources is listed with its quote, what we
-test, our run (from the record's config and provenance), our number ± its 95% interval and the
-computed verdict. Records are read from `labnorm.results.results_dir()` (`$LABNORM_RESULTS`
+written to the repository. Every claim of the five sources is listed once, with its quote, what
+we test, our run (from the record's config and provenance), our number ± its 95% interval and
+the computed verdict; where several experiments test one claim, each test is listed and the one
+that decides is marked. Records are read from `labnorm.results.results_dir()` (`$LABNORM_RESULTS`
 when set), the largest scale first. `python scripts/claims_page.py` prints the page.
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from labnorm import claims
 from labnorm.experiments import Table
+from labnorm.experiments.claims import TRAINED_LEVEL
 from labnorm.stats import METHOD
 
 
@@ -22,44 +24,64 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _verdict(a) -> str:
+    return f"**{a.word}**" + (f": {a.reason}" if a.reason else "")
+
+
+def _row(number: int, j: claims.Judged) -> list:
+    quote = _cell(f"“{j.quote}” ({j.where})")
+    if not j.tests:
+        return [number, quote, _cell(j.untested.tests), "—", "—", _cell(f"**not run**: {j.untested.why}")]
+    many = len(j.tests) > 1
+    parts = {"tests": [], "runs": [], "figures": [], "verdicts": []}
+    for k, a in enumerate(j.tests):
+        tag = ("*decides* — " if k == 0 else "*also* — ") if many else ""
+        parts["tests"].append(tag + a.claim.tests + (f" — *partial: {a.partial}*" if a.partial else "")
+                              + f" (`{a.experiment}`)")
+        parts["runs"].append(tag + a.run)
+        parts["figures"].append(tag + a.figure)
+        parts["verdicts"].append(tag + _verdict(a))
+    return [number, quote, *(_cell("<br>".join(parts[k])) for k in ("tests", "runs", "figures", "verdicts"))]
+
+
 def build(root: Path | None = None, repo_url: str = "") -> str:
     """Markdown of claims.md (`root` and `repo_url` are accepted for symmetry with the results page)."""
-    assessed = claims.assess_all()
+    judged = claims.assess_all()
     parts = [
         # Front matter: no table of contents on the right (docs/stylesheets/claims.css widens the column)
         "---\nhide:\n  - toc\n---\n",
         "# Claims\n",
         '<div class="claims-page"></div>\n',
-        "Every concrete claim of the five sources labnorm reproduces, with the run that tests it and the "
-        "verdict computed from its saved record — generated when the site is built, like the "
+        "Every concrete claim of the five sources labnorm reproduces, with the runs that test it and the "
+        "verdict computed from their saved records — generated when the site is built, like the "
         "[Results](results.md) page, so no number here is typed by hand.\n",
         f"**How a verdict is computed.** Our number is the mean over seeds ± the half-width of its {METHOD}. "
         "A claim comparing two arms is judged on their *paired* per-seed difference (`labnorm.verdict`): "
         "**supported** when its interval lies on the claimed side, **contradicted** when it lies on the other "
-        "side, otherwise **inconclusive at this scale** — always so with one seed. A run too small to reach "
-        "the claim's setting is inconclusive whatever its numbers say; **not run** means no experiment "
-        "tests the claim, and says why. *Partial* notes say where our run differs from the source's. All runs "
-        f"train on {claims.DATASET}. Statements about which software existed when a source was written are "
-        "not listed.\n",
+        "side, otherwise **inconclusive at this scale** — always so with one seed. Rules computed from the record "
+        "come first (`labnorm.experiments.claims`): a comparison that uses an arm that never learned (its accuracy "
+        "or loss at chance), or whose measure sits at a bound in both arms, is **not testable here**; a "
+        f"classification claim whose baseline is under {TRAINED_LEVEL:.0%} test accuracy, or a claim about a later "
+        "phase of training than the run reaches, is **inconclusive at this scale** whatever its interval says. "
+        "**not run** means no experiment tests the claim, and says why. Where several experiments test one claim, "
+        "all are shown and the run closest to the source's setting *decides* (`labnorm.claims.decide`). *Partial* "
+        f"notes say where our run differs from the source's. All runs train on {claims.DATASET}. Statements about "
+        "which software existed when a source was written are not listed.\n",
     ]
-    counts = Counter((a.claim.source, a.word) for a in assessed)
+    counts = Counter((j.source, j.word) for j in judged)
     rows = [[f"[{s.title}](#{key})", *(counts[(key, w)] for w in claims.WORDS),
              sum(counts[(key, w)] for w in claims.WORDS)] for key, s in claims.SOURCES.items()]
-    rows.append(["**all**", *(sum(counts[(k, w)] for k in claims.SOURCES) for w in claims.WORDS), len(assessed)])
-    parts.append(Table(["source", *claims.WORDS, "claims"], rows).markdown())
+    rows.append(["**all**", *(sum(counts[(k, w)] for k in claims.SOURCES) for w in claims.WORDS), len(judged)])
+    parts.append(Table(["source", *claims.WORDS, "claims"], rows,
+                       note="Each claim counted once, under the word of the run that decides it.").markdown())
     number = 0
     for key, source in claims.SOURCES.items():
         notebooks = ", ".join(f"[{nb.replace('_', ' ', 1)}](notebooks/{nb}.ipynb)" for nb in source.notebooks)
         parts.append(f'## {source.title} {{ #{key} }}\n\n*{source.kind}* — redone in {notebooks}.\n')
         rows = []
-        for a in (a for a in assessed if a.claim.source == key):
+        for j in (j for j in judged if j.source == key):
             number += 1
-            c = a.claim
-            tested = c.tests + (f" — *partial: {a.partial}*" if a.partial else "")
-            experiment = f" (`{c.experiment}`)" if c.experiment else ""
-            verdict = f"**{a.word}**" + (f": {a.reason}" if a.reason else "")
-            rows.append([number, _cell(f"“{c.quote}” ({c.where})"), _cell(tested + experiment), _cell(a.run),
-                         _cell(a.figure), _cell(verdict)])
+            rows.append(_row(number, j))
         parts.append(Table(["#", "claim", "what we test", "our run", "our number (95% interval)", "verdict"],
                            rows).markdown())
     return "\n".join(parts)

@@ -77,7 +77,7 @@ def test_results_page_shows_every_record_through_its_report(tmp_path, monkeypatc
     assert md.count("| device | scale | dataset | commit |") == len(records) + len(
         list((ROOT / "benchmarks" / "results").glob("*.json")))
     assert "CIFAR-10 (JPEG q75 copy)" in md and "https://github.com/labnorm/labnorm/commit/" in md
-    assert "**inconclusive**" in md and "95% Student-t interval" in md
+    assert "**inconclusive at this scale**" in md and "95% Student-t interval" in md
     # $LABNORM_RESULTS is where the page reads records from
     monkeypatch.setenv("LABNORM_RESULTS", str(tmp_path))
     md, images = results_page.build(ROOT, "https://github.com/labnorm/labnorm")

@@ -15,7 +15,8 @@ import torch
 
 from ..models import SmallCNN
 from .common import cifar_subsets, train_run
-from .report import Figure, Report, Table, bands, baseline_note, cell, interval_errors, judge, log_axis, seed_details
+from .claims import verdicts
+from .report import Figure, Report, Table, bands, baseline_note, cell, interval_errors, log_axis, seed_details
 from .runner import Experiment, SeedResult, summary
 
 
@@ -73,18 +74,7 @@ def report(record: dict) -> Report:
                        "mean ± half-width of the 95% interval over seeds (n = seeds with a finite result).")
     norms = list(dict.fromkeys(a[0] for a in arms))
     batches = sorted({a[1] for a in arms})
-    small, large = batches[0], batches[-1]
-    bn, gn = norms[0], norms[-1]
-    verdicts = [
-        judge(record, f"test_acc/{bn}/b{small}", f"test_acc/{bn}/b{large}", direction="lower",
-              claim=f"BN's test accuracy is lower at batch {small} than at batch {large}"),
-        judge(record, f"test_acc/{gn}/b{small}", f"test_acc/{gn}/b{large}", direction="equal", margin=0.02,
-              claim=f"GN's test accuracy at batch {small} is within 2 points of batch {large}"),
-        judge(record, f"test_acc/{gn}/b{small}", f"test_acc/{bn}/b{small}", direction="higher",
-              claim=f"GN beats BN at batch {small}"),
-        judge(record, f"test_acc/{bn}/b{large}", f"test_acc/{gn}/b{large}", direction="higher",
-              claim=f"BN beats GN at batch {large}"),
-    ]
+    bn = norms[0]
 
     def accuracy(fig):
         ax = fig.subplots()
@@ -106,7 +96,7 @@ def report(record: dict) -> Report:
 
     return Report(record, [table], [Figure("Final test accuracy vs batch size (error bars: 95% interval over seeds)", accuracy),
                                     Figure("Training loss (line: mean over seeds; band: lowest to highest seed)", losses)],
-                  verdicts, baseline_note(record, [(f"bn at batch {b}", f"test_acc/bn/b{b}")
+                  verdicts(record), baseline_note(record, [(f"bn at batch {b}", f"test_acc/bn/b{b}")
                                                    for b in [max(record["config"]["batch_sizes"])]]))
 
 

@@ -18,7 +18,8 @@ from .. import results
 from ..gan import dcgan_discriminator, dcgan_generator, image_grid, reconstruction_loss, train_gan
 from ..train.dry import dry_batch, dry_cut, dry_part
 from .common import cifar_subsets, curve
-from .report import Figure, Report, Table, bands, cell, judge, seed_details
+from .claims import verdicts
+from .report import Figure, Report, Table, bands, cell, seed_details
 from .runner import Experiment, SeedResult
 
 
@@ -141,10 +142,6 @@ def report(record: dict) -> Report:
                        f"over pixels, divided by the same for {config['sample_codes']} real training images (about 1: "
                        f"as varied as real images; near 0: the samples have collapsed to one image). Each of our "
                        f"cells: mean ± half-width of the 95% interval over seeds (n = seeds).")
-    verdicts = [judge(record, "final_reconstruction_loss/wn", "final_reconstruction_loss/vanilla", direction="lower",
-                      claim="WN reaches a lower reconstruction loss than the vanilla DCGAN"),
-                judge(record, "final_reconstruction_loss/wn", "final_reconstruction_loss/bn", direction="lower",
-                      claim="WN reaches a lower reconstruction loss than BN")]
 
     def draw(fig):
         ax = fig.subplots()
@@ -165,7 +162,7 @@ def report(record: dict) -> Report:
         Figure("Running reconstruction loss (line: mean over seeds; band: lowest to highest seed)", draw),
         Figure("Discriminator's loss on real images (dotted: ln 2, an undecided discriminator; line: mean over seeds; "
                "band: lowest to highest seed)",
-               discriminator)], verdicts)
+               discriminator)], verdicts(record))
 
 
 EXPERIMENT = Experiment(

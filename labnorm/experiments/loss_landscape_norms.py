@@ -26,7 +26,8 @@ from ..data import DeviceBatches
 from ..models import build_model
 from ..train.dry import dry_batch, dry_cut, dry_part
 from .common import cifar_subsets, train_run
-from .report import Figure, Report, Table, bands, baseline_note, cell, judge, log_axis, seed_details
+from .claims import verdicts
+from .report import Figure, Report, Table, bands, baseline_note, cell, log_axis, seed_details
 from .runner import Experiment, SeedResult
 
 
@@ -193,9 +194,6 @@ def report(record: dict) -> Report:
                    "median gradient change (largest step)", "weight norm of the filters at the end"], rows,
                   note="medians over the probed steps of one run (Santurkar et al.'s measures along the gradient, "
                        "step sizes as in the config), then mean ± interval over seeds; smaller is smoother.")
-    verdicts = [judge(record, f"median_beta/{n}", f"median_beta/{base}", direction="lower",
-                      claim=f"{n} is smoother (lower effective β) than {base}")
-                for n, base in (("ws+gn", "gn"), ("ws+bn", "bn")) if n in norms and base in norms]
 
     def draw(fig):
         ax = fig.subplots()
@@ -207,7 +205,7 @@ def report(record: dict) -> Report:
         ax.legend(fontsize=7, ncol=2)
 
     return Report(record, [table], [Figure("Effective β along training (line: mean over seeds; band: lowest to highest "
-                                           "seed)", draw)], verdicts,
+                                           "seed)", draw)], verdicts(record),
                   baseline_note(record, [("bn", "test_acc/bn")]))
 
 

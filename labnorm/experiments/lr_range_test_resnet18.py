@@ -15,7 +15,8 @@ from ..data import DeviceBatches, load_cifar10
 from ..models import build_model
 from ..train.fit import make_optimizer
 from .common import range_test
-from .report import Figure, Report, Table, bands, cell, judge, log_axis, seed_details
+from .claims import verdicts
+from .report import Figure, Report, Table, bands, cell, log_axis, seed_details
 from .runner import Experiment, SeedResult
 
 
@@ -80,12 +81,6 @@ def report(record: dict) -> Report:
     table = Table(["norm", "lowest smoothed loss", "log10 lr at lowest", "log10 steepest-descent lr", "steps run"],
                   rows, note="lowest smoothed loss: the minimum of the smoothed range-test curve; steps run: the test "
                              "stops when the smoothed loss exceeds 5x its minimum.")
-    verdicts = []
-    if "none" in norms:
-        for n in norms:
-            if n != "none":
-                verdicts.append(judge(record, f"log10_lr_at_lowest/{n}", "log10_lr_at_lowest/none", direction="higher",
-                                      claim=f"{n} reaches its lowest loss at a larger learning rate than no norm"))
 
     def draw(fig):
         ax = fig.subplots()
@@ -101,7 +96,7 @@ def report(record: dict) -> Report:
         ax.legend()
 
     return Report(record, [table], [Figure("LR range test (line: mean over seeds; band: lowest to highest seed)", draw)],
-                  verdicts)
+                  verdicts(record))
 
 
 EXPERIMENT = Experiment(

@@ -37,7 +37,8 @@ from ..models import build_model
 from ..train.dry import dry
 from ..train.fit import fit
 from .common import cifar_subsets, never_learned, train_run
-from .report import Figure, Report, Table, bands, baseline_note, cell, interval_errors, judge, ranking, seed_details
+from .claims import verdicts
+from .report import Figure, Report, Table, bands, baseline_note, cell, interval_errors, ranking, seed_details
 from .runner import Experiment, SeedResult, summary, values
 from .units import missing_units, partial_summary
 
@@ -197,11 +198,6 @@ def report(record: dict) -> Report:
     if missing_units(record):
         notes.append("PARTIAL RECORD (the run is saved unit by unit and continues where it stopped): "
                      + partial_summary(record, lambda u: (f"batch {u.rsplit('/b', 1)[1]}", u.rsplit("/b", 1)[0])))
-    verdicts = [judge(record, f"test_acc/{c}/b{batches[0]}", f"test_acc/{base}/b{batches[0]}",
-                      claim=f"{c} beats {base} at batch {batches[0]}") for c in config.challengers]
-    gns = [c for c in config.challengers if c.startswith("gn")][:1]  # BN's claim at the largest batch, against GN
-    verdicts += [judge(record, f"test_acc/{base}/b{batches[-1]}", f"test_acc/{gn}/b{batches[-1]}",
-                       claim=f"{base} beats {gn} at batch {batches[-1]}") for gn in gns]
 
     def by_batch(fig):
         families = {f: kinds for f, kinds in FAMILIES.items() if any(n.split(":")[0] in kinds for n in norms)}
@@ -239,7 +235,7 @@ def report(record: dict) -> Report:
                       f"highest seed; dotted: {base})", by_batch, (10, 3.6)),
                Figure(f"Accuracy against cost: step time ÷ {base} measured in the same run (error bars: 95% "
                       "intervals over seeds)", cost, (3 * max(len(started), 1), 3.4))]
-    return Report(record, tables, figures, verdicts, notes)
+    return Report(record, tables, figures, verdicts(record), notes)
 
 
 EXPERIMENT = Experiment(

@@ -24,7 +24,8 @@ import torch
 
 from ..models import SmallCNN
 from .common import cifar_subsets, train_run
-from .report import Figure, Report, Table, bands, baseline_note, cell, interval_errors, judge, seed_details
+from .claims import verdicts
+from .report import Figure, Report, Table, bands, baseline_note, cell, interval_errors, seed_details
 from .runner import Experiment, SeedResult, summary
 
 # Every norm of labnorm's zoo, with BN, GN and WS+GN; GN, WS+GN and EvoNorm-S0 use the same 8 groups,
@@ -88,7 +89,7 @@ def metrics(details: dict) -> dict[str, float | None]:
 def report(record: dict) -> Report:
     config = record["config"]
     norms, batches = list(config["norms"]), sorted(config["batch_sizes"])
-    small, large = batches[0], batches[-1]
+    small = batches[0]
     base = config["baseline"]
     n_seeds = len(record["seeds"])
 
@@ -109,15 +110,6 @@ def report(record: dict) -> Report:
                        f"on a shared machine, not a benchmark. Learning rate: {lrs}.")
     notes = [f"Ghost BN (gbn:V) with V >= {small} is one virtual batch at batch {small}, i.e. plain BN: its batch-{small} "
              "row is a check that two implementations of BN train alike, not another technique."]
-    verdicts = [judge(record, f"test_acc/{c}/b{small}", f"test_acc/{base}/b{small}", direction="higher",
-                      claim=f"{c} beats {base} at batch {small}") for c in config["challengers"]]
-    gn = next(c for c in config["challengers"] if c.startswith("gn"))
-    verdicts += [
-        judge(record, f"test_acc/{base}/b{large}", f"test_acc/{gn}/b{large}", direction="higher",
-              claim=f"{base} beats {gn} at batch {large}"),
-        judge(record, f"test_acc/frn/b{large}", f"test_acc/{base}/b{large}", direction="higher",
-              claim=f"frn beats {base} at batch {large}"),
-    ]
 
     def accuracy(fig):
         ax = fig.subplots()
@@ -165,7 +157,7 @@ def report(record: dict) -> Report:
                Figure(f"Training loss at batch {small}, smoothed (line: mean over seeds; band: lowest to highest seed)",
                       losses),
                Figure("Seconds per epoch on a shared machine, not a benchmark (error bars: 95% interval)", speed)]
-    return Report(record, [table], figures, verdicts, baseline_note(record, [("bn at batch 128", "test_acc/bn/b128")]) + notes)
+    return Report(record, [table], figures, verdicts(record), baseline_note(record, [("bn at batch 128", "test_acc/bn/b128")]) + notes)
 
 
 EXPERIMENT = Experiment(

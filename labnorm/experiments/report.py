@@ -2,16 +2,15 @@ r"""What an experiment shows: tables, figures and verdicts, the same in its note
 
 An experiment's `report(record)` returns a `Report`. In a notebook, `report.show()` prints its
 tables and verdicts and draws its figures; the site's results page writes the same report as
-Markdown with PNG figures (`report.markdown()`, `figure.png()`). Nothing is written twice.
+Markdown with PNG figures (`report.markdown()`, `figure.png()`). Nothing is written twice. Its
+verdicts are its claims judged on the record (`labnorm.experiments.claims.verdicts`).
 
 The helpers below build the pieces every report needs from a record's seeds:
 `cell(record, metric)` — "mean ± half-width (n=seeds)"; `judge(record, a, b, ...)` — a computed
 verdict on the paired difference of two arms (`labnorm.stats.verdict`); `ranking(record, arms, baseline)`
 — rows that rank arms and mark which differences are significant (paired intervals), so a table
 never ranks noise; `bands(ax, ...)` — a curve per arm with its spread over seeds; `log_axis(ax, ...)`
-— a log axis whose tick labels do not overlap. A report also prints what ran
-(`labnorm.experiments.common.implementation_line`).
-"""
+— a log axis whose tick labels do not overlap; `baseline_note` — the baseline's level."""
 
 from __future__ import annotations
 
@@ -25,6 +24,7 @@ import numpy as np
 
 from .. import results as _results
 from ..stats import METHOD, Verdict, verdict
+from .claims import TRAINED_LEVEL
 from .common import implementation_line
 from .runner import summary, values
 
@@ -100,7 +100,7 @@ class Report:
     record: dict[str, Any]
     tables: list[Table] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
-    verdicts: list[Verdict] = field(default_factory=list)
+    verdicts: list[Any] = field(default_factory=list)  # claims.Assessment: prints 'word: test — figure (why)'
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -150,7 +150,7 @@ def cell(record: dict[str, Any], metric: str, digits: int = 3, percent: bool = F
     return summary(record, metric).format(digits, percent)
 
 
-def baseline_note(record: dict[str, Any], arms: Sequence[tuple[str, str]], level: float = 0.7) -> list[str]:
+def baseline_note(record: dict[str, Any], arms: Sequence[tuple[str, str]], level: float = TRAINED_LEVEL) -> list[str]:
     """A note giving the baseline arms' test accuracy (`arms`: (name, metric) pairs), to read beside every
     comparison; below `level` it says what that limits. Empty when the record has none of the metrics."""
     shown = [f"{name} {cell(record, metric, 1, percent=True)}" for name, metric in arms if metric in record["summary"]]
@@ -158,8 +158,8 @@ def baseline_note(record: dict[str, Any], arms: Sequence[tuple[str, str]], level
         return []
     low = any((summary(record, m).mean or 0.0) < level for _, m in arms if m in record["summary"])
     return [f"Baseline test accuracy: {'; '.join(shown)}." + (
-        f" Under {level:.0%}, where a trained CIFAR-10 network is above 90%: the comparisons here are of networks early in "
-        "training at a small budget, and a gap between arms at this stage need not hold at convergence." if low else "")]
+        f" Under {level:.0%}, the level of a trained CIFAR-10 network: these networks are early in training, so every "
+        "classification claim judged on them is inconclusive at this scale, whatever its interval says." if low else "")]
 
 
 def judge(record: dict[str, Any], a: str, b: str, *, direction: str = "higher", margin: float = 0.0,

@@ -16,7 +16,8 @@ from ..data import DeviceBatches
 from ..models import build_model
 from ..switch_norm import SwitchNorm2d, finalize_batch_average
 from .common import cifar_subsets, train_run
-from .report import Figure, Report, Table, bands, baseline_note, cell, judge, seed_details
+from .claims import verdicts
+from .report import Figure, Report, Table, bands, baseline_note, cell, seed_details
 from .runner import Experiment, SeedResult
 
 
@@ -78,10 +79,6 @@ def report(record: dict) -> Report:
     rows = [[label, cell(record, f"test_acc/{label}"), cell(record, f"best_test_acc/{label}")] for label in labels]
     table = Table(["run", "final test accuracy", "best test accuracy over epochs"], rows,
                   note="eval mode: SN's BN statistics from its moving average, or from the batch average.")
-    base = "sn batch average"
-    verdicts = [judge(record, f"test_acc/{base}", f"test_acc/{label}",
-                      claim=f"the batch average beats the moving average ({label})")
-                for label in labels if label.startswith("sn 0")]
 
     def draw(fig):
         ax = fig.subplots()
@@ -108,7 +105,7 @@ def report(record: dict) -> Report:
 
     return Report(record, [table], [Figure("Test accuracy per epoch (line: mean over seeds; band: lowest to highest seed)", draw),
                                     Figure("SN's learned importance of IN / LN / BN per layer (mean over seeds)", importance, (8, 3.2))],
-                  verdicts, baseline_note(record, [("bn", "test_acc/bn")]))
+                  verdicts(record), baseline_note(record, [("bn", "test_acc/bn")]))
 
 
 EXPERIMENT = Experiment(

@@ -14,10 +14,10 @@ import torch
 from ..data import DeviceBatches
 from ..models import SmallCNN
 from ..weight_norm import data_dependent_init
-from ..stats import Verdict, verdict
 from .common import cifar_subsets, train_run
-from .report import Figure, Report, Table, bands, baseline_note, cell, interval_errors, judge, seed_details
-from .runner import Experiment, SeedResult, summary, values
+from .claims import verdicts
+from .report import Figure, Report, Table, bands, baseline_note, cell, interval_errors, seed_details
+from .runner import Experiment, SeedResult, summary
 
 
 @dataclass(frozen=True)
@@ -75,15 +75,6 @@ def report(record: dict) -> Report:
              cell(record, f"epoch1_test_acc/{o}/{v}")] for o, v in arms]
     table = Table(["optimizer", "variant", "test accuracy", "test loss", "test accuracy after epoch 1"], rows,
                   note="after the last epoch unless stated, eval mode; mean ± half-width of the 95% interval over seeds.")
-    verdicts = []
-    for opt in dict.fromkeys(o for o, _ in arms):
-        verdicts += [
-            judge(record, f"test_acc/{opt}/wn", f"test_acc/{opt}/none", claim=f"{opt}: WN beats no normalization"),
-            judge(record, f"test_acc/{opt}/wn+init", f"test_acc/{opt}/wn",
-                  claim=f"{opt}: data-dependent init improves WN"),
-            judge(record, f"test_acc/{opt}/bn", f"test_acc/{opt}/wn+init", claim=f"{opt}: BN beats WN with init"),
-            _catch_up(record, opt),
-        ]
 
     def draw(fig):
         ax = fig.subplots()
@@ -113,24 +104,12 @@ def report(record: dict) -> Report:
     return Report(record, [table], [
         Figure("Final test accuracy (error bars: 95% interval over seeds)", draw),
         Figure("WN with and without data-dependent init, test accuracy per epoch (line: mean over seeds; band: lowest "
-               "to highest seed)", per_epoch, (8, 3.2))], verdicts,
+               "to highest seed)", per_epoch, (8, 3.2))], verdicts(record),
         baseline_note(record, [("bn with Adam", "test_acc/adam/bn"), ("bn with SGD", "test_acc/sgd/bn")]))
 
 
 def _run(details: dict, optimizer: str, variant: str) -> dict:
     return next(r for r in details["runs"] if (r["optimizer"], r["variant"]) == (optimizer, variant))
-
-
-def _catch_up(record: dict, opt: str) -> Verdict:
-    """The post's "quickly catches up": WN + init's lead over WN is smaller after the last epoch than after
-    the first (paired over seeds)."""
-    def lead(prefix: str) -> list[float | None]:
-        with_init, without = values(record, f"{prefix}/{opt}/wn+init"), values(record, f"{prefix}/{opt}/wn")
-        return [None if a is None or b is None else a - b for a, b in zip(with_init, without)]
-
-    return verdict(lead("test_acc"), lead("epoch1_test_acc"), direction="lower",
-                   claim=f"{opt}: WN without init catches up (WN + init's accuracy lead is smaller after the last "
-                         f"epoch than after epoch 1)")
 
 
 EXPERIMENT = Experiment(

@@ -17,7 +17,8 @@ from ..data import DeviceBatches
 from ..models import build_model
 from ..weight_std import VARIANTS, WSConv2d, weight_standardization
 from .common import EVAL_BATCH, cifar_subsets, train_run
-from .report import Figure, Report, Table, bands, baseline_note, cell, judge, seed_details
+from .claims import verdicts
+from .report import Figure, Report, Table, bands, baseline_note, cell, seed_details
 from .runner import Experiment, SeedResult
 
 
@@ -109,9 +110,6 @@ def report(record: dict) -> Report:
                  note="variant: how an implementation standardizes a filter (biased or unbiased variance, eps inside "
                       "or added to the std, its eps) — the table in labnorm.weight_std; the difference is between "
                       "standardized weights, largest over all entries of all convs of the trained WS+BN model.")
-    verdicts = [judge(record, "test_acc/ws+gn", "test_acc/gn", claim="WS improves GN"),
-                judge(record, "test_acc/ws+bn", "test_acc/bn", claim="WS improves BN"),
-                judge(record, "test_acc/ws+bcn", "test_acc/ws+bn", claim="WS+BCN beats WS+BN")]
 
     def draw(fig):
         ax = fig.subplots()
@@ -122,7 +120,7 @@ def report(record: dict) -> Report:
 
     return Report(record, [table, gaps], [Figure("Training loss (line: mean over seeds; band: lowest to highest seed)",
                                                  draw)],
-                  verdicts, baseline_note(record, [("bn", "test_acc/bn")]))
+                  verdicts(record), baseline_note(record, [("bn", "test_acc/bn")]))
 
 
 EXPERIMENT = Experiment(

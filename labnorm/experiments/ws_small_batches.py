@@ -19,7 +19,8 @@ from ..models import build_model
 from ..train.fit import make_optimizer
 from ..train.lr_finder import DivergenceRule
 from .common import cifar_subsets, range_test, train_run
-from .report import Figure, Report, Table, bands, baseline_note, cell, judge, log_axis, seed_details
+from .claims import verdicts
+from .report import Figure, Report, Table, bands, baseline_note, cell, log_axis, seed_details
 from .runner import Experiment, SeedResult
 
 _POST_RUNS = (("bn", 64), ("ws+bn", 64), ("bn", 256), ("ws+bn", 256), ("bn", 2), ("ws+bn", 2), ("gn", 2), ("ws+gn", 2))
@@ -112,20 +113,7 @@ def report(record: dict) -> Report:
                   note="blow-up step: first step where the smoothed training loss exceeds 4x its best so far "
                        "(from step 10 on) or is not finite; s/epoch: wall time on a shared machine, not a benchmark.")
     batches = sorted({b for _, b in arms})
-    small, mid = batches[0], batches[len(batches) // 2]
-    range_batches = sorted({t["batch_size"] for t in seed_details(record)[0]["range_tests"]})
-    verdicts = [
-        judge(record, f"range_stopped_at/ws+bn/b{b}", f"range_stopped_at/bn/b{b}", direction="higher",
-              claim=f"in a batch-{b} LR range test BN's loss diverges at an earlier step than WS+BN's")
-        for b in range_batches[:1] if f"range_stopped_at/bn/b{b}" in record["per_seed"][str(record["seeds"][0])]["metrics"]
-    ] + [
-        judge(record, f"blew_up/bn/b{small}", f"blew_up/ws+bn/b{small}", direction="higher",
-              claim=f"at batch {small} BN blows up where WS+BN does not (blow-up rate)"),
-        judge(record, f"test_acc/ws+bn/b{mid}", f"test_acc/bn/b{mid}", direction="equal", margin=0.02,
-              claim=f"at batch {mid} WS+BN ends within 2 points of BN"),
-        judge(record, f"seconds_per_epoch/ws+bn/b{mid}", f"seconds_per_epoch/bn/b{mid}", direction="higher",
-              claim=f"WS+BN takes longer per epoch than BN at batch {mid}"),
-    ]
+    small = batches[0]
 
     def draw(fig):
         ax = fig.subplots()
@@ -157,7 +145,7 @@ def report(record: dict) -> Report:
     return Report(record, [table], [Figure("LR range tests (Adam) (line: mean over seeds; band: lowest to highest seed)", draw),
                                     Figure(f"Batch {small}: the first steps of training, loss smoothed as the blow-up rule smooths it "
                                            "(line: mean over seeds; band: lowest to highest seed)",
-                                           first_steps)], verdicts,
+                                           first_steps)], verdicts(record),
                   baseline_note(record, [(f"bn at batch {b}", f"test_acc/bn/b{b}") for b in [max(
                       int(k.rsplit("/b", 1)[1]) for k in record["summary"] if k.startswith("test_acc/bn/b"))]]))
 
