@@ -190,19 +190,24 @@ if bench is not None:
 #
 # Measured against the post, claim by claim — each verdict is the one printed above, computed
 # from the paired differences over the saved seeds; a record with one seed can only be
-# *inconclusive*, whatever its single run shows:
+# *inconclusive*, whatever its single run shows. A claim about trained accuracy or loss is decided
+# only when BN at batch 64 reaches 85% test accuracy, the level of a trained CIFAR-10 network;
+# below it the word is *inconclusive at this scale* whatever the interval (the reason line gives
+# BN's level). The range tests and the seconds per epoch need no trained network.
 #
-# * **"Valid loss almost remains the same" at batch 64.** Judged as "WS+BN within 2 points of BN's
-#   accuracy". With BN already normalizing every channel, WS has little left to fix there.
+# * **"Valid loss almost remains the same" at batch 64.** Judged as "WS+BN's test loss within 0.05
+#   of BN's". With BN already normalizing every channel, WS has little left to fix there.
 # * **"The loss diverged quickly when I used only BN, after around 40 iterations" at batch 2.** The
 #   post saw this in a batch-2 `lr_find`, where the learning rate grows every step — not in a
 #   one-cycle training run. So the experiment runs that range test too, at batch 2 for BN and
-#   WS+BN as the post did: the verdict "in a batch-2 LR range test BN's loss diverges at an
-#   earlier step than WS+BN's" judges the post's contrast over the seeds, and the range-test figure
-#   draws it beside batch 64 and 256 (the claims page sets BN's stopping step against the post's
-#   "around 40"; a stop at the test's last iteration means no divergence within it). The
-#   one-cycle runs apply the same divergence rule to every step's loss (the
-#   blow-up column and the blow-up verdict): a separate question, whether BN also fails in training.
+#   WS+BN as the post did: the claim "WS+BN runs more steps than BN before the divergence rule stops
+#   it" judges the post's contrast over the seeds, and the range-test figure draws it beside batch
+#   64 and 256. When both range tests run to their last steps, where the learning rate nears 10 and
+#   every network diverges, the measure cannot show the contrast: *not testable here*. BN's
+#   stopping step is also set against the post's "around 40"; a stop at the test's last steps means
+#   no divergence before them. The one-cycle runs apply the same divergence rule to every step's
+#   loss (the blow-up column and the blow-up claim, *not testable here* when neither arm blows up):
+#   a separate question, whether BN also fails in training.
 # * **"A larger learning rate" at batch 256.** The post saw the loss start rising at a larger
 #   learning rate at batch 256; in the range-test figure compare where each curve turns up, for
 #   BN and WS+BN at each batch size.

@@ -241,7 +241,8 @@ if bench is not None:
 #
 # * **Moving average against batch average.** The verdicts above compare the batch-average run
 #   with each moving-average run on the same seeds (three in the `cpu` record; a record with one
-#   seed can only be *inconclusive*). The per-epoch curves show *where* the two kinds of
+#   seed can only be *inconclusive*, and so can one whose BN arm is under 85% test accuracy; the
+#   README's plummet at epochs 22–25 needs a run that long). The per-epoch curves show *where* the two kinds of
 #   statistics part: a moving average with a long memory (0.997 averages the last ~330 batches)
 #   evaluates with statistics of weights that have since moved,
 #   most visibly while the learning rate is high. The batch average is recomputed from the

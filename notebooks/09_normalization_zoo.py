@@ -467,9 +467,12 @@ else:
 shown = reference if reference is not None else live
 meaning = {"supported": "this run agrees with the claim",
            "contradicted": "this run disagrees with the claim, at this scale",
-           "inconclusive": "this run cannot tell (the interval straddles the boundary, or one seed)"}
+           "inconclusive at this scale": "this run cannot tell (the interval straddles the boundary, one seed, or "
+                                         "a run too small for the claim: the reason says which)",
+           "not testable here": "this run cannot test it (an arm never learned, or the measure could not move)",
+           "not run": "the record lacks the runs"}
 for v in zoo.report(shown).verdicts:
-    print(f"{v.claim}: {v.word} — {meaning[v.word]}")
+    print(f"{v.claim.tests}: {v.word} — {meaning[v.word]}")
 cfg = shown["config"]
 for bs in cfg["batch_sizes"]:
     print(f"bn at batch {bs}: test accuracy {experiments.summary(shown, f'test_acc/bn/b{bs}').format(3)}")
@@ -487,17 +490,19 @@ print(f"{ghost} minus bn at batch {small}, per seed:", ", ".join(f"{d:+.3f}" for
 #
 # * **The verdicts above are all this run can say.** Each line is *supported* or *contradicted*
 #   only when the 95% interval of the paired difference over the seeds lies wholly on one side of
-#   the claim; otherwise it is *inconclusive at this scale* — and a record with one seed is always
-#   inconclusive. A claim judged inconclusive here is neither confirmed nor refuted by this run.
+#   the claim and the run can show the claim at all: its BN baseline must reach 85% test accuracy,
+#   the level of a trained CIFAR-10 network, and no arm compared may have stayed at chance
+#   (`labnorm.experiments.claims`). Otherwise it is *inconclusive at this scale* (or *not testable
+#   here*), with the reason — and a record with one seed is always inconclusive. A claim judged
+#   inconclusive here is neither confirmed nor refuted by this run.
 # * **What the saved three-seed `cpu` record says** (its verdict lines and BN's accuracy are printed
-#   above). BN reaches about 41% at batch 128, so these are networks early in training. At batch 2,
-#   EvoNorm-S0 and Batch Renorm end above BN (*supported*; for Batch Renorm the interval only just
-#   clears zero), GN cannot be told apart from BN (*inconclusive*), and FRN ends below BN
-#   (*contradicted*); at batch 128, BN ends above GN (*supported*) and FRN again below BN
-#   (*contradicted*). The FRN paper, quoted at the top, reports FRN ahead of BN at every batch size
-#   on ImageNet; our short run of a small CNN disagrees, at this scale and with one learning-rate rule
-#   for every norm, tuned for none of them. Which of those differences is responsible, this run does
-#   not say.
+#   above). BN reaches about 41% at batch 128, so these are networks early in training, and every
+#   verdict is *inconclusive at this scale*, whatever its interval says. The intervals still describe
+#   this early stage: at batch 2, EvoNorm-S0 and Batch Renorm end above BN (for Batch Renorm the
+#   interval only just clears zero), GN cannot be told apart from BN, and FRN ends below BN; at batch
+#   128, BN ends above GN and FRN again below BN. The FRN paper, quoted at the top, reports FRN ahead
+#   of BN at every batch size on ImageNet, on trained networks; these early gaps, with one
+#   learning-rate rule for every norm, tuned for none of them, neither confirm nor refute it.
 # * **Batch 2 and batch 128 are not the same training budget.** With the same images, batch 2
 #   takes 64 times as many (smaller) steps; on a small run that can favour batch 2 whatever the
 #   norm, so compare norms *within* a batch size, as the verdicts do, not a norm across the two.
