@@ -38,7 +38,8 @@ $(1, 3, 4)$ — giving statistics of shape $[N/b, 1, C, 1, 1]$ that broadcast ov
 
 **Bad input** (`ValueError`, naming the layer and both numbers): a `norm_batch` that is not a
 positive int (at construction, in `set_norm_batch`); a batch that $b$ does not divide; a group
-with one value per channel in training ($bHW = 1$: its variance is undefined).
+with one value per channel in training ($bHW = 1$: its variance is undefined); an empty batch in
+training (no group at all).
 
 `set_norm_batch(model, b)` sets `b` on every layer of a model that has a `norm_batch` attribute.
 """
@@ -83,9 +84,17 @@ def batch_groups(layer: str, x: torch.Tensor, norm_batch: int | None) -> tuple[t
 def check_group_values(layer: str, x: torch.Tensor, norm_batch: int | None) -> None:
     r"""Refuse groups of one value per channel ($b \cdot HW = 1$) when their variance is needed.
 
-    A no-op for `norm_batch=None` (each layer has its own whole-batch check)."""
+    An empty batch (N = 0) is refused too: it has no group, and the mean over no groups of the running
+    statistics' step would make them NaN. A no-op for `norm_batch=None` (each layer has its own
+    whole-batch check)."""
     if norm_batch is None:
         return
+    if x.shape[0] == 0:
+        raise ValueError(
+            f"{layer}: an empty batch (N = 0, input shape {tuple(x.shape)}) has no group of norm_batch={norm_batch} "
+            "samples to take batch statistics from in training (the running statistics would become NaN); "
+            "skip empty batches"
+        )
     spatial = math.prod(x.shape[2:])
     if norm_batch * spatial <= 1:
         raise ValueError(
