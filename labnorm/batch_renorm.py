@@ -48,7 +48,10 @@ $\hat x = d$, finite. **Float32 with mean 100 and std 0.01**: the statistics are
 shifted by one of its values (as `labnorm.BatchNorm2d`), so they keep their precision; the output
 matches float64 to float32 precision (tested). Note that $r = \sigma_B/\sigma$ clips at $1/r_{\max}$ here
 while the moving variance (starting at 1) catches up — the layer is then *not* BN, by design.
-**bf16**: statistics in float32, output in the input's dtype. **Wrong rank or channel count**:
+**bf16** input, autocast or module (`.half()`, `.to(torch.bfloat16)`): statistics in float32, output in
+the input's dtype. **An empty batch** (N = 0): refused in training with a `ValueError` (its batch
+statistics drive $r$, $d$ and the gradient; torch's `BatchNorm2d` returns an empty output there), an
+empty output in eval. **Wrong rank or channel count**:
 `ValueError`. `torch.compile`, `state_dict` round trip, `deepcopy`: tested.
 
 **Per-worker statistics** (`norm_batch=b`, see `labnorm._norm_batch`): $\mu_B, \sigma_B$ — and so

@@ -29,7 +29,9 @@ same flag.) `norm="dyt"` is `DynamicTanh(C)` on conv maps.
   range. This is the layer's documented answer, not a bug; put a normalization or a scaled
   init before it for such inputs.
 - **bf16 autocast**: $\alpha x$ promotes a bf16 input to the parameters' float32, so tanh and the
-  affine run in float32; the output is cast back to the input's dtype (bf16 in, bf16 out).
+  affine run in float32; the output is cast back to the input's dtype (bf16 in, bf16 out). A
+  half-precision module (`.half()`, `.to(torch.bfloat16)`) runs in its own dtype.
+- **An empty batch** (N = 0): an empty output — DyT has no statistics.
 - `torch.compile` (train and eval), `state_dict`, `deepcopy`: plain parameters, nothing cached.
   Under compile, on `[N, C, ...]` input, $\alpha$, $\gamma$ and $\beta$ are repeated per sample before
   they broadcast, so inductor sums their gradients over contiguous memory (`labnorm._compile`; the

@@ -44,8 +44,10 @@ case). timm's `FilterResponseNormTlu2d` has no learnable $\epsilon$ and defaults
   spread survives only as a relative ripple of $10^{-4}$; the answer equals float64 to float32
   precision (tested). That is the formula's answer, not a bug: FRN assumes the preceding conv's output
   is roughly centred.
-- *bf16 autocast / bf16 input*: $\nu^2$ is computed in float32 and the output is cast back to the
-  input's dtype.
+- *bf16 autocast / bf16 input*, and a half-precision module (`.half()`, `.to(torch.bfloat16)`): $\nu^2$
+  is computed in float32 and the output is cast back to the input's dtype (torch has no FRN; tested
+  against float64 in `tests/test_dtypes.py`).
+- *An empty batch* (N = 0): an empty output — no statistic involves the batch.
 - *Wrong rank or channel count*: `ValueError` naming the layer, what it expected and what it got.
 - `torch.compile`, `state_dict` round trip and `deepcopy` work as for any module (tested). Under
   compile, $\gamma$, $\beta$ and $\tau$ are repeated per sample before they broadcast, which makes

@@ -215,8 +215,9 @@ class MeanOnlyBatchNorm(nn.Module):
 
     Subtracts the per-channel batch mean in training (the running mean in eval mode, updated
     with torch's momentum convention), divides by nothing, and adds a learned bias. For any
-    input $[N, C, *]$. An empty batch in training is refused (its mean would be NaN); half-precision
-    input gets a float32 mean and comes back in its own dtype. `norm_batch=b`: the mean of each group
+    input $[N, C, *]$. An empty batch in training is refused (its mean would be NaN; torch has no
+    mean-only BN), and gives an empty output in eval; half-precision input — and a half-precision
+    module — gets a float32 mean and comes back in its own dtype. `norm_batch=b`: the mean of each group
     of $b$ consecutive samples (see the module docstring); `None` for the whole batch.
     """
 
