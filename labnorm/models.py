@@ -11,6 +11,7 @@ string switches a whole network between techniques, including those that live in
 | `switchnorm_cnn` | the toy model of the keras-switchnorm CIFAR example: six 3×3 convs (64, 64, 128/2, 128, 256/2, 256), global average pooling, one linear layer |
 | `fast_resnet` | a small residual net for quick sweeps (the "ResNet-9" layout of fast CIFAR training): prep conv, three stages with pooling, two residual stages |
 | `small_cnn`   | three conv → norm → ReLU → max-pool stages; the batch-size experiment of notebook 01 |
+| `fast_cifar`  | the whitened three-group net of the public CIFAR-10 speed records (`FastCIFAR`): a frozen 2×2 patch-whitening conv, three conv → pool → norm → GELU groups, max-pool, a scaled linear head; trained by `labnorm.train.fast` |
 
 `width` scales every channel count (1.0 is the published width), so smoke runs can use a
 thin copy of the same architecture.
@@ -42,7 +43,8 @@ from torch import nn
 
 from .norms import make_conv, make_norm, norm_fuses_activation
 
-__all__ = ["SmallCNN", "ResNet18", "VGG16", "SwitchNormCNN", "FastResNet", "MODELS", "build_model"]
+__all__ = ["SmallCNN", "ResNet18", "VGG16", "SwitchNormCNN", "FastResNet", "FastCIFAR", "whitening_weights", "MODELS",
+           "build_model"]
 
 
 def _w(channels: int, width: float) -> int:
@@ -195,12 +197,106 @@ class FastResNet(nn.Module):
         return self.head(self.net(x).amax((2, 3))) * 0.125
 
 
+def whitening_weights(images: torch.Tensor, patch: int = 2, eps: float = 5e-4) -> torch.Tensor:
+    r"""The filters of a patch-whitening convolution, from training images $[N, 3, H, W]$ (normalized floats).
+
+    Every $p \times p$ patch of every image is one vector $v \in \mathbb{R}^{3p^2}$; with their second
+    moment $\Sigma = \frac{1}{M}\sum v v^\top = U \Lambda U^\top$, the filters are the rows of
+    $\Lambda^{-1/2} U^\top$ — a conv with them maps patches to coordinates with unit variance and no
+    correlation — and their negatives, so that a GELU after the conv keeps both signs:
+    $2 \cdot 3p^2$ filters of shape $[3, p, p]$ (24 for $p = 2$). `eps` keeps the smallest eigenvalues
+    from blowing up their filters.
+    """
+    if images.dim() != 4 or not images.is_floating_point():
+        raise ValueError(f"whitening_weights: expected float images [N, C, H, W], got {tuple(images.shape)} "
+                         f"{images.dtype}")
+    c = images.shape[1]
+    # $[N, C, H, W] \to [N, C, H-p+1, W-p+1, p, p] \to$ one row $(c, k_h, k_w)$ per patch
+    patches = images.double().unfold(2, patch, 1).unfold(3, patch, 1)
+    rows = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * patch * patch)
+    # The patches' second moment, and its eigen-decomposition $\Sigma = U \Lambda U^\top$
+    sigma = rows.T @ rows / len(rows)
+    eigenvalues, eigenvectors = torch.linalg.eigh(sigma)
+    # Row $k$: $u_k / \sqrt{\lambda_k + \epsilon}$, as a $[C, p, p]$ filter
+    filters = (eigenvectors.T / (eigenvalues[:, None] + eps).sqrt()).reshape(-1, c, patch, patch)
+    return torch.cat([filters, -filters]).float()
+
+
+class ConvGroup(nn.Module):
+    """conv 3×3 → max-pool 2 → norm → GELU → conv 3×3 → norm → GELU (one group of `FastCIFAR`).
+
+    The pool comes before the first norm, as in the record nets: the norm sees the pooled map. A norm
+    that includes its activation replaces norm + GELU."""
+
+    def __init__(self, c_in: int, c_out: int, norm: str) -> None:
+        super().__init__()
+        act = (lambda: nn.Identity()) if norm_fuses_activation(norm) else (lambda: nn.GELU())
+        self.conv1 = make_conv(norm, c_in, c_out, 3)
+        self.pool = nn.MaxPool2d(2)
+        self.norm1, self.act1 = make_norm(norm, c_out), act()
+        self.conv2 = make_conv(norm, c_out, c_out, 3)
+        self.norm2, self.act2 = make_norm(norm, c_out), act()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act1(self.norm1(self.pool(self.conv1(x))))
+        return self.act2(self.norm2(self.conv2(x)))
+
+
+class FastCIFAR(nn.Module):
+    r"""The whitened three-group net of the public CIFAR-10 speed records, with any `norm=`.
+
+    | piece | what | from |
+    |---|---|---|
+    | `whiten` | 2×2 conv, no padding, 24 filters **fixed** to the whitening of training patches (`init_whitening`), a trained bias | Keller Jordan's `airbench` (after hlb-CIFAR10 and David Page's ResNet-9 work); patch whitening as in Coates & Ng (2011) |
+    | `groups` | three `ConvGroup`s of 64, 256, 256 channels × `width` (32 → 31 → 15 → 7 → 3 pixels) | airbench94's widths |
+    | head | 3×3 max-pool, a linear layer without bias, logits × 1/9 | airbench94 (the scale keeps the first logits small) |
+    | init | the first $C_{in}$ filters of every 3×3 conv start as the identity (Dirac), the rest PyTorch's default | airbench |
+
+    The record nets use BN with its scale $\gamma$ frozen at 1; here every norm keeps the layer exactly as
+    the `norm=` factory builds it (with $\gamma$), so the net differs from the record net only by that.
+    `width` scales the three groups (1.0: 64/256/256; 0.5: 32/128/128); the whitening layer keeps its 24.
+    """
+
+    def __init__(self, norm: str = "bn", width: float = 1.0, num_classes: int = 10) -> None:
+        super().__init__()
+        if not width > 0:
+            raise ValueError(f"FastCIFAR: width must be > 0, got {width}")
+        c1, c2, c3 = (_w(c, width) for c in (64, 256, 256))
+        self.whiten = nn.Conv2d(3, 24, kernel_size=2, padding=0, bias=True)
+        # Fixed filters: they are set from the data, never trained
+        self.whiten.weight.requires_grad_(False)
+        self.act = nn.GELU()
+        self.groups = nn.Sequential(ConvGroup(24, c1, norm), ConvGroup(c1, c2, norm), ConvGroup(c2, c3, norm))
+        self.pool = nn.MaxPool2d(3)
+        self.head = nn.Linear(c3, num_classes, bias=False)
+        self.scale = 1 / 9
+        self.whitened = False
+        for m in self.groups.modules():
+            # Dirac init of the first c_in filters, on the plain weight of any conv (a parametrized one keeps its own)
+            w = getattr(m, "weight", None)
+            if isinstance(m, nn.Conv2d) and isinstance(w, nn.Parameter) and w.shape[0] >= w.shape[1]:
+                with torch.no_grad():
+                    nn.init.dirac_(w[: w.shape[1]])
+
+    @torch.no_grad()
+    def init_whitening(self, images: torch.Tensor, eps: float = 5e-4) -> None:
+        """Set the whitening filters from training images (normalized floats $[N, 3, H, W]$; 5,000 is plenty)."""
+        self.whiten.weight.copy_(whitening_weights(images.to(self.whiten.weight.device), 2, eps))
+        self.whitened = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.groups(self.act(self.whiten(x)))
+        # $[N, C, 3, 3] \to [N, C]$ by max-pooling, then the scaled linear head
+        return self.head(self.pool(x).flatten(1)) * self.scale
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "resnet18": ResNet18,
     "vgg16": VGG16,
     "switchnorm_cnn": SwitchNormCNN,
     "fast_resnet": FastResNet,
     "small_cnn": SmallCNN,
+    "fast_cifar": FastCIFAR,
 }
 
 
@@ -208,4 +304,7 @@ def build_model(name: str, norm: str = "bn", **kwargs) -> nn.Module:
     """A model from `MODELS` with normalization `norm`, e.g. `build_model("resnet18", "gn")`."""
     if name not in MODELS:
         raise ValueError(f"build_model: unknown model {name!r}; known: {', '.join(MODELS)}")
+    width = kwargs.get("width")
+    if width is not None and not width > 0:
+        raise ValueError(f"build_model: width must be > 0 (a multiplier of the published channel counts), got {width}")
     return MODELS[name](norm=norm, **kwargs)
