@@ -183,10 +183,11 @@ def report(record: dict) -> Report:
                     range_ax.plot(r["range_test"]["multiplier"], r["range_test"]["loss"], color=f"C{k}", lw=0.8,
                                   label=unit if i == 0 else None)
         loss_ax.set(xlabel="step", ylabel="training loss (label-smoothed)")
-        loss_ax.legend(fontsize=7)
         range_ax.set_xscale("log")
         range_ax.set(xlabel="learning-rate multiplier (x the recipe's peak)", ylabel="smoothed loss", ylim=(1.0, 4.0))
-        range_ax.legend(fontsize=7)
+        for ax in (loss_ax, range_ax):
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
 
     figure = Figure("Training loss per run (line: mean over seeds; band: lowest to highest seed) and the LR range tests "
                     "(one line per seed) that set each norm's learning rate", curves, (9, 3.4))
