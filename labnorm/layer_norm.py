@@ -17,7 +17,10 @@ $$\mathrm{RMS}(x) = \sqrt{\frac{1}{M}\sum_i x_i^2 + \epsilon}, \qquad y_i = \gam
 
 as `torch.nn.RMSNorm` computes it ($\epsilon$ inside the root; `eps=None` means the machine
 epsilon of the computation type: `torch.finfo(torch.float32).eps` for float32, bf16 and fp16
-inputs, `torch.finfo(torch.float64).eps` for float64).
+inputs, `torch.finfo(torch.float64).eps` for float64). `RMSNorm(C, zero_centered=True)` is the
+**zero-centred** RMSNorm of Gemma ([Gemma Team, 2024](https://arxiv.org/abs/2403.08295)):
+$y = x/\mathrm{RMS}(x) \odot (1 + w)$ with $w$ initialized to 0 — the same function, with the scale
+stored as its offset from 1, so that weight decay pulls it toward 1.
 
 Which dims are "the features" is the trap. Transformers normalize the last dim of
 $[N, T, C]$: `LayerNorm(C)`, `RMSNorm(C)`. For a conv map $[N, C, H, W]$ there are two layer
@@ -325,8 +328,19 @@ class RMSNorm(nn.Module):
     $y = \gamma \odot x / \sqrt{\mathrm{mean}(x^2) + \epsilon}$; `weight` = $\gamma$ of shape
     `normalized_shape`, no bias (as torch). `eps=None` is the computation type's machine epsilon.
 
+    **Zero-centred** (`zero_centered=True`, as Gemma's RMSNorm): the learned scale is stored as its
+    offset from 1, $\gamma = 1 + w$, with $w$ (`weight`) initialized to 0:
+
+    $$y = \frac{x}{\mathrm{RMS}(x)} \odot (1 + w)$$
+
+    The same function as the default at initialization and for any $\gamma = 1 + w$; what changes is
+    the parameter the optimizer sees: weight decay pulls $w$ to 0, so $\gamma$ to 1 (not to 0), and
+    the values stored are small. $1 + w$ is computed in the computation type (float32 for half inputs,
+    as Gemma does); a checkpoint of one convention loads into the other after adding or subtracting 1.
+
     Raises:
-        ValueError: input whose trailing dims are not `normalized_shape`.
+        ValueError: input whose trailing dims are not `normalized_shape`; `zero_centered` without
+            `elementwise_affine`.
     """
 
     def __init__(
@@ -336,35 +350,45 @@ class RMSNorm(nn.Module):
         elementwise_affine: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        zero_centered: bool = False,
     ) -> None:
         super().__init__()
         shape = _as_shape(normalized_shape)
         if not shape or any(s < 1 for s in shape):
             raise ValueError(f"RMSNorm: normalized_shape must be non-empty positive sizes, got {normalized_shape!r}")
+        if zero_centered and not elementwise_affine:
+            raise ValueError("RMSNorm: zero_centered=True stores the scale as 1 + weight; it needs elementwise_affine=True")
         self.normalized_shape = shape
         self.eps = eps
         self.elementwise_affine = elementwise_affine
+        self.zero_centered = zero_centered
         if elementwise_affine:
-            self.weight = nn.Parameter(torch.ones(shape, device=device, dtype=dtype))
+            # $\gamma = 1$ at initialization: `weight` = 1, or $w = 0$ when zero-centred
+            init = torch.zeros if zero_centered else torch.ones
+            self.weight = nn.Parameter(init(shape, device=device, dtype=dtype))
         else:
             self.register_parameter("weight", None)
 
     def reset_parameters(self) -> None:
         if self.weight is not None:
-            nn.init.ones_(self.weight)
+            (nn.init.zeros_ if self.zero_centered else nn.init.ones_)(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         d = _check_trailing("RMSNorm", x, self.normalized_shape)
         # Computation type: float32 for half inputs (torch's "opmath" type)
         xs = x.float() if x.dtype in _LOW_PRECISION else x
         y = rms_norm(xs, tuple(range(x.dim() - d, x.dim())), _default_eps(self.eps, xs.dtype))
-        # $\gamma \odot \hat x$
-        if self.weight is not None:
+        if self.zero_centered:
+            # $\hat x \odot (1 + w)$, the offset added in the computation type
+            y = y * (1 + self.weight.to(xs.dtype))
+        elif self.weight is not None:
+            # $\gamma \odot \hat x$
             y = y * self.weight
         return y.to(x.dtype)
 
     def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        extra = ", zero_centered=True" if self.zero_centered else ""
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}{extra}"
 
 
 class RMSNorm2d(nn.Module):

@@ -26,6 +26,7 @@ techniques. A spec is a registered name with an optional argument after a colon:
 | `evob0`     | `labnorm.EvoNorm2dB0` — **fuses its activation** |
 | `evos0`, `evos0:G` | `labnorm.EvoNorm2dS0`, $G$ groups (default 32, reduced to the largest divisor of $C$ not above $G$, as the authors' code does) — **fuses its activation** |
 | `brn`       | `labnorm.BatchRenorm2d` (the paper's final $r_{\max}=3$, $d_{\max}=5$; set a warm-up with `labnorm.set_renorm_limits`) |
+| `grn`       | `labnorm.GlobalResponseNorm2d` (ConvNeXt V2's GRN: $\gamma (x N(x)) + \beta + x$, $\gamma = \beta = 0$ — the identity at initialization, so a net of `grn` starts as the net with `none`) |
 
 Every name is registered in this module, with `@register_norm("name")` on its builder (the
 technique modules stay leaves that know nothing of the factory). The factory also owns the
@@ -67,6 +68,7 @@ from .dynamic_tanh import DynamicTanh
 from .evonorm import EvoNorm2dB0, EvoNorm2dS0, largest_divisor_at_most
 from .filter_response_norm import TLU, FilterResponseNorm2d
 from .ghost_batch_norm import GhostBatchNorm2d
+from .global_response_norm import GlobalResponseNorm2d
 from .instance_norm import InstanceNorm2d
 from .layer_norm import LayerNorm2d, RMSNorm2d
 from .switch_norm import SwitchNorm2d
@@ -302,3 +304,9 @@ def _evos0(c: int, arg: str | None, activation: bool) -> nn.Module:
 @register_norm("brn")
 def _brn(c: int, arg: str | None) -> nn.Module:
     return BatchRenorm2d(c)
+
+
+@register_norm("grn")
+def _grn(c: int, arg: str | None) -> nn.Module:
+    # ConvNeXt V2's GRN alone (in ConvNeXt V2 it follows the MLP's GELU, beside a LayerNorm)
+    return GlobalResponseNorm2d(c)
