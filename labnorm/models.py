@@ -12,6 +12,7 @@ string switches a whole network between techniques, including those that live in
 | `fast_resnet` | a small residual net for quick sweeps (the "ResNet-9" layout of fast CIFAR training): prep conv, three stages with pooling, two residual stages |
 | `small_cnn`   | three conv → norm → ReLU → max-pool stages; the batch-size experiment of notebook 01 |
 | `fast_cifar`  | the whitened three-group net of the public CIFAR-10 speed records (`FastCIFAR`): a frozen 2×2 patch-whitening conv, three conv → pool → norm → GELU groups, max-pool, a scaled linear head; trained by `labnorm.train.fast` |
+| `tiny_gpt`    | a character-level GPT (`labnorm.tiny_gpt.TinyGPT`): token ids $[B, T]$ in, logits $[B, T, V]$ out; `norm` over the last dim (`ln`, `rms`, `rms-zero-centred`, `dyt`, `derf`, `none`), `placement` (`pre`, `post`, `peri`), `qk_norm`; in `SEQUENCE_MODELS`, not in `MODELS` (the CIFAR-10 models) |
 
 `width` scales every channel count (1.0 is the published width), so smoke runs can use a
 thin copy of the same architecture.
@@ -42,9 +43,10 @@ import torch
 from torch import nn
 
 from .norms import make_conv, make_norm, norm_fuses_activation
+from .tiny_gpt import TinyGPT
 
 __all__ = ["SmallCNN", "ResNet18", "VGG16", "SwitchNormCNN", "FastResNet", "FastCIFAR", "whitening_weights", "MODELS",
-           "build_model"]
+           "SEQUENCE_MODELS", "TinyGPT", "build_model"]
 
 
 def _w(channels: int, width: float) -> int:
@@ -300,10 +302,22 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def build_model(name: str, norm: str = "bn", **kwargs) -> nn.Module:
-    """A model from `MODELS` with normalization `norm`, e.g. `build_model("resnet18", "gn")`."""
+# Models of token sequences (their own `norm=` names over the last dim: `labnorm.tiny_gpt.SEQUENCE_NORMS`)
+SEQUENCE_MODELS: dict[str, Callable[..., nn.Module]] = {
+    "tiny_gpt": TinyGPT,
+}
+
+
+def build_model(name: str, norm: str | None = None, **kwargs) -> nn.Module:
+    """A model from `MODELS` with normalization `norm`, e.g. `build_model("resnet18", "gn")`, or from
+    `SEQUENCE_MODELS`: `build_model("tiny_gpt", norm="rms", placement="peri", qk_norm="rms")`.
+    `norm=None` is the model's default (`bn` for the CNNs, `ln` for the tiny GPT)."""
+    if name in SEQUENCE_MODELS:
+        return SEQUENCE_MODELS[name](norm="ln" if norm is None else norm, **kwargs)
     if name not in MODELS:
-        raise ValueError(f"build_model: unknown model {name!r}; known: {', '.join(MODELS)}")
+        known = ", ".join([*MODELS, *SEQUENCE_MODELS])
+        raise ValueError(f"build_model: unknown model {name!r}; known: {known}")
+    norm = "bn" if norm is None else norm
     width = kwargs.get("width")
     if width is not None and not width > 0:
         raise ValueError(f"build_model: width must be > 0 (a multiplier of the published channel counts), got {width}")
