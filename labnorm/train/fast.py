@@ -283,15 +283,18 @@ def _param_groups(model: nn.Module, recipe: FastRecipe) -> list[dict[str, Any]]:
     return groups
 
 
+# A range test "left chance" when its smoothed loss fell this far below ln 10 (the claims' margin, rule 1)
+CHANCE_MARGIN = 0.05
 # The rule that gives each norm its peak learning rate (`lr_from_range_tests`), as the records state it
 LR_RULE = ("peak lr = the recipe's lr (tuned for BN) x the norm's range-test divergence point / BN's: the LR range "
-           "test ramps every parameter group of the recipe from 1e-3 to 30 x its peak lr over `steps` steps "
+           "test ramps every parameter group of the recipe from 0.01 to 100 x its peak lr over `steps` steps "
            "(exponentially, no lookahead, no schedule) and stops where the smoothed loss (f = 0.05) passes 4 x its "
-           "lowest; a norm whose smoothed loss never falls 0.1 below ln 10 never left chance and is not trained")
+           "lowest; a norm whose smoothed loss never falls 0.05 below ln 10 (the claims' margin of chance) never left "
+           "chance and is not trained")
 
 
 def range_test(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, recipe: FastRecipe = FastRecipe(),
-               steps: int = 60, batch_size: int = 512, start: float = 1e-3, end: float = 30.0, seed: int = 0,
+               steps: int = 80, batch_size: int = 512, start: float = 1e-2, end: float = 100.0, seed: int = 0,
                device: torch.device | str = "cpu", smooth_f: float = 0.05, threshold: float = 4.0) -> dict[str, Any]:
     r"""An LR range test of `model` with the recipe's parameter groups: every group's learning rate is its
     peak × a multiplier $m$ that grows from `start` to `end` exponentially over `steps` steps (so the norm
@@ -340,7 +343,7 @@ def range_test(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, 
             break
     lowest = min(v for v in losses if math.isfinite(v)) if any(math.isfinite(v) for v in losses) else float("nan")
     return {"multiplier": mults, "loss": losses, "diverged_at": mults[-1] if rule.diverged else None,
-            "lowest_loss": lowest, "left_chance": bool(lowest < math.log(10) - 0.1), "steps": steps,
+            "lowest_loss": lowest, "left_chance": bool(lowest < math.log(10) - CHANCE_MARGIN), "steps": steps,
             "batch_size": batch_size, "seconds": time.perf_counter() - t0}
 
 
