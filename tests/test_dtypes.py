@@ -82,6 +82,12 @@ _EXPORTED = {
     "TReLU": (lambda: gan.TReLU(C), IMAGE),
     "TPReLU": (lambda: gan.TPReLU(C), IMAGE),
     "WNAddition": (lambda: gan.WNAddition(C), IMAGE),
+    "DynamicErf": (lambda: labnorm.DynamicErf(C), IMAGE),
+    "DynamicErf(channels_last)": (lambda: labnorm.DynamicErf(5, channels_last=True), (2, C, 5)),
+    "RMSNorm(zero_centered)": (lambda: labnorm.RMSNorm(5, zero_centered=True), (2, C, 5)),
+    "QKNorm(rms)": (lambda: labnorm.QKNorm(5), (2, C, 3, 5)),
+    "QKNorm(ln)": (lambda: labnorm.QKNorm(5, norm="ln"), (2, C, 3, 5)),
+    "CausalSelfAttention(qk_norm)": (lambda: labnorm.CausalSelfAttention(6, 2, qk_norm="rms"), (2, 5, 6)),
 }
 # Exported modules that are not layers on an input: the WN parametrization acts on a weight (tested through
 # the WN layers above)
@@ -91,7 +97,10 @@ CASES = {**_registry_cases(), **_EXPORTED}
 
 
 def _call(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    # WNAddition adds two branches; the others take one input
+    # WNAddition adds two branches; QKNorm normalizes queries and keys (both returned, side by side); the
+    # others take one input
+    if isinstance(layer, labnorm.QKNorm):
+        return torch.cat(layer(x, torch.tanh(x)), dim=-1)
     return layer(x, torch.tanh(x)) if isinstance(layer, gan.WNAddition) else layer(x)
 
 
