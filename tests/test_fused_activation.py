@@ -61,10 +61,11 @@ class _LeafTracer(fx.Tracer):
 
 
 def _is_relu(node, modules):
+    # the activation a model puts after a norm: ReLU, or GELU in the fast_cifar net
     if node.op == "call_module":
-        return isinstance(modules[node.target], nn.ReLU)
+        return isinstance(modules[node.target], (nn.ReLU, nn.GELU))
     if node.op == "call_function":
-        return node.target in (torch.relu, F.relu, torch.relu_)
+        return node.target in (torch.relu, F.relu, torch.relu_, F.gelu)
     return node.op == "call_method" and node.target in ("relu", "relu_")
 
 
