@@ -73,8 +73,8 @@ def units(config: Config) -> list[str]:
 
 
 def recipe(config: Config, quick: bool, lr: float | None = None) -> FastRecipe:
-    """The unit's `FastRecipe`, channels_last for every norm: under bf16 this net's step is faster in it
-    with GN too (761 against 619 images/s at half width, batch 1024, both threads; BN 1,054)."""
+    """The unit's `FastRecipe`: one memory format, channels_last, for every norm (the harness benchmark,
+    `benchmarks/bench_harness.py`, times it with BN only)."""
     return FastRecipe(epochs=config.quick_epochs if quick else config.epochs, batch_size=config.batch_size,
                       lr=lr or config.lr, weight_decay=config.weight_decay)
 
