@@ -237,7 +237,7 @@ def implementation_line(record: dict[str, Any]) -> str:
             parts = [", ".join(impl["classes"]) or "no normalization layer"]
             if impl["group_channels"]:
                 parts.append("groups of " + "/".join(map(str, impl["group_channels"])) + " channels")
-            parts.append("channels_last" if impl["channels_last"] else "NCHW")
+            parts.append(impl.get("layout") or ("channels_last" if impl["channels_last"] else "NCHW"))
             described.setdefault(str(run.get("norm", "model")), "; ".join(parts))
     if not described:
         return ("implementation: labnorm's own layers, NCHW — these runs do not record it (LR range tests, and training "
