@@ -87,6 +87,45 @@ class DyTAuthors(nn.Module):
         return torch.tanh(self.alpha * x) * self.weight[:, None, None] + self.bias[:, None, None]
 
 
+class DerfAuthors(nn.Module):
+    """Dynamic erf as the authors' code computes it: erf of alpha x + s, then multiply and add."""
+
+    def __init__(self, c: int, alpha_init: float = 0.5) -> None:
+        super().__init__()
+        self.alpha, self.shift = nn.Parameter(torch.full((1,), alpha_init)), nn.Parameter(torch.zeros(1))
+        self.weight, self.bias = nn.Parameter(torch.ones(c)), nn.Parameter(torch.zeros(c))
+
+    def forward(self, x):
+        return torch.erf(self.alpha * x + self.shift) * self.weight[:, None, None] + self.bias[:, None, None]
+
+
+class GRNTimm(nn.Module):
+    """ConvNeXt V2's GRN as timm writes it for NCHW: L2 norm over H, W, divided by its channel mean, addcmul."""
+
+    def __init__(self, c: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.zeros(1, c, 1, 1)), nn.Parameter(torch.zeros(1, c, 1, 1))
+        self.eps = eps
+
+    def forward(self, x):
+        g = x.norm(p=2, dim=(2, 3), keepdim=True)
+        n = g / (g.mean(dim=1, keepdim=True) + self.eps)
+        return x + torch.addcmul(self.bias, self.weight, x * n)
+
+
+class QKPair(nn.Module):
+    """A query-key norm timed on one tensor: the two norms on x (as q and as k), their outputs summed."""
+
+    def __init__(self, c: int, build: Callable[[int], nn.Module] | None = None, norm: str = "rms") -> None:
+        super().__init__()
+        self.qk = labnorm.QKNorm(c, norm) if build is None else None
+        self.q, self.k = (build(c), build(c)) if build is not None else (None, None)
+
+    def forward(self, x):
+        q, k = self.qk(x, x) if self.qk is not None else (self.q(x), self.k(x))
+        return q + k
+
+
 @dataclass
 class Case:
     build: Callable[[int], nn.Module]
@@ -105,6 +144,12 @@ LAYERS: dict[str, Case] = {
     "GhostBatchNorm2d(32)": Case(lambda c: labnorm.GhostBatchNorm2d(c, 32), "nchw",
                                  {"loop of torch BN": BatchNormLoop}),
     "DynamicTanh": Case(lambda c: labnorm.DynamicTanh(c), "nchw", {"authors' formula": DyTAuthors}),
+    "DynamicErf": Case(lambda c: labnorm.DynamicErf(c), "nchw", {"authors' formula": DerfAuthors}),
+    "GlobalResponseNorm2d": Case(lambda c: labnorm.GlobalResponseNorm2d(c), "nchw", {"timm's formula": GRNTimm}),
+    "RMSNorm(zero_centered)": Case(lambda c: labnorm.RMSNorm(c, zero_centered=True), "nhwc",
+                                   {"torch.nn.RMSNorm": nn.RMSNorm}),
+    # [N, 32, 32, 64] read as queries and keys [B, H, T, d] with d = 64
+    "QKNorm(rms)": Case(QKPair, "nhwc", {"two torch.nn.RMSNorm": lambda c: QKPair(c, nn.RMSNorm)}),
     "FilterResponseNorm2d+TLU": Case(lambda c: nn.Sequential(labnorm.FilterResponseNorm2d(c), labnorm.TLU(c))),
     "EvoNorm2dB0": Case(lambda c: labnorm.EvoNorm2dB0(c)),
     "EvoNorm2dS0(32)": Case(lambda c: labnorm.EvoNorm2dS0(c, groups=32)),
