@@ -10,6 +10,9 @@ Options are checked as the Python API checks its arguments, with the same words
 `python -m labnorm run` refuses before any work. `list` names a damaged record and what is wrong with
 it and goes on with the others; `run` leaves a damaged record alone unless `--fresh`, which keeps a
 copy. Several `run`s of one experiment may share a results folder: every seed lands in the record.
+
+`torchrun --nproc_per_node=N -m labnorm run NAME ... [--batch-stats per-worker|sync] [--backend gloo|nccl]`
+runs it data-parallel on N processes (one per GPU, or CPU processes): `labnorm.distributed`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from . import results
 from .experiments import experiments, run
 from .experiments.common import dry_run, format_dry_run
 from .experiments.runner import check_run
+from .distributed import BATCH_STATS, launch_from_env
 from .experiments.units import missing_units
 from .scale import SCALES
 from .train.dry import dry_mode
@@ -69,16 +73,22 @@ def main(argv: list[str] | None = None) -> int:
                      "step times, the projected full run and peak memory; save nothing")
     cmd.add_argument("--dry-batch", type=int, default=None, metavar="N",
                      help="with --dry-run: at most N images per dry step (time per image is what is projected)")
+    cmd.add_argument("--batch-stats", choices=BATCH_STATS, default=None, help="under torchrun (data-parallel): "
+                     "each process's batch norms use its own slice of the batch (per-worker, default) or all (sync)")
+    cmd.add_argument("--backend", default=None, help="under torchrun: gloo or nccl (default: nccl on GPUs, else gloo)")
     args = parser.parse_args(argv)
 
     if args.command == "list":
         return _list()
     wanted = args.seed if args.seed is not None else (args.seeds if args.seeds is not None else 1)
     try:  # the API's own checks and words, before any work
+        # A torchrun launch: join its process group (labnorm.distributed); rank 0 alone prints and saves
+        parallel = launch_from_env(args.batch_stats, args.backend, args.device, experiment=args.name)
+        args.device, say = (parallel.device, parallel.rank == 0) if parallel else (args.device, True)
         _, scale, _, _ = check_run(args.name, args.scale, wanted, args.device)
         with dry_mode(None, args.dry_batch):
             pass
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, RuntimeError) as e:
         cmd.error(str(e))
     if args.dry_run:
         given = [opt for opt, value in (("--seeds", args.seeds), ("--seed", args.seed), ("--fresh", args.fresh or None))
@@ -86,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         if given:
             cmd.error(f"{', '.join(given)}: a dry run runs seed 0 and saves nothing; "
                       f"leave {'them' if len(given) > 1 else 'it'} out")
-        print(format_dry_run(dry_run(args.name, scale, device=args.device, batch=args.dry_batch)))
+        result = dry_run(args.name, scale, device=args.device, batch=args.dry_batch)
+        if say:
+            print(format_dry_run(result))
         return 0
     if args.dry_batch is not None:
         cmd.error("--dry-batch needs --dry-run")
@@ -95,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     except (results.RecordError, results.RecordBusyError) as e:  # named, with what to do; no traceback
         print(f"python -m labnorm run: {e}", file=sys.stderr)
         return 1
-    print(f"saved {record['path']}: seeds {', '.join(map(str, record['seeds']))} "
-          f"({record['provenance']['wall_time_s']:.1f} s of runs in all)")
+    if say:
+        print(f"saved {record['path']}: seeds {', '.join(map(str, record['seeds']))} "
+              f"({record['provenance']['wall_time_s']:.1f} s of runs in all)")
     return 0
 
 

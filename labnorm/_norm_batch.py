@@ -42,6 +42,11 @@ with one value per channel in training ($bHW = 1$: its variance is undefined); a
 training (no group at all).
 
 `set_norm_batch(model, b)` sets `b` on every layer of a model that has a `norm_batch` attribute.
+
+**Against the real thing.** `labnorm.distributed` runs `torch.nn.parallel.DistributedDataParallel` on
+CPU processes and shows this simulation equal to it — outputs, gradients, parameters — and where the
+running statistics differ: DDP keeps rank 0's by default, the simulation the mean over the groups
+(`tests/test_distributed.py`); it also trains data-parallel under `torchrun`.
 """
 
 from __future__ import annotations

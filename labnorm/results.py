@@ -101,9 +101,17 @@ def _git(*args: str) -> str | None:
 def device_name(device: torch.device | str | None = None) -> str:
     """A human name for the device a run used, e.g. 'NVIDIA H100 80GB HBM3' or 'cpu (x86_64, 2 threads)'."""
     dev = torch.device(device if device is not None else "cpu")
+    world = world_size()
+    ranks = f" x {world} processes ({torch.distributed.get_backend()}, data-parallel)" if world > 1 else ""
     if dev.type == "cuda":
-        return torch.cuda.get_device_name(dev)
-    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+        return torch.cuda.get_device_name(dev) + ranks
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)" + ranks
+
+
+def world_size() -> int:
+    """How many processes this run is one of (`torch.distributed`'s world, launched by torchrun); 1 alone."""
+    d = torch.distributed
+    return d.get_world_size() if d.is_available() and d.is_initialized() else 1
 
 
 def code_version() -> dict[str, Any]:
@@ -135,6 +143,8 @@ def provenance(
         "seed": seed,
         "wall_time_s": round(wall_time_s, 2),
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        # A data-parallel run (labnorm.distributed) says on how many processes; wall time is one rank's
+        **({"world_size": world_size()} if world_size() > 1 else {}),
     }
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from .. import distributed
 from ..data import load_cifar10, scaled_subset
 from ..models import build_model
 from ..train.dry import dry, dry_batch, dry_part
@@ -137,7 +138,8 @@ def run_unit(config: Config, seed: int, unit: str, device: torch.device) -> Seed
     out.update({k: hist.get(k) for k in ("test_acc", "test_acc_tta", "test_loss", "test_loss_tta", "bf16",
                                          "diverged_at_step", "train_seconds", "eval_seconds", "wall_seconds", "steps")})
     out.update(epochs=hist["epochs"], loss_curve=curve(hist["step_loss"]), recipe=r.as_dict(),
-               implementation={"torch_kernels": swapped, **describe_norms(model), "channels_last": r.channels_last})
+               implementation={"torch_kernels": swapped, **describe_norms(model), "channels_last": r.channels_last,
+                               **distributed.describe()})
     return SeedResult(out, train.variant)
 
 

@@ -89,7 +89,8 @@ def pool_provenance(provs: list[dict[str, Any]]) -> dict[str, Any]:
     return {**{k: pooled(k) for k in ("labnorm_version", "torch", "python", "device", "scale", "dataset", "seed")},
             "commit": commits[0], "commits": commits, "commit_dirty": any(p.get("commit_dirty") for p in provs),
             "wall_time_s": round(sum(p.get("wall_time_s", 0.0) for p in provs), 2),
-            "date": max(p.get("date", "") for p in provs)}
+            "date": max(p.get("date", "") for p in provs),
+            **({"world_size": pooled("world_size")} if any("world_size" in p for p in provs) else {})}
 
 
 def check_config(saved: dict[str, Any], config: dict[str, Any], path: Path) -> None:

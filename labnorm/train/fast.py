@@ -30,7 +30,9 @@ whatever the norm. The whitening bias schedule concerns the first layer, the sam
 
 **Per-worker statistics.** With `norm_batch=b`, every batch-dependent layer computes its statistics
 over groups of $b$ samples while SGD averages the gradient over the whole batch
-(`labnorm.set_norm_batch`), as data-parallel training on $B/b$ workers does.
+(`labnorm.set_norm_batch`), as data-parallel training on $B/b$ workers does. Launched by `torchrun`, the same
+loop trains data-parallel (`labnorm.distributed`): each rank keeps its slice of every batch, DDP
+averages the gradients, and the running statistics are averaged over the ranks after each step.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from .. import distributed
 from ..data import CIFAR10_MEAN, CIFAR10_STD
 from ..progress import progress_enabled
 from .lr_finder import DivergenceRule
@@ -321,6 +324,8 @@ def range_test(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, 
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     rule = DivergenceRule(smooth_f, threshold)
     mults, losses, epoch, batches = [], [], 0, iter(())
+    par = distributed.current()  # data-parallel (labnorm.distributed): DDP, each rank its slice of every batch
+    net = par.wrap(model) if par else model
     model.train()
     for i in range(steps):
         m = start * (end / start) ** (i / (steps - 1))
@@ -330,13 +335,16 @@ def range_test(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, 
         if x_y is None:
             batches, epoch = data.epoch(epoch), epoch + 1
             x_y = next(batches)
-        x, y = x_y
+        x, y = (par.shard(x_y[0]), par.shard(x_y[1])) if par else x_y
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-            out = model(x)
+            out = net(x)
         loss = criterion(out.float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if par:  # the whole batch's loss, the same on every rank (so every rank stops at the same step)
+            par.after_step(model)
+            loss = par.mean(loss)
         mults.append(m)
         losses.append(rule.update(loss.item()))
         if rule.diverged:
@@ -403,7 +411,9 @@ def train_fast(model: nn.Module, train_images: torch.Tensor, train_labels: torch
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     lookahead = Lookahead(model) if recipe.lookahead else None
     # The training forward, compiled where asked (evaluation stays eager: one compiled graph)
-    forward = torch.compile(model) if recipe.compile else model
+    par = distributed.current()  # data-parallel (labnorm.distributed): DDP, each rank its slice of every batch
+    forward = par.wrap(model) if par else model
+    forward = torch.compile(forward) if recipe.compile else forward
     whiten_steps = recipe.whiten_bias_epochs * steps_per_epoch
     show = progress_enabled() if progress is None else progress
     hist: dict[str, Any] = {"step_loss": [], "lr": [], "epochs": [], "bf16": bf16, "steps": total,
@@ -416,6 +426,8 @@ def train_fast(model: nn.Module, train_images: torch.Tensor, train_labels: torch
         for x, y in data.epoch(epoch):
             if step >= total:
                 break
+            if par:
+                x, y = par.shard(x), par.shard(y)
             if whiten_bias and step == int(whiten_steps):
                 whiten_bias[0].requires_grad_(False)  # frozen from here on (SGD skips a parameter without grad)
                 whiten_bias[0].grad = None
@@ -425,6 +437,8 @@ def train_fast(model: nn.Module, train_images: torch.Tensor, train_labels: torch
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if par:
+                par.after_step(model)
             hist["lr"].append(sched.get_last_lr()[0])
             sched.step()
             step += 1
@@ -433,7 +447,9 @@ def train_fast(model: nn.Module, train_images: torch.Tensor, train_labels: torch
                 lookahead.update(model, 0.95 ** 5 * (step / total) ** 3)
             bar.update(1)
         seconds = time.perf_counter() - t0
-        epoch_losses = torch.stack(losses).float().tolist()
+        epoch_losses = torch.stack(losses).float()
+        # (data-parallel: the mean over the ranks, the whole batch's loss, the same on every rank)
+        epoch_losses = (par.mean(epoch_losses) if par else epoch_losses).tolist()
         hist["step_loss"] += epoch_losses
         rec = {"epoch": epoch + 1, "train_loss": sum(epoch_losses) / len(epoch_losses), "seconds": seconds,
                "images_per_s": len(epoch_losses) * recipe.batch_size / seconds}
