@@ -156,7 +156,7 @@ def report(record: dict) -> Report:
     c = record["config"]
     base, arms, details = c["baseline"], list(c["arms"]), seed_details(record)
     done = [a for a in arms if summary(record, f"val_loss/{a}").n]
-    h1 = summary(record, "unigram_entropy").mean
+    h1, part = summary(record, "unigram_entropy").mean, f"{c['final_windows']} windows of " if c["final_windows"] else ""
     has_rms = lambda d, arm: arm in d["units"] and None not in d["units"][arm].get("rms", [None])  # noqa: E731
     rows = []
     for arm in arms:
@@ -168,7 +168,7 @@ def report(record: dict) -> Report:
                      cell(record, f"max_attn_logit/{arm}", 1), cell(record, f"rms_growth/{arm}", 2), div])
     table = Table(["arm", "val loss (nats/char)", "vs " + base, "tokens/s", "max attn logit", "RMS growth",
                    "diverged"], rows,
-                  note="val loss: cross-entropy on the whole validation split at the end, mean ± half-width of the "
+                  note=f"val loss: cross-entropy on {part}the validation split at the end, mean ± half-width of the "
                        f"95% interval over seeds; vs {base}: the paired difference (negative: lower loss). tokens/s: "
                        "training steps only. max attn logit: the largest q·k/√d of any layer and head on a fixed "
                        "validation batch at the end. RMS growth: the residual stream's RMS after the last block ÷ "
