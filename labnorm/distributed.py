@@ -12,8 +12,9 @@ batch of $B = Wb$. `torch.nn.parallel.DistributedDataParallel` (DDP) computes, a
    $g = \frac{1}{W}\sum_k \nabla_\theta L_k$ — the gradient of the mean loss over all $Wb$ samples.
    Every worker then takes the same optimizer step, so the parameters stay equal.
 3. **running statistics, not averaged**: a worker's BN updates its running mean and variance from its
-   own $b$ samples, and DDP does not average them. With `broadcast_buffers=True` (the default), at the
-   start of every forward DDP copies **rank 0's** buffers to every worker; what a checkpoint saved by
+   own $b$ samples, and DDP does not average them. By default (`broadcast_buffers=True`, called
+   `forward_sync_buffers` since torch 2.13), at the start of every forward DDP copies **rank 0's**
+   buffers to every worker; what a checkpoint saved by
    rank 0 holds is therefore rank 0's running statistics: one worker's $b$ samples per step.
 
 **labnorm's simulation** (`norm_batch=b`, `labnorm._norm_batch`) runs the same step on one process:
@@ -53,6 +54,7 @@ import atexit
 import contextlib
 import datetime
 import functools
+import inspect
 import os
 import shutil
 import socket
@@ -430,8 +432,12 @@ class DataParallel:
                 raise ValueError(f"DataParallel: synchronized statistics are defined for batch norm only; "
                                  f"{', '.join(other)} would keep per-worker statistics")
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=self.buffers == "rank0",
-                                       find_unused_parameters=True)
+        # Rank 0's buffers copied at each forward, or not ("mean": averaged after each step instead). torch 2.13
+        # renamed the switch `forward_sync_buffers` (it still copies them once, at construction)
+        sync = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(
+            DistributedDataParallel).parameters else "broadcast_buffers"
+        return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True,
+                                       **{sync: self.buffers == "rank0"})
 
     def after_step(self, model: nn.Module) -> None:
         if self.buffers == "mean":
