@@ -1,7 +1,7 @@
 """Build the site's Claims page from `labnorm.claims` and the saved records.
 
-Called by `scripts/mkdocs_hooks.py` at build time: returns the page's Markdown; nothing is
-written to the repository. Every claim of the five sources is listed once, with its quote, what
+Called by `scripts/render_pages.py` (`make pages`): returns the page's Markdown, which it commits
+as `docs/claims.md` (the site builds without torch). Every claim of the five sources is listed once, with its quote, what
 we test, our run (from the record's config and provenance), our number ± its 95% interval and
 the computed verdict; where several experiments test one claim, each test is listed and the one
 that decides is marked. Records are read from `labnorm.results.results_dir()` (`$LABNORM_RESULTS`
@@ -53,7 +53,7 @@ def build(root: Path | None = None, repo_url: str = "") -> str:
         "# Claims\n",
         '<div class="claims-page"></div>\n',
         "Every concrete claim of the five sources labnorm reproduces, with the runs that test it and the "
-        "verdict computed from their saved records — generated when the site is built, like the "
+        "verdict computed from their saved records — generated from them, like the "
         "[Results](results.md) page, so no number here is typed by hand.\n",
         f"**How a verdict is computed.** Our number is the mean over seeds ± the half-width of its {METHOD}. "
         "A claim comparing two arms is judged on their *paired* per-seed difference (`labnorm.verdict`): "

@@ -11,10 +11,13 @@
    (module → the notebooks that build it), `scripts/annotate.py` generates
    `source/<module>.md`: notes and code side by side, linked to the notebooks; each of those
    notebook pages gets a link back at its top (`on_page_content`).
-4. **Results.** `scripts/results_page.py` generates `results.md` and its figures from the
-   saved runs in `results/` and `benchmarks/results/`.
-5. **Claims.** `scripts/claims_page.py` generates `claims.md`: every claim of the five sources
-   (`labnorm.claims`) with the verdict computed from the same saved runs.
+4. **plotly.js, served by the site**, for the interactive figures (`docs/javascripts/figures.js`
+   loads it on the pages that have one): `node_modules/plotly.js-dist-min/plotly.min.js`,
+   published as `assets/plotly/plotly.min.js`. Without it the build warns.
+5. **Results and Claims** are plain files under `docs/` (`results.md`, `results/*.png`,
+   `claims.md`), rendered ahead from the saved runs by `scripts/render_pages.py` (`make pages`),
+   which needs torch; this hook imports no labnorm, so the site builds with the docs toolchain
+   alone (`requirements-docs.txt`). A test fails when the rendering is stale.
 """
 
 from __future__ import annotations
@@ -28,14 +31,13 @@ from mkdocs.structure.files import File, Files
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import annotate  # noqa: E402
-import claims_page  # noqa: E402
-import results_page  # noqa: E402
 
 log = logging.getLogger("mkdocs.hooks.labnorm")
 ROOT = Path(__file__).resolve().parent.parent
 MATHJAX = ROOT / "node_modules" / "mathjax" / "es5"
 # The parts of MathJax's es5 folder that the tex-mml-chtml component loads.
 MATHJAX_PARTS = ["tex-mml-chtml.js", "a11y", "ui", "input/tex/extensions", "output/chtml"]
+PLOTLY = ROOT / "node_modules" / "plotly.js-dist-min"
 
 
 def _add(files: Files, src_dir: Path, path: str, config) -> None:
@@ -47,14 +49,15 @@ def on_files(files: Files, config, **kwargs) -> Files:
     # (1) notebooks/NN_name.ipynb from the repository root
     for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         _add(files, ROOT, f"notebooks/{nb.name}", config)
-    # (3) annotated source pages, (4) the results page, (5) the claims page
+    # (3) annotated source pages
     for module, notebooks in _annotated(config).items():
         files.append(File.generated(config, _source_page(module), content=_annotated_page(module, notebooks, config)))
-    markdown, images = results_page.build(ROOT, config["repo_url"].rstrip("/"))
-    files.append(File.generated(config, "results.md", content=markdown))
-    for name, png in images.items():
-        files.append(File.generated(config, name, content=png))
-    files.append(File.generated(config, "claims.md", content=claims_page.build(ROOT, config["repo_url"].rstrip("/"))))
+    # (4) plotly.js under assets/plotly/, from node_modules
+    if (PLOTLY / "plotly.min.js").is_file():
+        files.append(File("plotly.min.js", str(PLOTLY), str(Path(config["site_dir"]) / "assets" / "plotly"), False))
+    else:
+        log.warning("plotly.js is not installed (node_modules/plotly.js-dist-min): run `npm ci`; "
+                    "interactive figures will not draw")
     # (2) MathJax under assets/mathjax/, from node_modules
     if not (MATHJAX / "tex-mml-chtml.js").is_file():
         log.warning("MathJax is not installed (node_modules/mathjax): run `npm ci`; math will not render")

@@ -1,7 +1,7 @@
 """Build the site's Results page from the saved records and benchmark results.
 
-Called by `scripts/mkdocs_hooks.py` at build time: returns the page's Markdown and its PNG
-figures; nothing is written to the repository. Every record is shown through its own
+Called by `scripts/render_pages.py` (`make pages`): returns the page's Markdown and its PNG
+figures, which it commits as `docs/results.md` and `docs/results/` (the site builds without torch). Every record is shown through its own
 experiment's `report()` — the same tables, figures and verdicts as its notebook — with its
 provenance. This script knows no experiment by name: a new experiment module appears here by
 itself. Records are read from `labnorm.results.results_dir()` (`$LABNORM_RESULTS` when set),
@@ -48,11 +48,12 @@ def _benchmark(rec: dict) -> str:
     return Table(header, [[cell(r, k) for k in header] for r in rows]).markdown()
 
 
-def build(root: Path, repo_url: str) -> tuple[str, dict[str, bytes]]:
-    """(Markdown of results.md, {file name beside the page: PNG bytes}). `root` is the repository."""
+def build(root: Path, repo_url: str, figure_dir: str = "") -> tuple[str, dict[str, bytes]]:
+    """(Markdown of results.md, {file name: PNG bytes}). `root` is the repository; the page links each
+    figure as `figure_dir/name` (beside the page when empty)."""
     parts = [
         "# Results\n",
-        "Every saved experiment record and benchmark of this repository, read when the site is built. "
+        "Every saved experiment record and benchmark of this repository, rendered from the saved files. "
         "Each record holds every seed that has run; each metric is shown as the mean ± the half-width "
         "of its 95% interval over seeds, and each verdict is computed from the paired difference of "
         "two arms on the same seeds (`labnorm.verdict`): one seed can only be *inconclusive*. Runs on "
@@ -78,7 +79,7 @@ def build(root: Path, repo_url: str) -> tuple[str, dict[str, bytes]]:
             names = [f"{name}__{scale}__{i}.png" for i in range(len(report.figures))]
             for fig, png in zip(report.figures, names):
                 images[png] = fig.png()
-            parts.append(report.markdown(names))
+            parts.append(report.markdown([f"{figure_dir}/{n}" if figure_dir else n for n in names]))
             cfg = ", ".join(f"`{k}`={v}" for k, v in rec.get("config", {}).items())
             parts.append(f"Config: {cfg}\n")
     bench = sorted(results.benchmarks_dir().glob("*.json"))

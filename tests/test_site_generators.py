@@ -3,9 +3,12 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import annotate  # noqa: E402
+import render_pages  # noqa: E402
 import results_page  # noqa: E402
 
 SOURCE = '''"""Module title.
@@ -68,11 +71,38 @@ def test_page_links_source_and_notebooks():
     assert 'href="https://example.org/x.py#L12"' in md
 
 
+@pytest.fixture(scope="module")
+def fresh():
+    return render_pages.render()
+
+
+def test_rendered_pages_are_up_to_date(fresh):
+    """docs/results.md, docs/results/*.png and docs/claims.md are what `make pages` renders from the saved
+    records now: a new record, a changed report or claim fails here until the pages are rendered again."""
+    stale = render_pages.stale(new=fresh)
+    assert not stale, f"stale rendering, run `make pages` (python scripts/render_pages.py): {stale}"
+
+
+def test_staleness_check_notices_a_changed_figure_and_page(tmp_path, fresh):
+    import shutil
+
+    docs = tmp_path / "docs"
+    shutil.copytree(ROOT / "docs", docs)
+    (docs / "claims.md").write_text((docs / "claims.md").read_text().replace("supported", "SUPPORTED", 1))
+    png = sorted((docs / "results").glob("*.png"))[0]
+    from PIL import Image
+
+    Image.new("RGB", Image.open(png).size, "black").save(png)
+    (docs / "results" / "gone__cpu__0.png").write_bytes(png.read_bytes())
+    assert render_pages.stale(docs, new=fresh) == sorted(["claims.md", f"results/{png.name}", "results/gone__cpu__0.png"])
+
+
 def test_results_page_shows_every_record_through_its_report(tmp_path, monkeypatch):
-    md, images = results_page.build(ROOT, "https://github.com/labnorm/labnorm")
+    md, images = results_page.build(ROOT, "https://github.com/labnorm/labnorm", figure_dir="results")
     records = sorted((ROOT / "results").glob("*.json"))
     for path in records:
         assert f"{path.stem}__0.png" in images and images[f"{path.stem}__0.png"][:4] == b"\x89PNG"
+        assert f"](results/{path.stem}__0.png)" in md
         assert f"## {path.stem.replace('__', ' · ')}" in md
     assert md.count("| device | scale | dataset | commit |") == len(records) + len(
         list((ROOT / "benchmarks" / "results").glob("*.json")))

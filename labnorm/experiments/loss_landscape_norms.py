@@ -27,6 +27,7 @@ from ..models import build_model
 from ..train.dry import dry_batch, dry_cut, dry_part
 from .common import cifar_subsets, train_run
 from .claims import verdicts
+from .plots import surfaces
 from .report import Figure, Report, Table, bands, baseline_note, cell, log_axis, seed_details
 from .runner import Experiment, SeedResult
 
@@ -204,9 +205,14 @@ def report(record: dict) -> Report:
         log_axis(ax, "y")
         ax.legend(fontsize=7, ncol=2)
 
+    seed = str(record["seeds"][0])  # the 2-D slices of the first seed, as the notebook shows them
+    arrays = record.get("arrays", {}).get(seed, {})
+    slices = {n: arrays[f"{n.replace('+', '_')}/2d_loss"] for n in norms if f"{n.replace('+', '_')}/2d_loss" in arrays}
+    plots = [surfaces(np.linspace(*record["config"]["grid_2d"]), slices, z_label="training loss",
+                      title=f"Filter-normalized 2-D slice of the training loss at the end of training, seed {seed}")] if slices else []
     return Report(record, [table], [Figure("Effective β along training (line: mean over seeds; band: lowest to highest "
                                            "seed)", draw)], verdicts(record),
-                  baseline_note(record, [("bn", "test_acc/bn")]))
+                  baseline_note(record, [("bn", "test_acc/bn")]), plots)
 
 
 EXPERIMENT = Experiment(

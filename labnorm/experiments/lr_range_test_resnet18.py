@@ -16,6 +16,7 @@ from ..models import build_model
 from ..train.fit import make_optimizer
 from .common import range_test
 from .claims import verdicts
+from .plots import curves
 from .report import Figure, Report, Table, bands, cell, log_axis, seed_details
 from .runner import Experiment, SeedResult
 
@@ -95,8 +96,15 @@ def report(record: dict) -> Report:
         log_axis(ax, "x")
         ax.legend()
 
+    details = seed_details(record)
+    first = [d["curves"][k] for d in details for k in range(len(norms))]  # the same y range as the static figure
+    low, high = min(min(c["loss"]) for c in first), max(c["loss"][0] for c in first)
+    plot = curves({n: [list(zip(d["curves"][k]["lr"], d["curves"][k]["loss"])) for d in details] for k, n in enumerate(norms)},
+                  x_label="learning rate", y_label="smoothed training loss", log_x=True,
+                  y_range=(low - 0.1 * (high - low), high + 0.6 * (high - low)),
+                  title="LR range test, every norm (line: mean over seeds; band: lowest to highest seed)")
     return Report(record, [table], [Figure("LR range test (line: mean over seeds; band: lowest to highest seed)", draw)],
-                  verdicts(record))
+                  verdicts(record), plots=[plot])
 
 
 EXPERIMENT = Experiment(

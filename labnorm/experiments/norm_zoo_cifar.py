@@ -38,6 +38,7 @@ from ..train.dry import dry
 from ..train.fit import fit
 from .common import cifar_subsets, never_learned, train_run
 from .claims import verdicts
+from .plots import heatmap, scatter
 from .report import Figure, Report, Table, bands, baseline_note, cell, interval_errors, ranking, seed_details
 from .runner import Experiment, SeedResult, summary, values
 from .units import missing_units, partial_summary
@@ -235,7 +236,10 @@ def report(record: dict) -> Report:
                       f"highest seed; dotted: {base})", by_batch, (10, 3.6)),
                Figure(f"Accuracy against cost: step time ÷ {base} measured in the same run (error bars: 95% "
                       "intervals over seeds)", cost, (3 * max(len(started), 1), 3.4))]
-    return Report(record, tables, figures, verdicts(record), notes)
+    acc, cost = "test_acc/{row}/b{col}", "step_ratio/{row}/b{col}"
+    plots = [heatmap(record, norms, started, acc, base), scatter(record, norms, started, cost, acc, x_label=f"step time ÷ {base}",
+                                                                 y_label="test accuracy")]
+    return Report(record, tables, figures, verdicts(record), notes, plots)
 
 
 EXPERIMENT = Experiment(

@@ -1,9 +1,9 @@
 r"""What an experiment shows: tables, figures and verdicts, the same in its notebook and on the site.
 
-An experiment's `report(record)` returns a `Report`. In a notebook, `report.show()` prints its
-tables and verdicts and draws its figures; the site's results page writes the same report as
-Markdown with PNG figures (`report.markdown()`, `figure.png()`). Nothing is written twice. Its
-verdicts are its claims judged on the record (`labnorm.experiments.claims.verdicts`).
+An experiment's `report(record)` returns a `Report`. In a notebook, `report.show()` shows its tables
+(HTML and text, `tables.Table`) and verdicts and draws its figures, `report.explore()` its interactive
+figures (`plots.Plot`); the results page writes the same report as Markdown with PNG figures and the
+interactive ones (`report.markdown()`). Nothing is written twice. Verdicts: its claims judged on the record.
 
 The helpers below build the pieces every report needs from a record's seeds:
 `cell(record, metric)` — "mean ± half-width (n=seeds)"; `judge(record, a, b, ...)` — a computed
@@ -14,6 +14,7 @@ never ranks noise; `bands(ax, ...)` — a curve per arm with its spread over see
 
 from __future__ import annotations
 
+import html
 import io
 import textwrap
 import warnings
@@ -27,38 +28,10 @@ from ..stats import METHOD, Verdict, verdict
 from .claims import TRAINED_LEVEL
 from .common import implementation_line
 from .runner import summary, values
+from .tables import Table, _ipython_display
 
 __all__ = ["Table", "Figure", "Report", "cell", "judge", "ranking", "bands", "interval_errors", "seed_details",
            "log_axis", "baseline_note"]
-
-
-@dataclass
-class Table:
-    """A table: column names (each defined in `note` where not obvious) and rows of printable cells."""
-
-    header: list[str]
-    rows: list[list[Any]]
-    title: str = ""
-    note: str = ""
-
-    def markdown(self) -> str:
-        lines = [f"**{self.title}**\n"] if self.title else []
-        lines += ["| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
-        lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in self.rows]
-        if self.note:
-            lines.append(f"\n{self.note}")
-        return "\n".join(lines) + "\n"
-
-    def text(self) -> str:
-        """Aligned plain text, for a notebook's output."""
-        cells = [self.header] + [[str(c) for c in row] for row in self.rows]
-        widths = [max(len(r[i]) for r in cells) for i in range(len(self.header))]
-        lines = [self.title] if self.title else []
-        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
-        lines.insert(len(lines) - len(self.rows), "  ".join("-" * w for w in widths))
-        if self.note:
-            lines.append(self.note)
-        return "\n".join(lines)
 
 
 @dataclass
@@ -88,7 +61,8 @@ class Figure:
 
         fig = self.render(dpi)
         buf = io.BytesIO()
-        fig.savefig(buf, format="png")
+        # No "Software" entry: the same drawing gives the same bytes under another matplotlib version
+        fig.savefig(buf, format="png", metadata={"Software": None})
         plt.close(fig)
         return buf.getvalue()
 
@@ -102,6 +76,7 @@ class Report:
     figures: list[Figure] = field(default_factory=list)
     verdicts: list[Any] = field(default_factory=list)  # claims.Assessment: prints 'word: test — figure (why)'
     notes: list[str] = field(default_factory=list)
+    plots: list[Any] = field(default_factory=list)  # plots.Plot: interactive figures (the site; `explore()`)
 
     @property
     def provenance(self) -> str:
@@ -112,9 +87,11 @@ class Report:
         return implementation_line(self.record)
 
     def show(self) -> None:
-        """Print the tables and verdicts and draw the figures (in a notebook or a terminal)."""
+        """Print the tables and verdicts and draw the figures. In Jupyter each table is displayed as an
+        object with both forms, HTML and the aligned text (what nbval and a terminal read)."""
         import matplotlib.pyplot as plt
 
+        display = _ipython_display()
         print(self.provenance)
         print(self.implementation)
         print(f"intervals: {METHOD}")
@@ -122,7 +99,10 @@ class Report:
             print(note)
         for table in self.tables:
             print()
-            print(table.text())
+            if display:
+                display(table)
+            else:
+                print(table.text())
         if self.verdicts:
             print()
         for v in self.verdicts:
@@ -131,6 +111,24 @@ class Report:
             figure.render(caption=True)
             plt.show()
 
+    def explore(self) -> None:
+        """Show the interactive figures (`plots`) in a notebook; `show()` draws the static ones a saved notebook keeps."""
+        for plot in self.plots:
+            plot.show()
+
+    def html(self) -> str:
+        """The report as HTML: provenance, notes, tables and verdicts (the figures are drawn by `show()`)."""
+        esc = html.escape
+        lines = [self.provenance, self.implementation, f"intervals: {METHOD}", *self.notes]
+        parts = [f"<p>{esc(line)}</p>" for line in lines]
+        parts += [t.html() for t in self.tables]
+        if self.verdicts:
+            parts.append("<ul>" + "".join(f"<li>{esc(str(v))}</li>" for v in self.verdicts) + "</ul>")
+        return '<div class="labnorm-report">' + "".join(parts) + "</div>"
+
+    def _repr_html_(self) -> str:
+        return self.html()
+
     def markdown(self, figure_names: Sequence[str] = ()) -> str:
         """The report as Markdown; figure `i` is linked as `figure_names[i]` (PNG files beside the page)."""
         parts = [f"Intervals: {METHOD}; the seeds are listed in the provenance line.\n", f"{self.implementation}\n"]
@@ -138,6 +136,8 @@ class Report:
         parts += [t.markdown() for t in self.tables]
         if self.verdicts:
             parts.append("\n".join(f"- **{v.word}** — {str(v).split(': ', 1)[1]}" for v in self.verdicts) + "\n")
+        # The interactive figures first (raw HTML blocks; figures.js draws them), then the static ones
+        parts += [f"{plot.html()}\n" for plot in self.plots]
         for figure, name in zip(self.figures, figure_names):
             parts.append(f"![{figure.caption}]({name})\n\n*{figure.caption}*\n")
         return "\n".join(parts)
