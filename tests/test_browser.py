@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,123 @@ def test_results_and_api_pages(server, browser):
     assert page.locator("text=BatchNorm2d").count() > 0
     assert page.locator("article mjx-container").count() > 5
     page.close()
+
+
+def _offline_page(browser, url, **viewport):
+    """A page that may load only from the local server: every other request is blocked (as offline), and
+    the console errors not caused by a blocked request are collected in `page.errors`."""
+    page = browser.new_page(viewport=viewport or {"width": 1400, "height": 900})
+    page.errors, blocked = [], []
+    page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(url) else (blocked.append(r.request.url), r.abort()))
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+
+    def console(m):
+        # A blocked external link (Material asks GitHub for the repository's stars) fails to load: allowed
+        if m.type == "error" and not (blocked and "ERR_FAILED" in m.text):
+            page.errors.append(m.text)
+    page.on("console", console)
+    return page
+
+
+def test_interactive_figures_draw_offline_and_answer_hover(server, browser):
+    """Every interactive figure of the results page draws from the site's own plotly.js with no network:
+    the heatmap's cells, the scatter's points, the range-test lines, the 3-D surface and cubes; hovering shows a
+    value; dragging turns the surface."""
+    url, site = server
+    page = _offline_page(browser, url)
+    start = time.monotonic()
+    page.goto(f"{url}/results/")
+    boxes = page.locator(".labnorm-plot")
+    n = boxes.count()
+    assert n >= 4
+    page.wait_for_function(f"() => document.querySelectorAll('.labnorm-plot[data-drawn] .main-svg').length >= {n}",
+                           timeout=30000)
+    drawn_s = time.monotonic() - start
+    marks = page.evaluate("""() => [...document.querySelectorAll('.labnorm-plot .js-plotly-plot')].map(gd => ({
+        types: gd._fullData.map(t => t.type),
+        heat: gd.querySelectorAll('.hm image').length, points: gd.querySelectorAll('.scatterlayer .point').length,
+        lines: gd.querySelectorAll('.scatterlayer .js-line').length, gl: gd.querySelectorAll('.gl-container canvas').length}))""")
+    kinds = {t for m in marks for t in m["types"]}
+    assert {"heatmap", "scatter", "surface", "scatter3d"} <= kinds, kinds
+    for m in marks:
+        if "heatmap" in m["types"]:
+            assert m["heat"] == 1, m
+        elif {"surface", "scatter3d"} & set(m["types"]):  # WebGL: a canvas
+            assert m["gl"] >= 1, m
+        else:
+            assert m["points"] > 10 or m["lines"] >= 3, m
+    # Only the site's own plotly.js, served once from assets/
+    scripts = page.evaluate("() => [...document.scripts].map(s => s.src).filter(s => s.includes('plotly'))")
+    assert scripts == [f"{url}/assets/plotly/plotly.min.js"], scripts
+    # Hover a heatmap cell: the value with its interval over seeds
+    heat = page.locator(".labnorm-plot:has(.hm) .nsewdrag").first
+    heat.scroll_into_view_if_needed()
+    box = heat.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.2)
+    page.wait_for_selector(".labnorm-plot .hoverlayer .hovertext", timeout=5000)
+    text = page.locator(".labnorm-plot .hoverlayer .hovertext").first.text_content()
+    assert "±" in text and "%" in text and "n=" in text, text
+    page.screenshot(path=str(site / "screenshots" / "results_heatmap_hover.png"))
+    # Turn the surface: a drag changes the camera
+    surface = page.locator(".labnorm-plot:has(.gl-container)").first
+    surface.scroll_into_view_if_needed()
+    eye = ("() => JSON.stringify(document.querySelector('.labnorm-plot .gl-container')"
+           ".closest('.js-plotly-plot').layout.scene.camera.eye)")
+    before = page.evaluate(eye)
+    b = surface.locator(".svg-container").bounding_box()
+    page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(b["x"] + b["width"] / 2 + 120, b["y"] + b["height"] / 2 + 30, steps=8)
+    page.mouse.up()
+    page.wait_for_function(f"() => ({eye})() !== {before!r}", timeout=5000)
+    page.screenshot(path=str(site / "screenshots" / "results_surface.png"))
+    assert not page.errors, page.errors
+    assert drawn_s < 10, f"figures drawn {drawn_s:.1f} s after the page was asked for"
+    page.close()
+
+
+def test_ranking_tables_sort_by_a_clicked_column(server, browser):
+    url, site = server
+    page = _offline_page(browser, url)
+    page.goto(f"{url}/results/")
+    table = page.locator(".labnorm-table.ranked table").first
+    table.scroll_into_view_if_needed()
+    headers = table.locator("thead th")
+    names = [h.inner_text().strip() for h in headers.all()]
+    col = next(i for i, h in enumerate(names) if h.startswith("norm"))
+
+    def column(i):
+        return table.evaluate(f"t => [...t.tBodies[0].rows].map(r => r.cells[{i}].innerText.trim())")
+
+    headers.nth(col).click()
+    assert headers.nth(col).get_attribute("aria-sort") == "ascending"
+    words = column(col)
+    assert words == sorted(words, key=str.lower) or words == sorted(words), words
+    headers.nth(0).click()  # "#": numbers, best first on the first click
+    ranks = [int(r) for r in column(0) if r.isdigit()]
+    assert ranks == sorted(ranks, reverse=True), ranks
+    headers.nth(0).click()
+    ranks = [int(r) for r in column(0) if r.isdigit()]
+    assert ranks == sorted(ranks), ranks
+    assert not page.errors, page.errors
+    page.close()
+
+
+def test_notebook_pages_read_at_phone_width(server, browser):
+    """At 390 px every notebook page fits: nothing but code and printed tables scrolls sideways, and
+    prose keeps a readable size."""
+    url, site = server
+    for ipynb in NOTEBOOKS:
+        page = _offline_page(browser, url, width=390, height=844)
+        page.goto(f"{url}/notebooks/{ipynb.stem}/")
+        wide = page.evaluate("() => document.documentElement.scrollWidth")
+        assert wide <= 391, f"{ipynb.stem}: the page is {wide} px wide at 390 px"
+        small = page.evaluate("""() => [...document.querySelectorAll('.jp-RenderedMarkdown p')]
+            .map(p => parseFloat(getComputedStyle(p).fontSize)).filter(s => s < 12).length""")
+        assert small == 0, f"{ipynb.stem}: {small} paragraphs under 12 px"
+        if ipynb.stem.startswith("09"):
+            page.screenshot(path=str(site / "screenshots" / f"{ipynb.stem}_phone.png"))
+        page.close()
 
 
 def test_notebook_pages_give_tables_and_code_the_width(server, browser):

@@ -4,6 +4,7 @@ for what nbval reads; and the interactive figures (plotly.js specs) the site dra
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from labnorm import experiments
@@ -85,11 +86,23 @@ def test_plots_are_small_json_safe_in_html(zoo_report):
 
 
 def test_pooling_cubes_highlight_what_each_norm_averages():
-    cube = plots.pooling_cubes(batch=4, channels=6, spatial=5, groups=2)
-    pooled = {t["hovertemplate"].split("<br>")[0]: len(t["x"]) for t in cube.spec["data"] if t["name"] == "pooled"}
-    # BN: one channel over N, H·W; LN: one sample over C, H·W; IN: one sample and channel; GN: one group of 3 channels
-    assert pooled == {"BatchNorm (bn)": 4 * 5, "LayerNorm (ln2d)": 6 * 5, "InstanceNorm (in)": 5, "GroupNorm (gn)": 3 * 5}
-    assert sum(len(t["x"]) for t in cube.spec["data"][:2]) == 4 * 6 * 5
+    cube = plots.pooling_cubes()
+    data = cube.spec["data"]
+    assert len(data) == 3 * len(plots.CUBES)
+    counts = {}
+    for k, title in enumerate(plots.CUBES):
+        first, second, other = data[3 * k: 3 * k + 3]
+        assert len(first["x"]) + len(second["x"]) + len(other["x"]) == 4 * 6 * 4  # every value once
+        counts[title] = (len(first["x"]), len(second["x"]))
+    # [N=4, C=6, H·W=4]: BN pools one channel over N and H·W; GN (G=3) one sample's 2 channels; IN one map
+    assert counts["Batch Norm / Batch Renorm"] == (16, 0) and counts["Group Norm (G=3)"] == (8, 0)
+    assert counts["Instance Norm"] == (4, 0) and counts["Layer Norm (ln)"] == (24, 0)
+    assert counts["EvoNorm-B0 (batch var; instance var inside)"] == (12, 4) and counts["Dynamic Tanh"] == (1, 0)
+    # A notebook's own sets are drawn as given
+    mask = np.zeros((2, 3, 2), dtype=bool)
+    mask[0] = True
+    mine = plots.pooling_cubes([("mine", mask, None)])
+    assert [len(t["x"]) for t in mine.spec["data"]] == [6, 0, 6]
 
 
 def test_no_page_ships_more_than_5_mb_of_figure_data():

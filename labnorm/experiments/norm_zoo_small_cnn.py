@@ -25,6 +25,7 @@ import torch
 from ..models import SmallCNN
 from .common import cifar_subsets, train_run
 from .claims import verdicts
+from .plots import pooling_cubes
 from .report import Figure, Report, Table, bands, baseline_note, cell, interval_errors, seed_details
 from .runner import Experiment, SeedResult, summary
 
@@ -157,7 +158,9 @@ def report(record: dict) -> Report:
                Figure(f"Training loss at batch {small}, smoothed (line: mean over seeds; band: lowest to highest seed)",
                       losses),
                Figure("Seconds per epoch on a shared machine, not a benchmark (error bars: 95% interval)", speed)]
-    return Report(record, [table], figures, verdicts(record), baseline_note(record, [("bn at batch 128", "test_acc/bn/b128")]) + notes)
+    # What each layer pools, to turn while reading the table (notebook 09's cubes)
+    return Report(record, [table], figures, verdicts(record), baseline_note(record, [("bn at batch 128", "test_acc/bn/b128")]) + notes,
+                  [pooling_cubes()])
 
 
 EXPERIMENT = Experiment(

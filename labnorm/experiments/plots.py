@@ -24,7 +24,7 @@ import numpy as np
 from ..stats import verdict
 from .runner import summary, values
 
-__all__ = ["Plot", "heatmap", "scatter", "curves", "surfaces", "pooling_cubes", "POOLED"]
+__all__ = ["Plot", "heatmap", "scatter", "curves", "surfaces", "pooling_cubes", "CUBES"]
 
 FONT = {"size": 13}  # readable ticks at the site's width
 
@@ -204,45 +204,43 @@ def surfaces(grid: Sequence[float], slices: Mapping[str, np.ndarray], *, z_label
     return Plot(title, {"data": data, "layout": layout})
 
 
-# What each norm averages over, for one value of an [N, C, H, W] tensor (G groups of channels): the axes kept.
-POOLED = {"BatchNorm (bn)": "per channel: over N, H, W", "LayerNorm (ln2d)": "per sample: over C, H, W",
-          "InstanceNorm (in)": "per sample and channel: over H, W", "GroupNorm (gn)": "per sample and group: over C/G, H, W"}
+# Notebook 09's drawing (N=4 samples, C=6 channels, H·W=4 positions, G=3 groups, ghost batches of V=2): for
+# each layer, the block of values pooled with x[0, 0, 0] as (samples, channels, positions), and a second set.
+_A, _1 = slice(None), slice(0, 1)
+CUBES = {"Batch Norm / Batch Renorm": ((_A, _1, _A), None), "Ghost BN (V=2)": ((slice(0, 2), _1, _A), None),
+         "Layer Norm (ln)": ((_1, _A, _A), None), "Group Norm (G=3)": ((_1, slice(0, 2), _A), None),
+         "Instance Norm": ((_1, _1, _A), None), "Layer Norm 2d / RMSNorm 2d": ((_1, _A, _1), None),
+         "Filter Response Norm (mean square)": ((_1, _1, _A), None), "EvoNorm-S0 (G=3, var)": ((_1, slice(0, 2), _A), None),
+         "EvoNorm-B0 (batch var; instance var inside)": ((_A, _1, _A), (_1, _1, _A)), "Dynamic Tanh": ((_1, _1, _1), None)}
 
 
-def _pooled(norm: str, n: int, c: int, s: int, groups: int) -> bool:
-    """Whether value (n, c, s) is pooled with value (0, 0, 0) by `norm` (a key of POOLED)."""
-    return {"BatchNorm (bn)": c == 0, "LayerNorm (ln2d)": n == 0, "InstanceNorm (in)": n == 0 and c == 0,
-            "GroupNorm (gn)": n == 0 and c // groups == 0}[norm]
-
-
-def pooling_cubes(batch: int = 4, channels: int = 6, spatial: int = 5, groups: int = 2) -> Plot:
-    """The N × C × H·W tensor of one layer's input as cubes, one norm at a time (a menu picks it): the values
-    averaged together with the first one (N = 0, C = 0) are highlighted — the set that norm's mean and
-    variance are computed over (Wu & He 2018, Figure 2, as a figure to turn)."""
-    cells = [(n, c, s) for n in range(batch) for c in range(channels) for s in range(spatial)]
+def pooling_cubes(sets: Sequence[tuple[str, np.ndarray, np.ndarray | None]] | None = None) -> Plot:
+    """Every value of an [N, C, H·W] map as a cube, one layer at a time (a menu picks it): highlighted, the values
+    that share one set of statistics with the first value (orange: a second set inside it). `sets`: (title, boolean
+    mask, second mask or None), as notebook 09 defines them; by default `CUBES`."""
+    if sets is None:
+        sets = []
+        for title, blocks in CUBES.items():
+            masks = [None if b is None else np.zeros((4, 6, 4), dtype=bool) for b in blocks]
+            for m, b in zip(masks, blocks):
+                if m is not None:
+                    m[b] = True
+            sets.append((title, *masks))
     data = []
-    for k, (norm, what) in enumerate(POOLED.items()):
-        inside = [_pooled(norm, n, c, s, channels // groups) for n, c, s in cells]
-        for pooled in (True, False):
-            pts = [p for p, i in zip(cells, inside) if i == pooled]
-            data.append({"type": "scatter3d", "mode": "markers", "visible": k == 0, "name": "pooled" if pooled else "other",
-                         "x": [p[2] for p in pts], "y": [p[1] for p in pts], "z": [p[0] for p in pts],
-                         "marker": {"symbol": "square", "size": 14 if pooled else 9, "opacity": 1.0 if pooled else 0.25,
-                                    "color": "#1f77b4" if pooled else "#bbbbbb", "line": {"width": 0}},
-                         "hovertemplate": f"{norm}<br>N %{{z}}, C %{{y}}, H·W %{{x}}<br>"
-                                          f"{'pooled: ' + what if pooled else 'another set'}<extra></extra>"})
-    names = list(POOLED)
-    buttons = [{"label": n, "method": "update",
-                "args": [{"visible": [j // 2 == k for j in range(2 * len(names))]},
-                         {"title.text": f"{n}: the values averaged together, {POOLED[n]}"}]}
-               for k, n in enumerate(names)]
-    axis = {"showgrid": True, "zeroline": False}
-    layout = {"title": {"text": f"{names[0]}: the values averaged together, {POOLED[names[0]]}"}, "font": FONT,
-              "height": 560, "margin": {"t": 60, "r": 10, "b": 10, "l": 10}, "showlegend": True,
-              "scene": {"xaxis": {"title": {"text": "H·W"}, **axis}, "yaxis": {"title": {"text": f"C ({groups} groups)"}, **axis},
-                        "zaxis": {"title": {"text": "N"}, **axis}, "aspectmode": "data",
-                        "camera": {"eye": {"x": 1.6, "y": -1.6, "z": 1.1}}},
-              "updatemenus": [{"type": "dropdown", "buttons": buttons, "x": 0.0, "y": 1.0, "xanchor": "left",
-                               "yanchor": "top", "showactive": True}]}
-    return Plot(f"Which values each norm averages over, in an N={batch}, C={channels}, H·W={spatial} tensor "
-                "(highlighted: the set that holds N=0, C=0)", {"data": data, "layout": layout})
+    for k, (title, mask, second) in enumerate(sets):
+        second = np.zeros_like(mask) if second is None else second
+        for name, where, style in [("pooled", mask & ~second, (13, 1.0, "#1f77b4")), ("second set", second, (13, 1.0, "#ff7f0e")),
+                                   ("other values", ~(mask | second), (7, 0.25, "#999999"))]:
+            n, c, p = np.nonzero(where)
+            data.append({"type": "scatter3d", "mode": "markers", "visible": k == 0, "name": name, "x": n.tolist(),
+                         "y": c.tolist(), "z": p.tolist(), "showlegend": bool(len(n)),
+                         "marker": {"symbol": "square", "size": style[0], "opacity": style[1], "color": style[2]},
+                         "hovertemplate": f"{title}<br>n %{{x}}, c %{{y}}, position %{{z}}: {name}<extra></extra>"})
+    buttons = [{"label": t, "method": "update", "args": [{"visible": [j // 3 == k for j in range(3 * len(sets))]},
+                                                          {"title.text": f"Pooled by {t}"}]} for k, (t, _, _) in enumerate(sets)]
+    axes = {a: {"title": {"text": t}, "dtick": 1} for a, t in zip(("xaxis", "yaxis", "zaxis"), ("N", "C", "H·W"))}
+    layout = {"title": {"text": f"Pooled by {sets[0][0]}"}, "font": FONT, "height": 560, "margin": {"t": 60, "r": 10, "b": 10, "l": 10},
+              "scene": {**axes, "aspectmode": "data", "camera": {"eye": {"x": 1.6, "y": -1.6, "z": 1.1}}},
+              "updatemenus": [{"type": "dropdown", "buttons": buttons, "x": 0.0, "y": 1.0, "xanchor": "left", "yanchor": "top"}]}
+    return Plot("Which values of an [N, C, H, W] map share one set of statistics with the first value, per layer",
+                {"data": data, "layout": layout})
