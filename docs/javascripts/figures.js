@@ -21,6 +21,32 @@
     return loading;
   }
 
+  // A narrow screen (a phone): the title wrapped to the width, smaller type, colour bar and legend below.
+  function fit(spec, width) {
+    if (width >= 640) return;
+    const layout = spec.layout;
+    const perLine = Math.max(20, Math.floor(width / 8));
+    if (layout.title && layout.title.text) {
+      const lines = [];
+      for (const word of layout.title.text.split(" ")) {
+        const last = lines.length - 1;
+        if (last >= 0 && (lines[last] + " " + word).length <= perLine) lines[last] += " " + word;
+        else lines.push(word);
+      }
+      layout.title.text = lines.join("<br>");
+      layout.title.font = { size: 12 };
+      layout.margin = Object.assign({}, layout.margin, { t: 24 + 16 * lines.length, l: 40, r: 10 });
+    }
+    layout.font = Object.assign({}, layout.font, { size: 11 });
+    layout.legend = Object.assign({}, layout.legend, { orientation: "h", y: -0.25 });
+    for (const trace of spec.data) {
+      if (trace.colorbar) {
+        Object.assign(trace.colorbar, { orientation: "h", y: -0.3, thickness: 12, len: 1, lenmode: "fraction" });
+        trace.colorbar.title = Object.assign({}, trace.colorbar.title, { side: "top" });
+      }
+    }
+  }
+
   function drawAll() {
     const boxes = [...document.querySelectorAll(".labnorm-plot:not([data-drawn])")];
     if (!boxes.length || !PLOTLY) return;
@@ -32,6 +58,7 @@
         box.dataset.drawn = "1";
         const target = document.createElement("div");
         box.appendChild(target);
+        fit(spec, box.clientWidth);
         Plotly.newPlot(target, spec.data, spec.layout, { responsive: true, displaylogo: false });
       }
     });
