@@ -12,10 +12,15 @@ experiment:
   and optimizer of its own runs);
 - `UNTESTED`: the claims no experiment tests, each with why;
 - `assess_all()`: every claim of the five sources judged on the saved records, **one verdict per
-  claim**. Where several experiments test the same claim (the same source, quote and part), the
-  page shows every test and the run **closest to the source's setting decides** (`decide`): the
-  one whose config matches most of the setting's items, then the one that trains on the most
-  images, then the first listed.
+  claim**;
+- `own_claims()`: the notebooks' own questions (`source` ""), each after a paper that is not one of
+  the five sources (Wu & He's Group Normalization, the Transformer papers of notebook 12, ...; `where`
+  cites it), judged on the record of the experiment that asks it.
+
+In `assess_all`, where several experiments test the same claim (the same source, quote and part), the
+page shows every test and the run **closest to the source's setting decides** (`decide`): the one whose
+config matches most of the setting's items, then the one that trains on the most images, then the first
+listed.
 
 `scripts/claims_page.py` renders the result; no number on the page is typed by hand.
 """
@@ -28,7 +33,7 @@ from typing import Callable
 from .experiments.claims import DATASET, WORDS, Assessment, Claim, assess, config_value, of
 
 __all__ = ["WORDS", "DATASET", "Source", "SOURCES", "Untested", "UNTESTED", "Judged", "closeness", "decide",
-           "tested_claims", "assess_all"]
+           "tested_claims", "assess_all", "own_claims"]
 
 
 @dataclass(frozen=True)
@@ -196,3 +201,19 @@ def assess_all(load: Callable[[str], dict | None] | None = None) -> list[Judged]
     judged = [Judged(k[0], tests[0][0].claim.where, k[1], decide(tests)) for k, tests in groups.items()]
     judged += [Judged(u.source, u.where, u.quote, untested=u) for u in UNTESTED]
     return sorted(judged, key=lambda j: list(SOURCES).index(j.source))
+
+
+def own_claims(load: Callable[[str], dict | None] | None = None) -> list[tuple[str, list[Assessment]]]:
+    """(experiment, its claims judged on its saved record) for every experiment that tests claims of papers that
+    are not one of the five sources (`Claim.source` ""), in registry order; `where` names each claim's paper."""
+    from .experiments import experiments
+
+    if load is None:
+        from .experiments import reference as load
+    out = []
+    for name in experiments():
+        own = [c for c in of(name) if not c.source]
+        if own:
+            record = load(name)
+            out.append((name, [assess(c, record, name) for c in own]))
+    return out

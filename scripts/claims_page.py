@@ -52,8 +52,8 @@ def build(root: Path | None = None, repo_url: str = "") -> str:
         "---\nhide:\n  - toc\n---\n",
         "# Claims\n",
         '<div class="claims-page"></div>\n',
-        "Every concrete claim of the five sources labnorm reproduces, with the runs that test it and the "
-        "verdict computed from their saved records — generated from them, like the "
+        "Every concrete claim of the five sources labnorm reproduces, and the [notebooks' own questions](#own) of "
+        "other papers, with the runs that test them and the verdict computed from their saved records — generated from them, like the "
         "[Results](results.md) page, so no number here is typed by hand.\n",
         f"**How a verdict is computed.** Our number is the mean over seeds ± the half-width of its {METHOD}. "
         "A claim comparing two arms is judged on their *paired* per-seed difference (`labnorm.verdict`): "
@@ -84,7 +84,32 @@ def build(root: Path | None = None, repo_url: str = "") -> str:
             rows.append(_row(number, j))
         parts.append(Table(["#", "claim", "what we test", "our run", "our number (95% interval)", "verdict"],
                            rows).markdown())
+    parts += _own_questions()
     return "\n".join(parts)
+
+
+def _own_questions() -> list[str]:
+    """The notebooks' own questions (`labnorm.claims.own_claims`): claims of papers that are not one of the five
+    sources, by experiment, numbered Q1, Q2, ... (the sources' claims keep the plain numbers)."""
+    own = claims.own_claims()
+    parts = ["## The notebooks' own questions { #own }\n",
+             "Beyond the five sources, the notebooks ask what the papers behind their techniques claim — Wu & He's "
+             "Group Normalization, the Transformer papers of notebook 12, and others, each cited beside its quote "
+             "with the paper's own setting. They are judged by the same rules, on the record of the experiment that "
+             "asks them; our runs are far smaller than the papers', which each *partial* note says.\n"]
+    counts = [[f"[`{name}`](#own-{name.replace('_', '-')})", *(sum(a.word == w for a in tests) for w in claims.WORDS),
+               len(tests)] for name, tests in own]
+    parts.append(Table(["experiment", *claims.WORDS, "questions"], counts).markdown())
+    number = 0
+    for name, tests in own:
+        parts.append(f"### `{name}` {{ #own-{name.replace('_', '-')} }}\n")
+        rows = []
+        for a in tests:
+            number += 1
+            rows.append(_row(f"Q{number}", claims.Judged("", a.claim.where, a.claim.quote, (a,))))
+        parts.append(Table(["#", "claim", "what we test", "our run", "our number (95% interval)", "verdict"],
+                           rows).markdown())
+    return parts
 
 
 if __name__ == "__main__":

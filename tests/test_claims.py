@@ -280,3 +280,16 @@ def test_the_page_reads_records_from_labnorm_results(tmp_path, monkeypatch):
     assert all(j.word == "not run" for j in judged)
     assert all("no saved record" in a.reason for j in judged for a in j.tests)
     assert "## " + SOURCES["gan-wn"].title in claims_page.build(ROOT)
+
+
+def test_the_notebooks_own_questions_are_judged_once_each_with_their_paper():
+    own = claims.own_claims()
+    listed = [(name, a.claim) for name, tests in own for a in tests]
+    expected = [(name, c) for name in experiments() for c in of(name) if not c.source]
+    assert listed == expected and {"fast_cifar", "transformer_norms"} <= {name for name, _ in own}
+    assert all(a.word in WORDS and a.claim.where for _, tests in own for a in tests)
+    md = claims_page.build(ROOT)
+    for name, tests in own:
+        assert f"`{name}`" in md
+        for a in tests:
+            assert a.claim.quote.split("[")[0][:30] in md
