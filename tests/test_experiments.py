@@ -250,7 +250,7 @@ def test_norm_zoo_cifar_budget_units_and_every_cpu_norm_in_the_fast_resnet():
     assert [zoo.budget(gpu, b) for b in (2, 8, 32, 128)] == [(1, 20000), (1, 50000), (6, 50000), (10, 50000)]
     assert zoo.lr_at(cpu, 2) == 0.2 * 2 / 128
     units = zoo.units(cpu)
-    assert len(units) == len(set(units)) == 18 * 4 and units[0] == "bn/b128" and units[18] == "bn/b2"
+    assert len(units) == len(set(units)) == 19 * 4 and units[0] == "bn/b128" and units[19] == "bn/b2"
     torch.manual_seed(0)
     x = torch.randn(2, 3, 32, 32)
     for norm in cpu.norms:  # every cpu-scale norm builds at width 1/8 and trains a step at batch 2

@@ -32,7 +32,7 @@ from .runner import Experiment, SeedResult, summary
 # Every norm of labnorm's zoo, with BN, GN and WS+GN; GN, WS+GN and EvoNorm-S0 use the same 8 groups,
 # Ghost BN virtual batches of 32 samples.
 NORMS = ("none", "bn", "gn:8", "ln", "in", "ws+gn:8", "rms", "ln2d", "frn", "evob0", "evos0:8", "brn", "gbn:32",
-         "dyt")
+         "dyt", "grn")
 
 
 @dataclass(frozen=True)
