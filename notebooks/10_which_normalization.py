@@ -199,6 +199,14 @@ print(f"{record['source']} record")
 zoo.report(record).show()
 
 # %% [markdown]
+# The same record as figures you can turn (on the site and in Jupyter or Colab): hover a cell of the
+# heatmap for its mean, interval and paired difference from BN; hover a point of the scatter for a norm's
+# accuracy against its step time.
+
+# %%
+zoo.report(record).explore()
+
+# %% [markdown]
 # ## Reference results
 #
 # The largest saved record of this experiment (a gpu run first), with its provenance line.

@@ -295,6 +295,29 @@ else:
     fast.report(reference).show()
 
 # %% [markdown]
+# ### How far it goes: accuracy against minutes
+#
+# `benchmarks/bench_fast_frontier.py` trains the BN net once per row at other widths and lengths, on
+# all 50,000 / 10,000 images, and saves each row with its wall time and the machine's load just
+# before it (a row timed beside another job says so). One seed per row: a row shows what a
+# configuration reaches, not an interval; the record above, with its seeds, is the experiment.
+
+# %%
+from labnorm.results import load_benchmark
+
+frontier = load_benchmark("fast_frontier")
+if frontier is None:
+    print("no saved frontier (benchmarks/results/fast_frontier__cpu.json is in the repository)")
+else:
+    print(f"{'width':>5} {'epochs':>6} {'precision':>9} {'TTA':>7} {'plain':>7} {'minutes':>7} {'load before':>11}")
+    for r in frontier["rows"]:
+        print(f"{r['width']:5g} {r['epochs']:6g} {'bf16' if r['bf16'] else 'float32':>9} {r['test_acc_tta']:7.2%} "
+              f"{r['test_acc']:7.2%} {r['wall_seconds'] / 60:7.1f} {r['load_before'] if r['load_before'] is not None else '—':>11}")
+    for r in frontier["rows"]:
+        if r.get("note"):
+            print(f"width {r['width']:g}, {r['epochs']:g} epochs: {r['note']}")
+
+# %% [markdown]
 # ## 9. What each piece buys
 #
 # `fast_cifar_ablation` trains BN in a short configuration (at `cpu` scale a quarter-width net for 5
@@ -310,7 +333,83 @@ if saved_ablation is not None and saved_ablation["scale"] != SCALE:
     ablation.report(saved_ablation).show()
 
 # %% [markdown]
-# ## 10. What we found
+# ## 10. What your multi-GPU run computes
+#
+# `norm_batch=b` is a simulation: one process pretends to be $W$ workers of $b$ images. Here is the
+# real thing, on the CPU: $W = 2$ processes, joined by `torch.distributed`'s gloo backend over
+# loopback, each holding a copy of a small CNN with BN and $b = 4$ images of one batch of 8, take one
+# SGD step under `torch.nn.parallel.DistributedDataParallel` (DDP). Three ways to train with BN on
+# several GPUs, side by side:
+#
+# | | each worker normalizes with | gradient | running statistics kept |
+# |---|---|---|---|
+# | **per-GPU BN** (DDP's default) | its own $b$ images | averaged over the workers | rank 0's: DDP copies them to every worker at each forward (`broadcast_buffers=True`, named `forward_sync_buffers` since torch 2.13) |
+# | **SyncBN** (`torch.nn.SyncBatchNorm`) | all $Wb$ images: the per-worker sums $\sum x$, $\sum (x - \mu)^2$ and counts are all-reduced | averaged; the backward all-reduces the gradients flowing into the sums | the whole batch's, the same on every worker |
+# | **labnorm's simulation** (`norm_batch=b`, one process) | its group of $b$ consecutive images | of the mean loss over all $Wb$ images | the mean over the groups |
+#
+# Per-GPU BN and the simulation compute the same outputs, gradients and parameters — worker $k$ is
+# group $k$ — and differ only in which running statistics they keep: rank 0's one group, or the
+# mean of all groups (which DDP also holds if the workers' buffers are averaged after each step,
+# `labnorm.distributed.average_buffers`). SyncBN is BN over the whole batch: `norm_batch=None`.
+#
+# torch's `SyncBatchNorm` runs on GPUs only: under DDP on CPU processes it raises "SyncBatchNorm
+# layers only work with GPU modules". `labnorm.distributed.SyncBatchNorm2d` computes the same thing
+# with `torch.distributed.all_reduce`, so the CPU can show it too. Each worker of the run below calls
+# `labnorm.distributed.ddp_one_step`, which in essence is:
+#
+# ```python
+# model = small_cnn("bn")                      # the same seed on every worker
+# ddp = DistributedDataParallel(model)         # default settings
+# out = ddp(x[rank * b:(rank + 1) * b])        # this worker's b images
+# cross_entropy(out, y[rank * b:(rank + 1) * b]).backward()   # DDP averages the gradients here
+# torch.optim.SGD(model.parameters(), lr=0.5).step()
+# ```
+
+# %%
+from labnorm import distributed
+
+# One step under real DDP on 2 CPU processes (spawned here), against one process with norm_batch=4 / None
+rows = distributed.ddp_vs_simulation("bn", world_size=2, per_worker=4)
+columns = ["outputs", "gradients", "parameters", "running stats"]
+print(f"{'DDP run (2 processes x 4 images)':56} {'one process':16}" + "".join(f"{c:>15}" for c in columns))
+for r in rows:
+    print(f"{r['DDP run']:56} {r['one process']:16}" + "".join(f"{r[c]:15.1e}" for c in columns))
+
+# %% [markdown]
+# Each number is the largest absolute difference, in float64, between what the DDP workers hold after
+# the step and what the one process holds (outputs per sample, the averaged gradients, the updated
+# parameters, the running mean and variance). The same comparison, for every batch-dependent norm
+# of labnorm on 2 and on 4 processes, is `tests/test_distributed.py`. In words:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+per_gpu, averaged, sync, whole = rows
+print("per-GPU BN == norm_batch=4 (outputs, gradients, parameters):",
+      max(per_gpu[c] for c in columns[:3]) < 1e-12)
+print("per-GPU BN keeps rank 0's running statistics, not the mean over workers:", per_gpu["running stats"] > 1e-3)
+print("averaged over the workers, they are norm_batch=4's:", averaged["running stats"] < 1e-12)
+print("SyncBN == norm_batch=None, running statistics included:", max(sync[c] for c in columns) < 1e-12)
+print("per-GPU BN != whole-batch BN:", whole["outputs"] > 0.01)
+
+# %% [markdown]
+# **Running it on your GPUs.** `torchrun` starts one process per GPU; labnorm's command line joins
+# them, gives each rank its slice of every batch (every rank draws the same batch of $B$ images, as
+# one process would, and keeps $B/N$ of them), averages the running statistics after each step, and
+# rank 0 alone writes the record, with the world size in its provenance:
+#
+# ```bash
+# torchrun --nproc_per_node=8 -m labnorm run fast_cifar --scale gpu --seeds 3                      # per-GPU BN
+# torchrun --nproc_per_node=8 -m labnorm run fast_cifar --scale gpu --seeds 3 --batch-stats sync   # SyncBN
+# torchrun --nproc_per_node=2 -m labnorm run fast_cifar --scale smoke --dry-run --dry-batch 4       # 2 CPU processes
+# ```
+#
+# So a run on 8 GPUs at batch 1024 computes what `norm_batch=128` computes on one process, to float32
+# rounding (`tests/test_distributed.py` trains `train_fast` both ways and compares every step), and
+# `--batch-stats sync` what `norm_batch=None` computes. To run torch's own `SyncBatchNorm` against
+# labnorm's on GPUs: `torchrun --nproc_per_node=N scripts/gpu_ddp_check.py`.
+
+# %% [markdown]
+# ## 11. What we found
 #
 # Every number in this section is printed by the cells above from the saved records; read them
 # there. What they show at `cpu` scale, on this 2-core CPU:
@@ -318,9 +417,17 @@ if saved_ablation is not None and saved_ablation["scale"] != SCALE:
 # - **A trained BN net in under ten minutes.** The half-width net with BN, 12 epochs over all 50,000
 #   images, lands in the high 80s with test-time augmentation on every seed, each run well inside ten
 #   minutes of wall time (the table's last column) — a trained network, where the earlier
-#   experiments' baselines stopped between 33% and 66%. It does **not** reach 90%: on this JPEG copy
-#   of CIFAR-10, at this width and length, the recipe stops short of it, and the rules of the claims
-#   page count a baseline above 85% as trained.
+#   experiments' baselines stopped between 33% and 66%. It does **not** reach 90%, and the rules of
+#   the claims page count a baseline above 85% as trained.
+# - **How far the recipe goes here.** The frontier table shows it: 5 epochs at half width pass 85% in
+#   under four minutes; a wider net for fewer epochs (three quarters, 7 epochs) gains nothing over the
+#   half-width 12-epoch runs; float32 instead of bf16 moves a short run by less than half a point; and
+#   the full-width net at the record recipe's length — airbench94's net and hyperparameters, which
+#   reach 94% on the original images ([Jordan 2024](https://arxiv.org/abs/2404.00498)) — reaches about
+#   90% here, in under twenty minutes of this 2-core CPU. The same recipe thus sits about four points
+#   below its published figure; the JPEG q75 copy of CIFAR-10 these runs train and test on is the
+#   largest difference between the two runs that we know of (bf16, the other one, costs less than half
+#   a point above). Here 90% costs the full-width net, not the half-width one that ten minutes buy.
 # - **GN in a BN-tuned recipe.** GN, at the learning rate its range test gives and with the same rules
 #   for its scale and shift, ends well below BN on every seed (the table), where Wu & He report half a
 #   point on ImageNet with BN's hyperparameters. Its range-test learning rate moved between seeds, and
