@@ -206,6 +206,13 @@ print(f"{lr_test['source']} record")
 lr_exp.report(lr_test).show()
 
 # %% [markdown]
+# The same range tests to explore: click a name in the legend to hide or show its curve, hover for the
+# loss at a learning rate.
+
+# %%
+lr_exp.report(lr_test).explore()
+
+# %% [markdown]
 # ## The one-cycle schedule
 #
 # `OneCycleLR` for a run of 1,000 steps with $\eta_{max} = 0.2$ — the learning rate and SGD's

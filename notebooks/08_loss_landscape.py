@@ -444,6 +444,13 @@ print(f"{run['source']} record; the figures after the report show its first seed
 show(run)
 
 # %% [markdown]
+# The 2-D landscape as a surface you can turn: drag to rotate, pick the norm from the menu, hover for
+# the loss at a point of the plane.
+
+# %%
+experiments.get("loss_landscape_norms").report(run).explore()
+
+# %% [markdown]
 # ## Reference results
 #
 # The largest saved record (`python -m labnorm run loss_landscape_norms --scale cpu --seeds 3`):

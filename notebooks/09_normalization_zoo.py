@@ -164,6 +164,14 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
+# The same cubes to turn: pick a layer from the menu and drag the cube to rotate it.
+
+# %%
+from labnorm.experiments import plots
+
+plots.pooling_cubes(ZOO).show()
+
+# %% [markdown]
 # ## The zoo, line by line
 #
 # Most layers standardize over some dims and apply a per-channel affine; `standardize` is that
