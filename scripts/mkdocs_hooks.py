@@ -18,11 +18,18 @@
    `claims.md`), rendered ahead from the saved runs by `scripts/render_pages.py` (`make pages`),
    which needs torch; this hook imports no labnorm, so the site builds with the docs toolchain
    alone (`requirements-docs.txt`). A test fails when the rendering is stale.
+6. **Exercise solutions, one click away.** A notebook code cell tagged `solution` (the worked answer of
+   a "Try it" exercise; `jupyter.source_hidden` collapses it in JupyterLab) is wrapped on its page in
+   a collapsed `<details class="solution"><summary>Solution</summary>…</details>` block
+   (`wrap_solutions`, from `on_page_content`). nbconvert writes a cell's tags as classes of the
+   cell's `<div>` (`celltag_solution`); mkdocs-jupyter's template nests a second such `<div>` inside
+   the first, and the outer one is wrapped, input and output together.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -92,11 +99,43 @@ def _annotated_page(module: str, notebooks: list[str], config) -> str:
     return annotate.page(module, (ROOT / module).read_text(), url, links)
 
 
+# The opening tag of a <div> whose class list has `celltag_solution`, and any <div> tag, opening or closing
+_SOLUTION_DIV = re.compile(r"""<div\b[^>]*\bclass\s*=\s*["'][^"']*\bcelltag_solution\b[^"']*["'][^>]*>""", re.I)
+_DIV_TAG = re.compile(r"<(/?)div\b[^>]*>", re.I)
+SOLUTION_OPEN = '<details class="solution"><summary>Solution</summary>\n'
+SOLUTION_CLOSE = "\n</details>"
+
+
+def wrap_solutions(html: str) -> str:
+    """Wrap each cell tagged `solution` (a `<div>` with the class `celltag_solution`, with all it holds)
+    in a collapsed `<details class="solution">` block whose summary reads "Solution".
+
+    The `<div>`s inside a cell are counted to find where it ends (the text of code and outputs is
+    HTML-escaped, so no `<div` in it is a tag); a `<div>` inside a wrapped one is left as it is. A cell
+    whose end cannot be found (unbalanced HTML) is left unwrapped, with a warning."""
+    out, pos = [], 0
+    while m := _SOLUTION_DIV.search(html, pos):
+        depth, end = 0, None
+        for tag in _DIV_TAG.finditer(html, m.start()):
+            depth += -1 if tag.group(1) else 1
+            if depth == 0:
+                end = tag.end()
+                break
+        if end is None:
+            log.warning("a cell tagged 'solution' has no closing </div>: left unwrapped")
+            break
+        out += [html[pos:m.start()], SOLUTION_OPEN, html[m.start():end], SOLUTION_CLOSE]
+        pos = end
+    return "".join(out) + html[pos:]
+
+
 def on_page_content(html: str, page, config, files, **kwargs) -> str:
-    """Put a link to the annotated source of its modules at the top of each notebook page."""
+    """On each notebook page: collapse the exercise solutions (`wrap_solutions`), and put a link to
+    the annotated source of its modules at the top."""
     src = page.file.src_uri
     if not (src.startswith("notebooks/") and src.endswith(".ipynb")):
         return html
+    html = wrap_solutions(html)
     stem = Path(src).stem
     depth = len(Path(page.file.dest_uri).parts) - 1
     links = [

@@ -7,7 +7,8 @@ own in Colab; the report's matplotlib figure stays the static picture a saved no
 Builders — every value from a record hovers with its 95% interval over seeds: `heatmap` (rows × columns
 of one metric, the paired difference to the baseline row marked ▲/▼ where significant), `scatter` (two
 metrics with interval error bars), `curves` (mean and seed band, toggled by legend), `surfaces` (2-D
-slices to rotate, one at a time), `pooling_cubes` (which values of N × C × H·W each norm averages)."""
+slices to rotate, one at a time), `pooling_cubes` (which values of N × C × H·W each norm averages).
+`readable_style()` sets matplotlib's defaults for the static figures a notebook saves (100 dpi, fonts ≥ 9 pt)."""
 
 from __future__ import annotations
 
@@ -22,12 +23,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..stats import verdict
+from ..figure_style import readable_style  # noqa: F401 (re-exported: notebooks import it from here)
 from .runner import summary, values
 
-__all__ = ["Plot", "heatmap", "scatter", "curves", "surfaces", "pooling_cubes", "CUBES"]
+__all__ = ["Plot", "heatmap", "scatter", "curves", "surfaces", "pooling_cubes", "CUBES", "readable_style"]
 
 FONT = {"size": 13}  # readable ticks at the site's width
-
 
 @dataclass
 class Plot:

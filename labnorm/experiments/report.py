@@ -5,12 +5,10 @@ An experiment's `report(record)` returns a `Report`. In a notebook, `report.show
 figures (`plots.Plot`); the results page writes the same report as Markdown with PNG figures and the
 interactive ones (`report.markdown()`). Nothing is written twice. Verdicts: its claims judged on the record.
 
-The helpers below build the pieces every report needs from a record's seeds:
-`cell(record, metric)` — "mean ± half-width (n=seeds)"; `judge(record, a, b, ...)` — a computed
-verdict on the paired difference of two arms (`labnorm.stats.verdict`); `ranking(record, arms, baseline)`
-— rows that rank arms and mark which differences are significant (paired intervals), so a table
-never ranks noise; `bands(ax, ...)` — a curve per arm with its spread over seeds; `log_axis(ax, ...)`
-— a log axis whose tick labels do not overlap; `baseline_note` — the baseline's level."""
+Helpers, from a record's seeds: `cell` — "mean ± half-width (n=seeds)"; `judge` — a verdict on the paired
+difference of two arms (`labnorm.stats.verdict`); `ranking` — rows that rank arms and mark significant
+differences (paired intervals), so a table never ranks noise; `bands` — a curve per arm with its spread over
+seeds; `log_axis` — a log axis whose tick labels do not overlap; `baseline_note` — the baseline's level."""
 
 from __future__ import annotations
 
@@ -24,6 +22,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .. import results as _results
+from ..figure_style import DPI, MIN_FONT_PT, floor_fonts
 from ..stats import METHOD, Verdict, verdict
 from .claims import TRAINED_LEVEL
 from .common import implementation_line
@@ -31,7 +30,7 @@ from .runner import summary, values
 from .tables import Table, _ipython_display
 
 __all__ = ["Table", "Figure", "Report", "cell", "judge", "ranking", "bands", "interval_errors", "seed_details",
-           "log_axis", "baseline_note"]
+           "log_axis", "baseline_note", "floor_fonts"]
 
 
 @dataclass
@@ -42,18 +41,19 @@ class Figure:
     draw: Callable[[Any], None]
     size: tuple[float, float] = (6.4, 3.4)
 
-    def render(self, dpi: int = 72, caption: bool = False):
-        """The drawn figure; with `caption`, the caption as its title (laid out with the axes)."""
+    def render(self, dpi: int = DPI, caption: bool = False):
+        """The drawn figure; with `caption`, the caption as its title. At `dpi`, constrained layout, no text
+        under `MIN_FONT_PT` (`labnorm.figure_style`): the same figure in a notebook and on the results page."""
         import matplotlib.pyplot as plt
 
-        fig = plt.figure(figsize=self.size, dpi=dpi)
+        fig = plt.figure(figsize=self.size, dpi=dpi, layout="constrained")
         self.draw(fig)
         if caption:  # wrapped to the figure's width (about 13 characters per inch at 9 pt)
-            fig.suptitle(textwrap.fill(self.caption, max(40, int(self.size[0] * 13))), fontsize=9)
-        fig.tight_layout()
+            fig.suptitle(textwrap.fill(self.caption, max(40, int(self.size[0] * 13))), fontsize=MIN_FONT_PT)
+        floor_fonts(fig)
         return fig
 
-    def png(self, dpi: int = 80) -> bytes:
+    def png(self, dpi: int = DPI) -> bytes:
         import matplotlib
 
         matplotlib.use("Agg")
