@@ -56,7 +56,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["check_norm_batch", "batch_groups", "check_group_values", "mean_over_groups", "ungroup", "set_norm_batch"]
+__all__ = ["check_norm_batch", "batch_groups", "check_group_values", "mean_over_groups", "ungroup", "set_norm_batch", "has_norm_batch"]
 
 
 def check_norm_batch(layer: str, norm_batch: int | None) -> int | None:
@@ -147,3 +147,8 @@ def set_norm_batch(model: nn.Module, norm_batch: int | None) -> int:
                          "attribute (BatchNorm2d, BatchRenorm2d, BatchChannelNorm2d, SwitchNorm2d, EvoNorm2dB0, "
                          "MeanOnlyBatchNorm)")
     return len(done)
+
+
+def has_norm_batch(model: nn.Module) -> bool:
+    """Whether `model` has a layer whose batch statistics `set_norm_batch` can set per worker."""
+    return any(hasattr(m, "norm_batch") for m in model.modules())

@@ -15,7 +15,7 @@ import torch
 
 from labnorm import results
 from labnorm.experiments import Experiment, Report, SeedResult, Table, runner
-from labnorm.experiments import common
+from labnorm.experiments import common, norm_zoo_cifar
 from labnorm.experiments.units import missing_units, partial_summary
 from labnorm.experiments.ws_bcn_vgg import dead_channel_fraction
 from labnorm.scale import SCALES
@@ -239,24 +239,53 @@ def test_ranking_orders_by_mean_and_marks_only_paired_significant_differences():
     assert by["base"][3] == "baseline" and by["absent"][2:] == ["not run yet", "", ""]
 
 
-def test_norm_zoo_cifar_budget_units_and_every_cpu_norm_in_the_fast_resnet():
+def test_norm_zoo_cifar_units_per_worker_batches_and_every_cpu_norm_in_the_fast_net():
     from labnorm.experiments import norm_zoo_cifar as zoo
     from labnorm.models import build_model
 
     cpu = zoo.CONFIGS["cpu"]
-    # Equal images seen, at most max_steps steps: batch 2 gets a smaller subset, the others the whole budget
-    assert [zoo.budget(cpu, b) for b in (2, 8, 32, 128)] == [(1, 6000), (1, 20000), (1, 20000), (1, 20000)]
-    gpu = zoo.CONFIGS["gpu"]  # fewer epochs first: batch 32 keeps 6 of 10 epochs, batch 8 one
-    assert [zoo.budget(gpu, b) for b in (2, 8, 32, 128)] == [(1, 20000), (1, 50000), (6, 50000), (10, 50000)]
-    assert zoo.lr_at(cpu, 2) == 0.2 * 2 / 128
+    assert cpu.model == "fast_cifar" and max(cpu.batch_sizes) == cpu.batch_size == 1024
+    assert set(cpu.batch_sizes) == {2, 8, 32, 1024} and cpu.test_images == 10000 and cpu.train_images == 50000
     units = zoo.units(cpu)
-    assert len(units) == len(set(units)) == 19 * 4 and units[0] == "bn/b128" and units[19] == "bn/b2"
+    assert len(units) == len(set(units)) and units[0] == "bn/b1024"
+    # The full batch first, for every norm; then 2, 8, 32 for the norms whose statistics are per worker
+    assert units[:len(cpu.norms)] == [f"{n}/b1024" for n in cpu.norms]
+    dependent = [n for n in cpu.norms if zoo.per_worker(n)]
+    assert set(dependent) == {"bn", "brn", "ws+bn", "bcn:16", "sn", "evob0"}
+    assert [u for u in units if u.endswith("/b2")] == [f"{n}/b2" for n in dependent]
+    assert units[-len(cpu.shared_lr):] == [f"{n}/b1024@shared-lr" for n in cpu.shared_lr]
+    # Ghost BN (virtual batch 16) is its own computation only at per-worker batches of at least 16
+    assert [zoo.same_at(cpu, "gbn:16", b) for b in (2, 8, 32, 1024)] == [False, False, True, True]
+    assert "gbn:16/b2" not in units and "gbn:16/b32" not in units
+    assert zoo._parse("gn:16/b1024@shared-lr") == ("gn:16", 1024, "shared-lr")
     torch.manual_seed(0)
     x = torch.randn(2, 3, 32, 32)
-    for norm in cpu.norms:  # every cpu-scale norm builds at width 1/8 and trains a step at batch 2
+    for norm in cpu.norms:  # every cpu-scale norm builds at the cpu width and trains a step at batch 2
         model = build_model(cpu.model, norm, width=cpu.width)
         model(x).square().mean().backward()
         assert all(p.grad is not None for p in model.parameters() if p.requires_grad), norm
+
+
+@pytest.mark.parametrize("norm", norm_zoo_cifar.CONFIGS["cpu"].norms)
+def test_norm_zoo_cifar_a_batch_independent_norm_is_the_same_computation_at_every_per_worker_batch(norm):
+    # Why a norm the zoo trains once stands for every column: a net of it gives, on the whole batch, the outputs
+    # and summed gradients that workers of b images each would give (float64, train mode); a per-worker norm does not
+    from labnorm.experiments import norm_zoo_cifar as zoo
+    from labnorm.models import build_model
+
+    cpu = zoo.CONFIGS["cpu"]
+    torch.manual_seed(0)
+    model = build_model(cpu.model, norm, width=0.125).double().train()
+    x = torch.randn(64, 3, 32, 32, dtype=torch.float64)
+    for b in sorted(set(cpu.batch_sizes) - {max(cpu.batch_sizes)}):
+        whole = model(x)
+        g_whole = torch.autograd.grad(whole.square().sum(), [p for p in model.parameters() if p.requires_grad])
+        parts = [model(x[i:i + b]) for i in range(0, len(x), b)]
+        g_parts = torch.autograd.grad(sum(o.square().sum() for o in parts),
+                                      [p for p in model.parameters() if p.requires_grad])
+        same = torch.allclose(whole, torch.cat(parts), atol=1e-9) and all(
+            torch.allclose(a, c, atol=1e-7) for a, c in zip(g_whole, g_parts))
+        assert same == zoo.same_at(cpu, norm, b), (norm, b)
 
 
 # ----------------------------------------------------------------------------- committed records

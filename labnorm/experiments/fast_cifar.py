@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from .. import distributed
+from .._norm_batch import set_norm_batch
 from ..data import load_cifar10, scaled_subset
 from ..models import build_model
 from ..train.dry import dry, dry_batch, dry_part
@@ -95,52 +96,72 @@ def _data(config: Config, seed: int):
     return _DATA["splits"]
 
 
-def _range(config: Config, norm: str, width: float, seed: int, device: torch.device) -> dict:
-    """The LR range test of `norm` at `width` (cached in this process: the baseline's serves every norm)."""
-    key = (norm, width, seed, config.range_steps, config.range_batch, config.train_images, id(dry()))
+def _range(config: Config, norm: str, width: float, seed: int, device: torch.device, norm_batch: int | None = None) -> dict:
+    """The LR range test of `norm` at `width` (cached in this process: the baseline's serves every norm); with
+    `norm_batch`, its batch statistics per groups of that many images (`labnorm.set_norm_batch`)."""
+    key = (norm, width, seed, norm_batch, config.range_steps, config.range_batch, config.train_images, id(dry()))
     if key not in _RANGE:
         train, _ = _data(config, seed)
         torch.manual_seed(seed)
         model = build_model(config.model, norm, width=width)
-        use_torch_kernels(model)
+        if norm_batch:
+            set_norm_batch(model, norm_batch)
+        use_torch_kernels(model)  # (after: it leaves per-worker layers on labnorm's code)
         steps, batch = (2 if dry() else config.range_steps), dry_batch(config.range_batch)
+        batch = max(norm_batch or 1, batch - batch % (norm_batch or 1))
         r = recipe(config, False)
-        with dry_part(f"range test {norm}, width {width:g}: {config.range_steps} steps", config.range_steps, steps, device, config.range_steps):
+        with dry_part(f"range test {norm}, width {width:g}" + (f", per-worker batch {norm_batch}" if norm_batch else "")
+                      + f": {config.range_steps} steps", config.range_steps, steps, device, config.range_steps):
             _RANGE[key] = range_test(model, train.images, train.labels, recipe=r, steps=steps,
                                      batch_size=batch, seed=seed, device=device)
     return _RANGE[key]
 
 
-def run_unit(config: Config, seed: int, unit: str, device: torch.device) -> SeedResult:
-    norm, _, variant = unit.partition("@")
-    quick = variant == "quick"
-    width = config.quick_width if quick else config.width
+def train_norm(config: Config, norm: str, seed: int, device: torch.device, *, width: float, quick: bool = False,
+               shared_lr: bool = False, norm_batch: int | None = None, range_seed: int | None = None,
+               desc: str = "") -> tuple[dict, object, object]:
+    """One run of `norm` by the recipe, at the learning rate its range test gives (the baseline's with `shared_lr`);
+    `norm_batch`: per-worker batch statistics; `range_seed`: the range tests' seed (default: `seed`). Returns the
+    run's details, the trained model (None if not trained) and the training split."""
     train, test = _data(config, seed)
-    test_norm, test_base = _range(config, norm, width, seed, device), _range(config, config.baseline, width, seed, device)
-    lr = config.lr if variant == "shared-lr" else lr_from_range_tests(recipe(config, quick), test_norm, test_base)
-    out = {"norm": norm, "variant": variant or "main", "width": width, "lr": lr,
+    rs = seed if range_seed is None else range_seed
+    test_norm = _range(config, norm, width, rs, device, norm_batch)
+    test_base = _range(config, config.baseline, width, rs, device)
+    lr = config.lr if shared_lr else lr_from_range_tests(recipe(config, quick), test_norm, test_base)
+    out = {"norm": norm, "width": width, "lr": lr,
            "range_test": {"multiplier": subsample(test_norm["multiplier"], 60), "loss": subsample(test_norm["loss"], 60),
                           **{k: test_norm.get(k) for k in ("diverged_at", "lowest_loss", "left_chance", "seconds")}},
            "baseline_diverged_at": test_base["diverged_at"]}
     if lr is None:  # the range test never left chance: not trained at an arbitrary learning rate
-        return SeedResult({**out, "never_left_chance": True}, train.variant)
+        return {**out, "never_left_chance": True}, None, train
     torch.manual_seed(seed)
     model = build_model(config.model, norm, width=width)
+    if norm_batch:
+        set_norm_batch(model, norm_batch)
     swapped = use_torch_kernels(model)
     r = recipe(config, quick, lr)
     full_steps = math.ceil(r.epochs * (config.train_images // r.batch_size))
     if dry():  # two steps of the dry batch, projected to the run's steps
-        r = replace(r, batch_size=dry_batch(r.batch_size), tta=0)
+        bs = dry_batch(r.batch_size)
+        r = replace(r, batch_size=max(norm_batch or 1, bs - bs % (norm_batch or 1)), tta=0)
         r = replace(r, epochs=2 / (len(train) // r.batch_size))
-    with dry_part(f"{unit}: {full_steps:,} training steps + evaluation", full_steps, 2, device, full_steps):
+    with dry_part(f"{desc}: {full_steps:,} training steps + evaluation", full_steps, 2, device, full_steps):
         hist = train_fast(model, train.images, train.labels, test.images, test.labels, recipe=r, seed=seed,
-                          device=device, desc=unit)
+                          device=device, desc=desc)
     out.update({k: hist.get(k) for k in ("test_acc", "test_acc_tta", "test_loss", "test_loss_tta", "bf16",
                                          "diverged_at_step", "train_seconds", "eval_seconds", "wall_seconds", "steps")})
     out.update(epochs=hist["epochs"], loss_curve=curve(hist["step_loss"]), recipe=r.as_dict(),
                implementation={"torch_kernels": swapped, **describe_norms(model), "channels_last": r.channels_last,
                                **distributed.describe()})
-    return SeedResult(out, train.variant)
+    return out, model, train
+
+
+def run_unit(config: Config, seed: int, unit: str, device: torch.device) -> SeedResult:
+    norm, _, variant = unit.partition("@")
+    quick = variant == "quick"
+    out, _, train = train_norm(config, norm, seed, device, width=config.quick_width if quick else config.width,
+                               quick=quick, shared_lr=variant == "shared-lr", desc=unit)
+    return SeedResult({"norm": norm, "variant": variant or "main", **out}, train.variant)
 
 
 def metrics(details: dict) -> dict[str, float | None]:

@@ -55,7 +55,7 @@ from .lr_finder import DivergenceRule
 
 __all__ = ["FastRecipe", "bf16_supported", "FastData", "Lookahead", "norm_shift_parameters", "norm_scale_parameters",
            "train_fast",
-           "evaluate_tta", "tta_logits", "range_test", "LR_RULE", "lr_from_range_tests"]
+           "evaluate_tta", "tta_logits", "range_test", "LR_RULE", "lr_from_range_tests", "step_time_ratio"]
 
 
 @dataclass(frozen=True)
@@ -475,3 +475,30 @@ def train_fast(model: nn.Module, train_images: torch.Tensor, train_labels: torch
                     eval_seconds=time.perf_counter() - t0)
     hist["wall_seconds"] = time.perf_counter() - t_start
     return hist
+
+
+def step_time_ratio(model: nn.Module, baseline: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int = 3,
+                    rounds: int = 2, bf16: bool = False, channels_last: bool = True) -> tuple[float, float]:
+    """(seconds per SGD step of `model` ÷ `baseline`'s, `model`'s seconds per step) on the batch `x`, `y`:
+    the two train alternately, `steps` steps a round, `rounds` rounds after one that warms up, and each keeps
+    its fastest round — a same-moment ratio on a shared machine, not a benchmark. Both are trained in place."""
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    nets = []
+    for net in (model, baseline):
+        net.to(x.device, memory_format=torch.channels_last if channels_last else torch.contiguous_format).train()
+        nets.append((net, torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.85, nesterov=True)))
+    best = [float("inf"), float("inf")]
+    for r in range(rounds + 1):  # round 0 warms up
+        for i, (net, opt) in enumerate(nets):
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+                    out = net(x)
+                loss = nn.functional.cross_entropy(out.float(), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            if r:
+                best[i] = min(best[i], (time.perf_counter() - t0) / steps)
+    return best[0] / best[1], best[0]
