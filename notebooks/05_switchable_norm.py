@@ -20,16 +20,20 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/labnorm/labnorm/blob/main/notebooks/05_switchable_norm.ipynb) · [download the notebook](https://github.com/labnorm/labnorm/raw/main/notebooks/05_switchable_norm.ipynb)
 #
-# The seed is the Keras port of Switchable Normalization (keras-switchnorm). It implements only the
+# [The source](https://labnorm.github.io/labnorm/glossary/#the-source) — the post or code this
+# notebook redoes — is the README of the Keras port of SN,
+# [keras-switchnorm](https://github.com/titu1994/keras-switchnorm). The port implements only the
 # moving-average form of the BN branch, plots the learned importance weights of a toy CIFAR-10
 # model, and reports that training becomes unstable late with momentum 0.99 or 0.997, so it
 # defaults to 0.98. Here we
 #
-# 1. write SN from scratch and prove it equal to `labnorm.SwitchNorm2d`, which with one-hot
+# 1. show what batch, instance and layer norm each throw away, on one tensor, and why a single
+#    fixed choice is a compromise;
+# 2. write SN from scratch and prove it equal to `labnorm.SwitchNorm2d`, which with one-hot
 #    importance weights equals `InstanceNorm2d`, layer norm and `BatchNorm2d`;
-# 2. show the two statistic conventions (the official code's unbiased IN variance) side by side;
-# 3. implement the batch average the Keras port could not, and
-# 4. train the port's toy model with the three Keras momenta and with the batch average, and plot
+# 3. show the two statistic conventions (the official code's unbiased IN variance) side by side;
+# 4. implement the batch average the Keras port could not, and
+# 5. train the port's toy model with the three Keras momenta and with the batch average, and plot
 #    the importance weights per layer.
 
 # %%
@@ -49,35 +53,93 @@ if importlib.util.find_spec("labnorm") is None:
     os.environ.setdefault("LABNORM_RESULTS", os.path.abspath("labnorm-repo/results"))
     importlib.invalidate_caches()
 
-# %% [markdown]
-# **The `gpu` scale on Colab.** Choose a GPU runtime (Runtime → Change runtime type), then run
-# `%env LABNORM_SCALE=gpu` in a new cell here, before the next one: the experiment below then runs
-# one seed at its full, paper-sized configuration (`cpu` is the default, `smoke` the quick check).
-# Projected cost on a T4-class GPU, one seed: `switch_norm_cifar` about **66 min**. These figures are projected, not
-# measured: a CPU dry run's time per image divided by 100, and at least 5 ms per training step
-# (small batches are bound by kernel launches); a T4 also lacks the bf16 tensor cores that
-# labnorm's training loop uses on CUDA. To measure on your own GPU first, run
-# `!python -m labnorm run switch_norm_cifar --scale gpu --dry-run`: it takes 2 training steps and 1 evaluation
-# batch of every arm and prints the step times, the projected full run and the peak memory.
-
 # %%
-import matplotlib.pyplot as plt
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 import labnorm
 from labnorm import experiments, results
+from labnorm.experiments.plots import readable_style
 
 torch.manual_seed(0)
-plt.rcParams["figure.dpi"] = 72  # keeps the saved notebook small
+readable_style()  # figures at 100 dpi, no text under 9 pt
 SCALE = labnorm.get_scale()
 print(f"labnorm {labnorm.__version__}, torch {torch.__version__}, scale {SCALE}")
 
 # %% [markdown]
-# ## Theory
+# ## The problem
 #
-# For an activation $x$ of shape $[N, C, H, W]$, three normalizers differ only in the set over
+# Batch norm (BN), instance norm (IN) and layer norm (LN) all subtract a mean and divide by a
+# standard deviation; they differ only in *which values* they average over, and so in what they
+# erase. Take one random activation $[N, C, H, W]$, edit it in four ways, and measure how far
+# the normalized output of **sample 0** moves (mean absolute change; 0 means the normalizer erased
+# the edit):
+
+# %%
+torch.manual_seed(0)
+
+
+def normalizers(t):
+    return {"BN": F.batch_norm(t, None, None, training=True),  # per channel, over (N, H, W)
+            "IN": F.instance_norm(t),  # per sample and channel, over (H, W)
+            "LN": F.layer_norm(t, t.shape[1:])}  # per sample, over (C, H, W)
+
+
+edits = {
+    "brighten sample 0 (+1 on every channel)": lambda t: t[0].add_(1.0),
+    "brighten one channel of sample 0": lambda t: t[0, 1].add_(1.0),
+    "double the contrast of sample 0": lambda t: t[0].mul_(2.0),
+    "replace sample 1 (sample 0 untouched)": lambda t: t[1].normal_(),
+}
+for n in (64, 2):
+    act = torch.randn(n, 4, 8, 8)
+    print(f"batch of {n:<3} mean |change| of sample 0's output:      BN     IN     LN")
+    for what, edit in edits.items():
+        edited = act.clone()
+        edit(edited)
+        before, after = normalizers(act), normalizers(edited)
+        print(f"  {what:<44}" + "".join(f"{(after[k][0] - before[k][0]).abs().mean().item():7.3f}" for k in before))
+
+# %% [markdown]
+# Read the columns:
+#
+# * **IN** erases all three edits to sample 0: each (sample, channel) loses its own mean and
+#   scale. That is what style transfer wants (brightness and contrast are "style"), and what a
+#   classifier does not want when a channel's level *is* the evidence.
+# * **LN** erases what is common to all channels of a sample (its brightness, its contrast) and
+#   keeps how the channels differ from each other.
+# * **BN** keeps all three, because its statistics are shared by the whole batch — and that is
+#   also its cost (last row): sample 0's output moves when sample 1 is replaced, a little at
+#   batch 64 and a lot at batch 2, where BN also erases much of sample 0's own edit.
+#
+# So a single fixed choice decides, for every layer at once, what the layer may throw away and
+# how much it depends on its batch mates. Early and late layers, tasks and batch sizes want
+# different answers — and nobody knows the best answer for every layer in advance.
+#
+# ## The idea
+#
+# Switchable Normalization (SN) does not choose. Every SN layer computes all three sets of
+# statistics — cheaply: LN's and BN's means and variances are averages of IN's per-(sample, channel)
+# ones — and normalizes with a **weighted average** of them:
+#
+# * The weights are parameters like any other, learned by backpropagation with the rest of the
+#   network: three numbers per layer for the mean and three for the variance, turned into
+#   positive weights that sum to 1 by a softmax. A layer whose loss drops when it leans on the
+#   batch moves its weight towards BN; one that is better off per sample moves it towards IN or LN.
+# * The mix is a convex combination, so it is always a valid mean and variance somewhere between
+#   the three; **one-hot** weights give back IN, LN or BN exactly (checked below).
+# * The per-channel scale $\gamma$ and shift $\beta$ stay, as in BN: they let the network undo
+#   the normalization where it needs to.
+# * At evaluation IN and LN need nothing stored; only the BN branch needs statistics of the
+#   training data (a running average, or the *batch average* below).
+#
+# The last figure of the experiment shows which mix each layer of a trained toy model chose.
+
+# %% [markdown]
+# ## The formulas
+#
+# For an activation $x$ of shape $[N, C, H, W]$, the three normalizers differ only in the set over
 # which they take the mean and variance: instance norm over $(H, W)$ per sample and channel,
 # layer norm over $(C, H, W)$ per sample, batch norm over $(N, H, W)$ per channel. SN mixes them:
 #
@@ -87,7 +149,8 @@ print(f"labnorm {labnorm.__version__}, torch {torch.__version__}, scale {SCALE}"
 # with separate importance logits $\lambda$ for the means and $\lambda'$ for the variances, learned
 # by backpropagation with the rest of the network. All three sets of statistics come from IN's
 # per-(sample, channel) moments: LN's mean is the mean of IN's means over channels, BN's the mean
-# over samples, and the variances follow from the **law of total variance**,
+# over samples, and the variances follow from the **law of total variance** (the variance of a
+# pooled set is the mean of the parts' variances plus the variance of the parts' means),
 #
 # $$\sigma^2_{LN} = \frac1C \sum_c \sigma^2_{IN,c} + \frac1C \sum_c (\mu_{IN,c} - \mu_{LN})^2 .$$
 #
@@ -100,6 +163,38 @@ print(f"labnorm {labnorm.__version__}, torch {torch.__version__}, scale {SCALE}"
 # **Momentum conventions.** Keras (and the official code) update $r \leftarrow m r + (1-m)\hat r$;
 # PyTorch updates $r \leftarrow (1-m) r + m \hat r$. Keras' 0.98, 0.99 and 0.997 are PyTorch's
 # 0.02, 0.01 and 0.003: the running estimates average over roughly the last 50, 100 and 333 batches.
+
+# %% [markdown]
+# ### Try it: LN's statistics from IN's (⏱ ~5 min)
+#
+# Write `ln_moments(mean_in, var_in)`: given IN's per-(sample, channel) means and biased variances
+# (two tensors $[N, C]$), return LN's mean and biased variance per sample (two tensors $[N]$)
+# **without touching $x$** — only with the law of total variance above. The check compares them
+# with `torch.var_mean` over $(C, H, W)$.
+#
+# <details><summary>Hint</summary>
+#
+# The LN mean is `mean_in.mean(1)`. The LN variance is the mean of the variances plus the mean
+# squared distance of each channel's mean from that LN mean.
+#
+# </details>
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution: replace this cell with your own code, then run the check below.
+def ln_moments(mean_in, var_in):
+    mean_ln = mean_in.mean(1)
+    var_ln = var_in.mean(1) + (mean_in - mean_ln[:, None]).square().mean(1)
+    return mean_ln, var_ln
+
+
+# %% tags=["check"]
+xt = torch.randn(4, 6, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 3 + 1
+var_in_t, mean_in_t = torch.var_mean(xt.flatten(2), -1, correction=0)  # IN: [N, C]
+var_ln_ref, mean_ln_ref = torch.var_mean(xt, (1, 2, 3), correction=0)  # LN, straight from x: [N]
+mean_ln_t, var_ln_t = ln_moments(mean_in_t, var_in_t)
+torch.testing.assert_close(mean_ln_t, mean_ln_ref)
+torch.testing.assert_close(var_ln_t, var_ln_ref)
+print("✓ LN's mean and variance from IN's moments equal torch.var_mean over (C, H, W)")
 
 # %% [markdown]
 # ## Switchable Normalization, line by line
@@ -126,7 +221,8 @@ print("output shape:", tuple(switch_norm_scratch(x, torch.zeros(3), torch.zeros(
 # ## Parity: scratch = labnorm, and one-hot weights = IN / LN / BN
 #
 # In float64. The one-hot cases set one logit to $10^4$, so the softmax is exactly one-hot.
-# This cell's output is checked in CI.
+# This cell's output is checked in CI by [nbval](https://labnorm.github.io/labnorm/glossary/#nbval),
+# which reruns the notebook and compares the printed lines with the saved ones.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -166,6 +262,45 @@ for name, ok in checks.items():
     print(f"{name:<62} {ok}")
 
 # %% [markdown]
+# ### Try it: a Keras `BatchNormalization` made of SN (⏱ ~5 min)
+#
+# Write `keras_bn_as_sn(num_features, keras_momentum)`: a `labnorm.SwitchNorm2d` that behaves
+# exactly as Keras' batch norm with that momentum — in training (batch statistics) *and* in eval
+# (running statistics). The check trains it beside `nn.BatchNorm2d` on five batches and compares
+# outputs and running statistics.
+#
+# <details><summary>Hint</summary>
+#
+# Two things to set: the importance logits, one-hot on BN (the order is IN, LN, BN), and the
+# momentum, converted from Keras' convention to PyTorch's.
+#
+# </details>
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution: replace this cell with your own code, then run the check below.
+def keras_bn_as_sn(num_features, keras_momentum):
+    sn = labnorm.SwitchNorm2d(num_features, momentum=1 - keras_momentum)  # PyTorch's momentum
+    with torch.no_grad():
+        one_hot_bn = torch.tensor([0.0, 0.0, 1e4])  # softmax -> (0, 0, 1) over (IN, LN, BN)
+        sn.mean_weight.copy_(one_hot_bn)
+        sn.var_weight.copy_(one_hot_bn)
+    return sn
+
+
+# %% tags=["check"]
+torch.manual_seed(4)
+sn_k, bn_k = keras_bn_as_sn(6, 0.99).double(), nn.BatchNorm2d(6, momentum=0.01).double()
+with torch.no_grad():
+    for _ in range(5):
+        xb = torch.randn(8, 6, 5, 5, dtype=torch.float64) * 2 + 1
+        torch.testing.assert_close(sn_k(xb), bn_k(xb))  # training: batch statistics
+    torch.testing.assert_close(sn_k.running_mean.flatten(), bn_k.running_mean)
+    torch.testing.assert_close(sn_k.running_var.flatten(), bn_k.running_var)
+    xb = torch.randn(8, 6, 5, 5, dtype=torch.float64)
+    torch.testing.assert_close(sn_k.eval()(xb), bn_k.eval()(xb))  # eval: running statistics
+print(f"✓ one-hot SN with momentum={sn_k.momentum:.3g} is BatchNorm2d(momentum=0.01), Keras' 0.99")
+
+# %% [markdown]
 # ## Edge cases
 #
 # A $1 \times 1$ feature map has one value per (sample, channel): its IN variance is 0 with the
@@ -187,10 +322,52 @@ sn = labnorm.SwitchNorm2d(3, last_gamma=True)
 print("last_gamma: output equals the bias =", torch.equal(sn(torch.randn(2, 3, 4, 4)), sn.bias.expand(2, 3, 4, 4)))
 
 # %% [markdown]
+# ## The batch average
+#
+# With `using_moving_average=False` training leaves the BN branch's running statistics alone;
+# afterwards, `labnorm.finalize_batch_average(model, batches, K)` runs $K$ batches through the
+# model and sets them to the statistics of **all** the values those batches put through each SN
+# layer — one pooled mean and variance per channel, of the current weights, instead of a moving
+# average over weights that have since changed.
+#
+# ### Try it: the batch average by hand (⏱ ~5 min)
+#
+# Write `pooled_stats(acts)`: given the SN layer's inputs, one $[N, C, H, W]$ tensor per batch,
+# return the per-channel mean and *unbiased* variance of all their values together. The check runs
+# `finalize_batch_average` on a conv + SN model and compares its running statistics with yours.
+# (Why is this not the mean of the five batch variances?)
+#
+# <details><summary>Hint</summary>
+#
+# `torch.cat` the batches along $N$, then `torch.var_mean` over dims `(0, 2, 3)` with `correction=1`.
+# The mean of the batch variances misses the spread *between* the batch means.
+#
+# </details>
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution: replace this cell with your own code, then run the check below.
+def pooled_stats(acts):
+    var, mean = torch.var_mean(torch.cat(acts), dim=(0, 2, 3), correction=1)
+    return mean, var
+
+
+# %% tags=["check"]
+torch.manual_seed(5)
+toy = nn.Sequential(nn.Conv2d(3, 4, 3), labnorm.SwitchNorm2d(4, using_moving_average=False))
+toy_batches = [torch.randn(8, 3, 10, 10) + k for k in range(5)]  # batches whose means differ
+labnorm.finalize_batch_average(toy, toy_batches, num_batches=5)
+with torch.no_grad():
+    mean_t, var_t = pooled_stats([toy[0](b) for b in toy_batches])
+torch.testing.assert_close(toy[1].running_mean.flatten(), mean_t, rtol=1e-4, atol=1e-5)
+torch.testing.assert_close(toy[1].running_var.flatten(), var_t, rtol=1e-4, atol=1e-5)
+print("✓ finalize_batch_average sets the pooled mean and unbiased variance of all 5 batches")
+
+# %% [markdown]
 # ## Experiment: momentum and the batch average on the Keras example's model
 #
 # The Keras example's toy CNN (six 3×3 convs, global average pooling) with SN after every conv,
-# trained with one-cycle Adam: the running-average BN branch at the three Keras momenta, the batch
+# trained with Adam under a [one-cycle](https://labnorm.github.io/labnorm/glossary/#one-cycle) learning-rate
+# schedule (up, then down, once over the run): the running-average BN branch at the three Keras momenta, the batch
 # average (finalized from 20 un-augmented training batches before every evaluation), and plain BN
 # for reference. At `smoke` scale this runs live; at `cpu`/`gpu` scale the saved run is loaded.
 
@@ -217,14 +394,14 @@ else:
     sn_exp.report(ref).show()
 
 # %% [markdown]
-# ## What it costs
+# ## What it costs (deep dive, optional)
 #
 # From the committed benchmark (`benchmarks/bench_switch_norm.py`): a training step
 # (forward + backward) of `SwitchNorm2d` divided by torch's fused `BatchNorm2d` and by a direct
 # transcription of the official formulas, eager and under `torch.compile`.
 #
 # What made the eager layer fast: the instance moments as a mean followed by the norm of
-# $x - \mu$ (on CPU, `torch.var_mean` over short rows was much slower than these two passes — exercise 4),
+# $x - \mu$ (on CPU, `torch.var_mean` over short rows was much slower than these two passes — exercise 3),
 # and hand-written backwards for the moments and for the fused scale-and-shift, each a single pass
 # over the activations.
 
@@ -265,10 +442,34 @@ if bench is not None:
 # %% [markdown]
 # ## Exercises
 #
-# 1. `labnorm.load_official_state_dict` loads a checkpoint of the official SN code (the keys
-#    match) and switches the layers to `statistics="official"`. Evaluate such a model with the
-#    exact statistics instead: how large is the difference, and where does it come from?
-# 2. Train at batch 2 (the paper's micro-batch setting): do the importance weights move away from BN?
-# 3. Finalize the batch average with 1, 5 and 50 batches. How many does the test accuracy need?
-# 4. Time `SwitchNorm2d` with `torch.var_mean` for the instance moments instead of
+# 1. Build a `SwitchNorm2d` with `statistics="official"` and one with `"exact"`, give both the same
+#    importance logits, and compare their outputs on a random $[8, 6, 4, 4]$ input and on a
+#    $[8, 6, 32, 32]$ one. How large is the difference, and which divisor explains it? (This is
+#    the size of the mismatch when a checkpoint of the official code, loaded with
+#    `labnorm.load_official_state_dict`, is evaluated with the exact statistics.)
+# 2. Finalize the batch average of the "Try it" model with 1, 5 and 50 random batches, and compare
+#    each with the statistics of 500 batches. How fast does the error fall with $K$? What does
+#    that suggest for the 20 batches the `cpu` experiment uses?
+# 3. Time `SwitchNorm2d` with `torch.var_mean` for the instance moments instead of
 #    `_InstanceMoments` (forward and backward) at $[64, 256, 8, 8]$. Where does the time go?
+# 4. From the table in "The problem": which of IN, LN and BN would you pick by hand for a
+#    style-transfer network, for a classifier at batch 256, and for one at batch 2? Compare your
+#    choice for the classifier with the importance weights the trained toy model learned (the last
+#    figure of the experiment).
+
+# %% [markdown]
+# ## Running this notebook at other scales
+#
+# `LABNORM_SCALE` picks the size of the experiment: `smoke` (the quick check CI runs), `cpu` (the
+# default; the saved records were made at this scale) and `gpu` (the paper-sized configuration).
+#
+# **The `gpu` scale on Colab.** Choose a GPU runtime (Runtime → Change runtime type), then run
+# `%env LABNORM_SCALE=gpu` in a new cell at the top, before the imports: the experiment then runs
+# one seed at its full, paper-sized configuration. Projected cost on a T4-class GPU, one seed:
+# `switch_norm_cifar` about **66 min**. These figures are projected, not measured: a CPU dry run's
+# time per image divided by 100, and at least 5 ms per training step (small batches are bound by
+# kernel launches); a T4 also lacks the [bf16](https://labnorm.github.io/labnorm/glossary/#bf16)
+# tensor cores that labnorm's training loop uses on CUDA. To measure on your own GPU first, run
+# `!python -m labnorm run switch_norm_cifar --scale gpu --dry-run`: it takes 2 training steps and
+# 1 evaluation batch of every arm and prints the step times, the projected full run and the peak
+# memory.
