@@ -20,16 +20,22 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/labnorm/labnorm/blob/main/notebooks/08_loss_landscape.ipynb) · [download the notebook](https://github.com/labnorm/labnorm/raw/main/notebooks/08_loss_landscape.ipynb)
 #
-# The Weight Standardization post explains normalization with a picture of the loss changing
-# smoothly as one parameter moves, and the WS paper ([Qiao et al.](https://arxiv.org/abs/1903.10520),
-# §3) argues that standardizing the weights lowers the Lipschitz constants of the loss and of its
-# gradients. Santurkar et al. measured exactly these quantities along training for BN, and
+# Normalization is often explained by the shape of the loss around the weights: with it the loss is
+# said to be *smoother* — it changes less, and its gradient changes less, when the weights move.
+# [The source](https://labnorm.github.io/labnorm/glossary/#the-source) this notebook tests is
+# labml.ai's annotated Weight Standardization page, which lists *"Smoothes the landscape (reduced
+# Lipschitz constant)"* among what WS does (its setting: a VGG on CIFAR-10); the Weight
+# Standardization post beside it draws the loss as one parameter moves. The WS paper
+# ([Qiao et al.](https://arxiv.org/abs/1903.10520), §3) argues that standardizing the weights lowers
+# the **Lipschitz constants** of the loss and of its gradients — the largest slope each can have, so
+# how fast it can change when the weights move ([glossary](https://labnorm.github.io/labnorm/glossary/#lipschitz)).
+# Santurkar et al. measured exactly these quantities along training for BN, and
 # [Li et al. (2018)](https://arxiv.org/abs/1712.09913) made filter-normalized plots the standard way
 # to look at a loss surface. Here we
 #
-# 1. build filter-normalized directions, slices and Santurkar's three measures from scratch and
+# 1. see why "this network is flatter than that one" needs care for a normalized network (scale invariance);
+# 2. build filter-normalized directions, slices and Santurkar's three measures from scratch and
 #    prove them equal to `labnorm.landscape`;
-# 2. show why the normalization of the directions matters for normalized networks (scale invariance);
 # 3. train the same VGG on the same images with no norm, BN, GN, WS+BN, WS+GN, WN and SN, measure
 #    the smoothness along training, and plot 1-D and 2-D landscapes of every trained model;
 # 4. give a verdict on the WS paper's claim from our own measurements.
@@ -51,17 +57,6 @@ if importlib.util.find_spec("labnorm") is None:
     os.environ.setdefault("LABNORM_RESULTS", os.path.abspath("labnorm-repo/results"))
     importlib.invalidate_caches()
 
-# %% [markdown]
-# **The `gpu` scale on Colab.** Choose a GPU runtime (Runtime → Change runtime type), then run
-# `%env LABNORM_SCALE=gpu` in a new cell here, before the next one: the experiment below then runs
-# one seed at its full, paper-sized configuration (`cpu` is the default, `smoke` the quick check).
-# Projected cost on a T4-class GPU, one seed: `loss_landscape_norms` about **13.6 h**. These figures are projected, not
-# measured: a CPU dry run's time per image divided by 100, and at least 5 ms per training step
-# (small batches are bound by kernel launches); a T4 also lacks the bf16 tensor cores that
-# labnorm's training loop uses on CUDA. To measure on your own GPU first, run
-# `!python -m labnorm run loss_landscape_norms --scale gpu --dry-run`: it takes 2 training steps and 1 evaluation
-# batch of every arm and prints the step times, the projected full run and the peak memory.
-
 # %%
 import copy
 from statistics import median
@@ -73,19 +68,123 @@ from torch.nn import functional as F
 
 import labnorm
 from labnorm import experiments, landscape
+from labnorm.experiments.plots import readable_style
 from labnorm.models import build_model
 
 torch.manual_seed(0)
-plt.rcParams["figure.dpi"] = 72
+readable_style()  # 100 dpi, fonts of 9 pt and more, nothing clipped
 SCALE = labnorm.get_scale()
 NAMES = {"none": "no norm", "bn": "BN", "gn": "GN", "ws+bn": "WS+BN", "ws+gn": "WS+GN", "wn": "WN", "sn": "SN"}
 print(f"labnorm {labnorm.__version__}, torch {torch.__version__}, scale {SCALE}")
 
 # %% [markdown]
+# ## The problem: two slices of one function
+#
+# "Flat" and "sharp" describe how much the loss rises when the weights move a given distance. Take
+# a small CNN with batch norm after every conv, fit it to 32 random images (it memorizes them in a
+# few seconds), and make a second copy with every conv weight multiplied by 10. BN divides each
+# channel by its own spread, so the two copies compute the same function — but look at the loss
+# along one random direction through each.
+
+# %%
+torch.manual_seed(0)
+net = build_model("small_cnn", "bn", width=8).double()
+gen = torch.Generator().manual_seed(1)
+data = [(torch.randn(16, 3, 16, 16, generator=gen, dtype=torch.float64), torch.randint(0, 10, (16,), generator=gen))
+        for _ in range(2)]
+opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+for step in range(40):  # a minimum to look at (and running statistics the slices must leave alone)
+    x, y = data[step % 2]
+    loss = F.cross_entropy(net(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+big = copy.deepcopy(net)  # the same function: every conv weight (each followed by BN) times 10
+with torch.no_grad():
+    for name, p in big.named_parameters():
+        if p.dim() == 4:
+            p.mul_(10)
+
+alphas_demo = np.linspace(-1, 1, 41)
+# A raw Gaussian direction on the conv weights: the same vector for both copies
+raw = {n: torch.randn(p.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * (p.dim() == 4)
+       for n, p in net.named_parameters()}
+raw_small = landscape.loss_along_direction(net, data, raw, alphas_demo)["loss"]
+raw_big = landscape.loss_along_direction(big, data, raw, alphas_demo)["loss"]
+# Filter-normalized directions: every filter rescaled to its own copy's weight filter
+fn_small = landscape.loss_along_direction(net, data, landscape.filter_normalized_direction(net, seed=7), alphas_demo)["loss"]
+fn_big = landscape.loss_along_direction(big, data, landscape.filter_normalized_direction(big, seed=7), alphas_demo)["loss"]
+
+fig, ax = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+for a, (small, large), title in ((ax[0], (raw_small, raw_big), "raw Gaussian direction"),
+                                 (ax[1], (fn_small, fn_big), "filter-normalized direction")):
+    a.plot(alphas_demo, small, color="tab:blue", label="trained weights")
+    a.plot(alphas_demo, large, color="tab:orange", ls="--", label="conv weights × 10 (same function)")
+    a.set(title=title, xlabel="α (step along the direction)")
+ax[0].set_ylabel("training loss")
+ax[1].legend()
+plt.show()
+print(f"loss at the weights: {fn_small[20]:.2e} and {fn_big[20]:.2e}; at α = ±0.25 along the raw direction: "
+      f"{raw_small[15]:.2f}, {raw_small[25]:.2f} (trained) vs {raw_big[15]:.2f}, {raw_big[25]:.2f} (× 10)")
+
+# %% [markdown]
+# Along the raw direction the first copy looks like a needle and the second like a wide bowl: a
+# reader would call the second "flatter", and it is the same function. The raw step is the same
+# vector for both, so it is ten times larger *relative to the weights* of the first copy — and a BN
+# network only notices a weight's direction, not its length. Filter normalization measures every
+# step in units of the filter it moves: both copies then give one curve. This matters for every
+# normalized network, whose weight norms drift with the learning rate and weight decay: without it,
+# comparing two networks' slices compares their weight norms.
+#
+# The same checks in numbers (checked in CI):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def agree(a, b, tol=1e-10):
+    return bool(np.max(np.abs(np.asarray(a) - np.asarray(b))) <= tol)
+
+
+# BN's ε is the only thing that notices the × 10, hence a tolerance of 1e-4
+base = landscape.loss_along_direction(net, data, {}, [0.0])["loss"][0]
+print("loss unchanged by the x10:", agree(landscape.loss_along_direction(big, data, {}, [0.0])["loss"][0], base, 1e-4))
+print("filter-normalized slice unchanged:", agree(fn_big, fn_small, 1e-4))
+print("raw direction: flatter at the larger weights:", bool(np.ptp(raw_big) < np.ptp(raw_small)))
+
+# %% [markdown]
+# ## The idea
+#
+# **A slice is a glimpse.** The loss of a network lives in as many dimensions as it has weights. A
+# plot can show it along one line (a 1-D slice) or on one plane (a 2-D surface) through the trained
+# weights, along random directions: a glimpse, not a map — though Li et al. found that different
+# random directions give much the same picture.
+#
+# **Steps in the filter's own units.** As the demonstration shows, how far a step goes depends on the
+# size of what it moves. Filter normalization scales the random direction, filter by filter, to the
+# size of the weights it moves: $\alpha = 0.5$ then changes every filter by half its own length,
+# whatever that length is, and slices of different networks become comparable.
+#
+# **Running statistics** ([glossary](https://labnorm.github.io/labnorm/glossary/#running-statistics)).
+# BN's running averages of the batch mean and variance are not weights, so a step does not move them, and
+# they only fit the weights they were collected with. The slices here normalize each batch by its own
+# statistics, as training does; a slice with the stored averages rises faster for that reason alone.
+#
+# **Smoothness along the path taken.** A surface around the final weights says little about what the
+# optimizer met on the way. Santurkar et al. look along the gradient itself, at steps of training:
+# how much the loss and the gradient change when the weights take a step of size $\eta$ in the
+# direction the optimizer is about to move. Small changes mean the gradient is a good guide for
+# a longer step — which is why a smoother loss would allow a larger learning rate (notebook 07).
+#
+# **What WS is said to do.** Standardizing a filter removes its mean and its length from the weights
+# the conv sees; in the backward pass the matching parts of the gradient are removed too, which can
+# only shorten it. The catch: the backward pass also divides by the filter's spread, which is
+# whatever size the raw weights happen to have — the same weight-size effect as in the demonstration
+# above. We measure rather than argue.
+
+# %% [markdown]
 # ## Theory
 #
-# **Slices.** A network's loss $L(\theta)$ lives in millions of dimensions; we look at it on a line
-# or a plane through the trained parameters $\theta$:
+# **Slices.** On a line or a plane through the trained parameters $\theta$:
 #
 # $$f(\alpha) = L(\theta + \alpha\, d), \qquad f(\alpha, \beta) = L(\theta + \alpha\, d + \beta\, e).$$
 #
@@ -123,10 +222,45 @@ print(f"labnorm {labnorm.__version__}, torch {torch.__version__}, scale {SCALE}"
 # Lipschitz constant can just as well be *larger*. We measure rather than argue.
 
 # %% [markdown]
+# ### Try it: filter-normalize one layer (⏱ ~5 min)
+#
+# Write `filter_normalize_layer(d, w)`: given a conv weight `w` of shape $[C_{out}, C_{in}, k, k]$ and
+# a random direction `d` of the same shape, return `d` with every filter (every `d[j]`) rescaled to
+# the norm of the matching filter `w[j]`. The check compares it with `landscape.filter_normalize` on
+# a conv layer and asserts that each filter's norm is its weight filter's.
+#
+# <details><summary>Hint</summary>
+#
+# Flatten to one row per filter with `d.flatten(1)`; `torch.linalg.vector_norm(rows, dim=1, keepdim=True)`
+# gives one norm per row.
+#
+# </details>
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution: replace this cell with your own code, then run the check below.
+def filter_normalize_layer(d, w):
+    d_rows, w_rows = d.flatten(1), w.flatten(1)
+    scale = torch.linalg.vector_norm(w_rows, dim=1, keepdim=True) / torch.linalg.vector_norm(d_rows, dim=1, keepdim=True)
+    return (d_rows * scale).view_as(d)
+
+
+# %% tags=["check"]
+torch.manual_seed(0)
+conv = torch.nn.Conv2d(4, 6, 3, bias=False).double()
+d = torch.randn(conv.weight.shape, dtype=torch.float64)
+mine = filter_normalize_layer(d, conv.weight.detach())
+torch.testing.assert_close(mine, landscape.filter_normalize({"weight": d}, conv)["weight"])
+torch.testing.assert_close(mine.flatten(1).norm(dim=1), conv.weight.detach().flatten(1).norm(dim=1))
+torch.testing.assert_close(mine / mine.flatten(1).norm(dim=1).view(-1, 1, 1, 1),
+                           d / d.flatten(1).norm(dim=1).view(-1, 1, 1, 1))  # each filter keeps its direction
+print("✓ every filter of the direction has its weight filter's norm, and its own direction")
+
+# %% [markdown]
 # ## Filter normalization and a slice, line by line
 #
 # For a network with plain convs, its multi-dimensional parameters are exactly its conv and linear
-# weights, and each row of a weight flattened to $[C_{out}, \text{fan-in}]$ is one filter.
+# weights, and each row of a weight flattened to $[C_{out}, \text{fan-in}]$ is one filter. The
+# network is the trained BN CNN of *The problem*.
 
 # %%
 def scratch_direction(model, seed):
@@ -181,12 +315,6 @@ def scratch_smoothness(model, x, y, etas):
     return out
 
 
-torch.manual_seed(0)
-net = build_model("small_cnn", "bn", width=8).double()
-gen = torch.Generator().manual_seed(1)
-data = [(torch.randn(16, 3, 16, 16, generator=gen, dtype=torch.float64), torch.randint(0, 10, (16,), generator=gen))
-        for _ in range(2)]
-net(data[0][0])  # some running statistics, which the slices must leave alone
 direction = scratch_direction(net, seed=7)
 alphas = np.linspace(-1, 1, 9)
 print("loss along the direction:", np.round(scratch_slice(net, data, direction, alphas), 3))
@@ -221,30 +349,50 @@ checks["effective beta-smoothness: scratch = labnorm"] = agree(ours["beta"], lib
 for name, ok in checks.items():
     print(f"{name:<46} {ok}")
 
-# %% [markdown]
-# ## Scale invariance: why the directions are normalized
-#
-# Multiply every conv weight of the BN network by 10. The function, and so the loss, does not
-# change (BN divides the scale out; only its $\epsilon$ notices, hence a tolerance of $10^{-4}$). A filter-normalized direction scales with the weights, so its
-# slice is the same as before; a raw Gaussian direction is the same vector for both and sees a
-# surface ten times flatter around the larger weights.
-
 # %%
-# NBVAL_CHECK_OUTPUT
-big = copy.deepcopy(net)
-with torch.no_grad():
-    for name, p in big.named_parameters():
-        if p.dim() == 4:
-            p.mul_(10)
-base = landscape.loss_along_direction(net, data, {}, [0.0])["loss"][0]
-print("loss unchanged by the x10:", agree(landscape.loss_along_direction(big, data, {}, [0.0])["loss"][0], base, 1e-4))
-same = landscape.loss_along_direction(big, data, landscape.filter_normalized_direction(big, seed=7), alphas)["loss"]
-print("filter-normalized slice unchanged:", agree(same, lib_slice["loss"], 1e-4))
-raw = {n: torch.randn(p.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * (p.dim() == 4)
-       for n, p in net.named_parameters()}
-raw_small = landscape.loss_along_direction(net, data, raw, alphas)["loss"]
-raw_big = landscape.loss_along_direction(big, data, raw, alphas)["loss"]
-print("raw direction: flatter at the larger weights:", bool(np.ptp(raw_big) < np.ptp(raw_small)))
+# For the next exercise: a least-squares problem, X_q @ w ≈ y_q, and its linear model
+gen = torch.Generator().manual_seed(5)
+X_q, y_q = torch.randn(64, 5, generator=gen, dtype=torch.float64), torch.randn(64, 1, generator=gen, dtype=torch.float64)
+torch.manual_seed(0)
+layer = torch.nn.Linear(5, 1, bias=False).double()
+
+# %% [markdown]
+# ### Try it: effective β-smoothness of a quadratic (⏱ ~10 min)
+#
+# For a quadratic loss the gradient changes linearly: $\nabla L(\theta - \eta g) - \nabla L(\theta) = -\eta H g$
+# with $H$ the (constant) Hessian, so the effective β is the same at every step size. Take linear
+# least squares, $L(w) = \tfrac1n \lVert Xw - y \rVert^2$ (`layer`, a `torch.nn.Linear(5, 1, bias=False)`, on
+# `X_q`, `y_q` above, with `F.mse_loss`), whose Hessian is $H = \tfrac2n X^\top X$. Compute `beta_by_hand` $= \lVert H g\rVert / \lVert g\rVert$
+# at the layer's initial weights. The check compares it with `landscape.gradient_smoothness` and with
+# the largest eigenvalue of $H$, which bounds it.
+#
+# <details><summary>Hint</summary>
+#
+# The gradient is $g = \tfrac2n X^\top (Xw - y)$, with $w$ the layer's weight as a column: `layer.weight.detach().T`.
+#
+# </details>
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution: replace this cell with your own code, then run the check below.
+n = len(X_q)
+H = 2 / n * X_q.T @ X_q
+w = layer.weight.detach().T  # [5, 1]
+g = 2 / n * X_q.T @ (X_q @ w - y_q)
+beta_by_hand = ((H @ g).norm() / g.norm()).item()
+
+# %% tags=["check"]
+lib = landscape.gradient_smoothness(layer, (X_q, y_q), [0.01, 0.1, 1.0], loss_fn=F.mse_loss)
+assert abs(beta_by_hand - lib["beta"]) <= 1e-9 * lib["beta"], (beta_by_hand, lib["beta"])
+ratios = [c / (eta * lib["grad_norm"]) for c, eta in zip(lib["grad_change"], lib["step_sizes"])]
+assert max(ratios) - min(ratios) <= 1e-9 * max(ratios), "a quadratic's β does not depend on the step size"
+top = torch.linalg.eigvalsh(2 / len(X_q) * X_q.T @ X_q).max().item()
+assert beta_by_hand <= top * (1 + 1e-12)
+print(f"✓ β = {beta_by_hand:.4f} at every step size, below the largest curvature {top:.4f}")
+
+# %% [markdown]
+# A network's loss is not a quadratic, so its β depends on the step sizes and on where it is
+# measured; Santurkar et al.'s β is the largest ratio over a few step sizes, a local curvature along
+# the gradient.
 
 # %% [markdown]
 # ## The smoothness measures are not scale invariant
@@ -256,6 +404,51 @@ print("raw direction: flatter at the larger weights:", bool(np.ptp(raw_big) < np
 # trend reverses. So a β measured on two networks compares, in part, their weight scales — set by
 # the initialization, the learning rate and weight decay — and the experiment below reports every
 # network's weight norm beside its β.
+
+# %%
+# For the next exercise: a conv without bias, then BN
+torch.manual_seed(0)
+bn_net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, bias=False), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                             torch.nn.Flatten(), torch.nn.Linear(8 * 6 * 6, 10)).double()
+x_bn, y_bn = torch.randn(16, 3, 8, 8, dtype=torch.float64), torch.randint(0, 10, (16,))
+
+# %% [markdown]
+# ### Try it: a BN network does not see the scale of its conv weights (⏱ ~5 min)
+#
+# Above, `bn_net`: a conv without bias followed by BN. Write `loss_and_conv_grad(c)`: multiply the conv
+# weight of a copy of `bn_net` by `c`, and return the loss on `(x_bn, y_bn)` and its gradient with
+# respect to that (scaled) weight. The check asserts that $c = 3$ gives the loss of $c = 1$ (up to
+# BN's $\epsilon$) and a gradient 3 times smaller.
+#
+# <details><summary>Hint</summary>
+#
+# `copy.deepcopy(bn_net)`, then `with torch.no_grad(): moved[0].weight.mul_(c)`; after
+# `loss.backward()` the gradient is in `moved[0].weight.grad`.
+#
+# </details>
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution: replace this cell with your own code, then run the check below.
+def loss_and_conv_grad(c):
+    moved = copy.deepcopy(bn_net)
+    with torch.no_grad():
+        moved[0].weight.mul_(c)
+    loss = F.cross_entropy(moved(x_bn), y_bn)
+    loss.backward()
+    return loss.detach(), moved[0].weight.grad
+
+
+# %% tags=["check"]
+loss_1, grad_1 = loss_and_conv_grad(1.0)
+loss_3, grad_3 = loss_and_conv_grad(3.0)
+torch.testing.assert_close(loss_3, loss_1, rtol=1e-5, atol=0)  # the same function
+torch.testing.assert_close(3 * grad_3, grad_1, rtol=1e-3, atol=1e-6)  # the gradient scales as 1/c
+print(f"✓ loss {loss_1.item():.6f} at c = 1 and {loss_3.item():.6f} at c = 3; "
+      f"gradient norm {grad_1.norm():.4f} → {grad_3.norm():.4f}")
+
+# %% [markdown]
+# The same on the small CNN with three normalizations, now with Santurkar's measures: the loss, the
+# gradient norm $\lVert g \rVert$ and β at conv weights scaled by $c$.
 
 # %%
 scaled = {}
@@ -285,7 +478,8 @@ print("no norm: loss changes with the scale", not agree(scaled["none", 0.5]["los
 # ## Experiment: one VGG, seven normalizations
 #
 # The VGG-16 layout of notebook 03 (13 convs, conv → norm → ReLU), He-initialized so that the
-# network without normalization trains too, is trained with one-cycle SGD on the same CIFAR-10
+# network without normalization trains too, is trained with one-cycle SGD ([glossary](https://labnorm.github.io/labnorm/glossary/#one-cycle);
+# notebook 07) on the same CIFAR-10
 # images with each normalization. Every `probe_every` steps, Santurkar's three measures are taken
 # on that step's batch at four step sizes. At the end, on fixed un-augmented training images
 # (`bn="batch"`): a 1-D slice along a filter-normalized direction (and, for the layers with
@@ -300,6 +494,12 @@ print("no norm: loss changes with the scale", not agree(scaled["none", 0.5]["los
 # `implementation:` line printed with the results says what each run used — the normalization
 # classes, the channels per group and the memory format — and a record saved before runs recorded
 # it says so instead.
+#
+# **The figures, in order.** The report's own figure: the effective β of every network along
+# training, over seeds. Then, for the first seed, Santurkar et al.'s Fig. 4 layout for three pairs
+# (no norm vs BN, GN vs WS+GN, BN vs WS+BN): the band of $L(\theta - \eta g)$ and of the gradient
+# change over the step sizes, and β. Then the 1-D slices, the 2-D surfaces as contours on one colour
+# scale, and the same surfaces in 3-D.
 
 # %%
 COLORS = dict(zip(NAMES, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
@@ -322,52 +522,32 @@ def spread(probe):
     return max(probe["losses"]) - min(probe["losses"])
 
 
-def plot_smoothness(rec):
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for r in runs_of(rec):
-        steps = [p["step"] for p in r["probes"]]
-        kw = dict(color=COLORS[r["norm"]], label=NAMES[r["norm"]], lw=1.2)
-        axes[0].plot(steps, [spread(p) for p in r["probes"]], **kw)
-        axes[1].plot(steps, [p["grad_change"][-1] for p in r["probes"]], **kw)
-        axes[2].plot(steps, [p["beta"] for p in r["probes"]], **kw)
-    eta = rec["config"]["step_sizes"]
-    axes[0].set(title=f"loss variation: max - min over η in {eta}", ylabel="loss spread")
-    axes[1].set(title=f"gradient change at η = {eta[-1]}", ylabel="‖∇L(θ) - ∇L(θ - ηg)‖")
-    axes[2].set(title="effective β-smoothness", ylabel="β")
-    for ax in axes:
-        ax.set(xlabel="training step", yscale="log")
-    axes[2].legend(fontsize=8, ncol=2)
-    fig.tight_layout()
-    plt.show()
-
-
 def plot_pairs(rec, pairs=(("none", "bn"), ("gn", "ws+gn"), ("bn", "ws+bn"))):
     """Santurkar's Fig. 4 layout for pairs of norms: bands over the step sizes."""
     runs = {r["norm"]: r for r in runs_of(rec)}
-    fig, axes = plt.subplots(len(pairs), 3, figsize=(13, 2.9 * len(pairs)), squeeze=False)
+    fig, axes = plt.subplots(len(pairs), 3, figsize=(10, 2.3 * len(pairs)), squeeze=False)
     for row, pair in zip(axes, pairs):
         for norm in pair:
             probes, c = runs[norm]["probes"], COLORS[norm]
             steps = [p["step"] for p in probes]
-            row[0].fill_between(steps, [min(p["losses"]) for p in probes], [max(p["losses"]) for p in probes], color=c, alpha=0.35, label=NAMES[norm])
-            row[1].fill_between(steps, [min(p["grad_change"]) for p in probes], [max(p["grad_change"]) for p in probes], color=c, alpha=0.35, label=NAMES[norm])
+            row[0].fill_between(steps, [min(p["losses"]) for p in probes], [max(p["losses"]) for p in probes], color=c, alpha=0.35, label=NAMES[norm], lw=0)
+            row[1].fill_between(steps, [min(p["grad_change"]) for p in probes], [max(p["grad_change"]) for p in probes], color=c, alpha=0.35, label=NAMES[norm], lw=0)
             row[2].plot(steps, [p["beta"] for p in probes], color=c, label=NAMES[norm])
         row[0].set(ylabel=f"{NAMES[pair[0]]} vs {NAMES[pair[1]]}", yscale="log")
         row[1].set(yscale="log")
         row[2].set(yscale="log")
-        row[2].legend(fontsize=8)
+        row[2].legend()
     axes[0][0].set_title("loss L(θ - ηg) over the step sizes")
     axes[0][1].set_title("gradient change over the step sizes")
     axes[0][2].set_title("effective β-smoothness")
     for ax in axes[-1]:
         ax.set_xlabel("training step")
-    fig.tight_layout()
     plt.show()
 
 
 def plot_slices(rec):
     cfg, arrays = rec["config"], arrays_of(rec)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
     for r in runs_of(rec):
         k, kw = key(r["norm"]), dict(color=COLORS[r["norm"]], label=NAMES[r["norm"]])
         axes[0].plot(np.linspace(*cfg["alphas_1d"]), arrays[f"{k}/1d_loss"], **kw)
@@ -376,11 +556,10 @@ def plot_slices(rec):
         axes[1].plot(np.linspace(*cfg["interpolation_alphas"]), arrays[f"{k}/interp_loss"], **kw)
         ts, param = np.linspace(*cfg["parameter_t"]), arrays[f"{k}/param_loss"]
         axes[2].plot(ts, param - param[np.argmin(np.abs(ts))], **kw)
-    axes[0].set(title="filter-normalized direction (dashed: running statistics)", xlabel="α", ylabel="training loss", yscale="log")
-    axes[1].set(title="initial (0) → trained (1) weights", xlabel="α", ylabel="training loss", yscale="log")
-    axes[2].set(title="one weight, moved by t × its filter's norm", xlabel="t", ylabel="change of the training loss")
-    axes[2].legend(fontsize=8, ncol=2)
-    fig.tight_layout()
+    axes[0].set(title="filter-normalized direction\n(dashed: running statistics)", xlabel="α", ylabel="training loss", yscale="log")
+    axes[1].set(title="initial (α = 0) → trained (α = 1)", xlabel="α", ylabel="training loss", yscale="log")
+    axes[2].set(title="one weight, moved by\nt × its filter's norm", xlabel="t", ylabel="change of the training loss")
+    axes[2].legend(ncol=2)
     plt.show()
 
 
@@ -389,9 +568,9 @@ def surfaces(rec):
     return grid, {r["norm"]: arrays_of(rec)[f"{key(r['norm'])}/2d_loss"] for r in runs_of(rec)}
 
 
-def panels(n, **kw):
+def panels(n, figsize=(10, 5), **kw):
     """A 2-row grid of panels for n networks; the spare slot is left empty."""
-    fig = plt.figure(figsize=(11, 5.4))
+    fig = plt.figure(figsize=figsize)
     cols = (n + 1) // 2
     return fig, [fig.add_subplot(2, cols, i + 1, **kw) for i in range(n)]
 
@@ -406,32 +585,31 @@ def plot_contours(rec, clip=10.0):
         cs = ax.contourf(grid, grid, np.clip(loss, lo, levels[-1]), levels=levels, cmap="viridis", norm="log")
         ax.contour(grid, grid, np.clip(loss, lo, levels[-1]), levels=levels, colors="w", linewidths=0.4)
         ax.plot(0, 0, "r+")
-        ax.set(title=NAMES[norm], aspect="equal")
-        ax.tick_params(labelsize=7)
+        ax.set(title=NAMES[norm], aspect="equal", xticks=[-1, 0, 1], yticks=[-1, 0, 1])
     fig.colorbar(cs, ax=axes, shrink=0.8, label=f"training loss (clipped at {clip:g})", ticks=[0.3, 0.5, 1, 2, 3, 5, 10],
                  format="%g")
-    fig.suptitle("loss on the plane θ + α d + β e (α across, β up); shared colour scale", fontsize=10)
+    fig.suptitle("loss on the plane θ + α d + β e (α across, β up); shared colour scale")
     plt.show()
 
 
 def plot_surfaces(rec, clip=10.0):
     grid, surf = surfaces(rec)
     gx, gy = np.meshgrid(grid, grid)
-    fig, axes = panels(len(surf), projection="3d")
+    fig, axes = panels(len(surf), figsize=(10, 5.4), projection="3d")
     zlim = (np.log10(min(s.min() for s in surf.values())), np.log10(clip))
+    # z ticks at round losses inside the range, labelled with the loss itself (the axis is log10)
+    zticks = [z for z in (0.1, 0.2, 0.5, 1, 2, 5, 10) if zlim[0] <= np.log10(z) <= zlim[1]]
     for ax, (norm, loss) in zip(axes, surf.items()):
         ax.plot_surface(gx, gy, np.log10(np.clip(loss, None, clip)), cmap="viridis", linewidth=0)
-        ax.set(title=NAMES[norm], zlim=zlim)
-        ax.set_xticks([]), ax.set_yticks([])
-        ax.tick_params(labelsize=6)
-    fig.suptitle(f"log10 training loss on the same plane (clipped at {clip:g})", fontsize=10)
-    fig.subplots_adjust(wspace=0.05, hspace=0.1)
+        ax.set(title=NAMES[norm], zlim=zlim, xticks=[], yticks=[])
+        ax.set_zticks(np.log10(zticks), [f"{z:g}" for z in zticks])
+        ax.set_box_aspect(None, zoom=0.85)  # room for the z tick labels inside the panel
+    fig.suptitle(f"training loss on the same plane (log scale, clipped at {clip:g})")
     plt.show()
 
 
 def show(rec):
     experiments.get("loss_landscape_norms").report(rec).show()
-    plot_smoothness(rec)
     plot_pairs(rec)
     plot_slices(rec)
     plot_contours(rec)
@@ -465,23 +643,6 @@ elif ref["scale"] == SCALE:
     print("the reference is the record shown above")
 else:
     show(ref)
-
-# %% [markdown]
-# ## What it costs
-#
-# Every point of a slice or surface is one forward pass over the fixed images, with no gradient;
-# each Santurkar probe is one forward and backward pass per step size plus one at $\theta$. The
-# reference run's own clock (training with the probes; the landscapes after it):
-
-# %%
-if ref is not None:
-    cfg = ref["config"]
-    points = 2 * cfg["alphas_1d"][2] + cfg["grid_2d"][2] ** 2 + cfg["interpolation_alphas"][2] + cfg["parameter_t"][2]
-    print(f"{cfg['landscape_images']} images per point, a {cfg['grid_2d'][2]}x{cfg['grid_2d'][2]} surface; "
-          f"{experiments.Report(ref).provenance}")
-    for r in runs_of(ref):
-        print(f"{NAMES[r['norm']]:<7} training + {len(r['probes'])} probes {r['seconds']:6.0f} s · "
-              f"landscapes ({points} points at most) {r['landscape_seconds']:5.0f} s")
 
 # %% [markdown]
 # ## What we found
@@ -547,7 +708,7 @@ if ref is not None:
     print(f"  {'':<8}{'r ≤ 0.5':>17}{'r ≤ 1':>18}{'test acc':>10}")
     for r in runs_of(ref):
         (a1, a2), (b1, b2) = sharpness(ref, r["norm"], 0.5), sharpness(ref, r["norm"], 1.0)
-        acc = "diverged" if r["final_test_acc"] is None else f"{r['final_test_acc']:.3f}"
+        acc = "diverged" if r["final_test_acc"] is None else f"{r['final_test_acc']:.1%}"
         print(f"  {NAMES[r['norm']]:<8}{a1:8.3f}{a2:9.3f}{b1:9.3f}{b2:9.3f}{acc:>10}")
     norms = [r["filter_weight_norm"] for r in runs_of(ref)]
     print(f"\nfilter weight norms at the end: {min(norms):.3g} to {max(norms):.3g} "
@@ -587,11 +748,41 @@ if ref is not None:
 # %% [markdown]
 # ## Exercises
 #
-# 1. Plot the 1-D slice of the BN network with `vectors="include"`. How much of the rise comes
-#    from moving BN's $\gamma$ and $\beta$?
-# 2. Replace the filter-normalized direction by a raw Gaussian one for WS+GN and for GN. Which
-#    network looks sharper now, and why is that not a statement about the function?
-# 3. Multiply every conv weight of the trained WS+GN network by 2 (the function does not change)
-#    and measure `gradient_smoothness` again: by what factor do the gradient change and the
-#    effective β move? What does that mean for comparing β across parametrizations?
-# 4. Add `bn="running"` surfaces for BN and SN. Where do they part from the `"batch"` ones?
+# Further questions, each seconds of CPU on the small networks built above:
+#
+# 1. Slice the BN network of *The problem* along `landscape.filter_normalized_direction(net, seed=7, vectors="include")`.
+#    How much of the rise comes from moving BN's $\gamma$ and $\beta$?
+# 2. Build `small_cnn` with `"gn"` and with `"ws+gn"` (as in the scale cell) and slice each along a raw
+#    Gaussian direction and along a filter-normalized one. Which network looks sharper along the raw
+#    direction, and what about the two networks' weight norms explains it?
+# 3. Slice the BN network of *The problem* with `bn="running"` as well as `"batch"`. Where do the two
+#    part? Run 50 more train-mode forwards (`net(x)` under `torch.no_grad()`) so that the running
+#    statistics settle, and compare again.
+
+# %% [markdown]
+# ## Running this notebook at other scales
+#
+# `LABNORM_SCALE` picks the size of the experiment: `smoke` (the quick check CI runs), `cpu` (the
+# default; its saved record is loaded) and `gpu` (one seed at the full, paper-sized configuration).
+# **On Colab**: choose a GPU runtime (Runtime → Change runtime type), add a first cell
+# `%env LABNORM_SCALE=gpu` before the imports, and run all.
+# Projected cost on a T4-class GPU, one seed: `loss_landscape_norms` about **13.6 h**. These figures are projected, not
+# measured: a CPU dry run's time per image divided by 100, and at least 5 ms per training step
+# (small batches are bound by kernel launches); a T4 also lacks the bf16 tensor cores that
+# labnorm's training loop uses on CUDA. To measure on your own GPU first, run
+# `!python -m labnorm run loss_landscape_norms --scale gpu --dry-run`: it takes 2 training steps and 1 evaluation
+# batch of every arm and prints the step times, the projected full run and the peak memory.
+#
+# **What the measurements cost.** Every point of a slice or surface is one forward pass over the fixed images, with no gradient;
+# each Santurkar probe is one forward and backward pass per step size plus one at $\theta$. The
+# reference run's own clock (training with the probes; the landscapes after it):
+
+# %%
+if ref is not None:
+    cfg = ref["config"]
+    points = 2 * cfg["alphas_1d"][2] + cfg["grid_2d"][2] ** 2 + cfg["interpolation_alphas"][2] + cfg["parameter_t"][2]
+    print(f"{cfg['landscape_images']} images per point, a {cfg['grid_2d'][2]}x{cfg['grid_2d'][2]} surface; "
+          f"{experiments.Report(ref).provenance}")
+    for r in runs_of(ref):
+        print(f"{NAMES[r['norm']]:<7} training + {len(r['probes'])} probes {r['seconds']:6.0f} s · "
+              f"landscapes ({points} points at most) {r['landscape_seconds']:5.0f} s")
