@@ -37,8 +37,9 @@ are centred on one of their entries first, as BN's shifted statistics).
 **Cost.** Written with autograd's ops the standardization made a ResNet-18 training step about 2×
 slower at batch 2 on CPU. With autograd on, the variants with $\epsilon$ inside the root are computed
 by one `F.batch_norm` call over the filters (`_batch_norm_standardize`), the `ws_repo` variant (and
-any `eps=0`) by `_Standardize`, a closed-form autograd function; without autograd (eval,
-`torch.no_grad`) by `_Standardize`'s forward, which makes fewer passes on CPU. $\hat W$ is never
+any `eps=0`) by `_Standardize`, a closed-form autograd function; without autograd (under
+`torch.no_grad`, or for a weight that needs no gradient — not `model.eval()` alone, which keeps autograd
+on) by `_Standardize`'s forward, which makes fewer passes on CPU. $\hat W$ is never
 cached: it is recomputed from the weight at every call, so a weight changed in any way — even
 through `.data` or a NumPy view, which autograd's version counter does not see — is used at once.
 The benchmark `benchmarks/bench_weight_std.py` measures each step of this against a timm-style

@@ -67,7 +67,7 @@ def metrics(details: dict) -> dict[str, float | None]:
 def report(record: dict) -> Report:
     first = seed_details(record)[0]["runs"]
     arms = [(r["norm"], r["batch_size"], r["lr"]) for r in first]
-    rows = [[norm, bs, f"{lr:.4g}", cell(record, f"test_acc/{norm}/b{bs}"), cell(record, f"test_loss/{norm}/b{bs}")]
+    rows = [[norm, bs, f"{lr:.4g}", cell(record, f"test_acc/{norm}/b{bs}", 1, percent=True), cell(record, f"test_loss/{norm}/b{bs}")]
             for norm, bs, lr in arms]
     table = Table(["norm", "batch", "lr", "test accuracy", "test loss"], rows,
                   note="test accuracy / loss: after the last epoch, on the test images, eval mode; "

@@ -189,7 +189,7 @@ def metrics(details: dict) -> dict[str, float | None]:
 
 def report(record: dict) -> Report:
     norms = [r["norm"] for r in seed_details(record)[0]["runs"]]
-    rows = [[n, cell(record, f"test_acc/{n}"), cell(record, f"median_beta/{n}", 3), cell(record, f"median_loss_spread/{n}"),
+    rows = [[n, cell(record, f"test_acc/{n}", 1, percent=True), cell(record, f"median_beta/{n}", 3), cell(record, f"median_loss_spread/{n}"),
              cell(record, f"median_grad_change/{n}"), cell(record, f"filter_weight_norm/{n}", 1)] for n in norms]
     table = Table(["norm", "final test accuracy", "median effective β", "median loss spread over step sizes",
                    "median gradient change (largest step)", "weight norm of the filters at the end"], rows,

@@ -99,7 +99,8 @@ def report(record: dict) -> Report:
                     if (r["norm"], r["batch_size"]) == (norm, bs) and r["diverged_at_step"] is not None)
         return f"{count}/{n_seeds}"
 
-    rows = [[norm] + [x for bs in batches for x in (cell(record, f"test_acc/{norm}/b{bs}"), diverged(norm, bs))]
+    rows = [[norm] + [x for bs in batches for x in (cell(record, f"test_acc/{norm}/b{bs}", 1, percent=True),
+                                                    diverged(norm, bs))]
             + [cell(record, f"seconds_per_epoch/{norm}/b{bs}", 1) for bs in batches] for norm in norms]
     header = (["norm"] + [x for bs in batches for x in (f"test acc. b{bs}", f"diverged b{bs}")]
               + [f"s/epoch b{bs}" for bs in batches])
@@ -117,27 +118,17 @@ def report(record: dict) -> Report:
         y = list(range(len(norms)))
         for k, (bs, marker) in enumerate(zip(batches, "os^v")):
             s = [summary(record, f"test_acc/{n}/b{bs}") for n in norms]
-            ax.errorbar([x.mean if x.mean is not None else float("nan") for x in s], [v + 0.15 * (k - 0.5) for v in y],
-                        xerr=interval_errors(s), fmt=marker, capsize=3, label=f"batch {bs}")
+            ax.errorbar([100 * x.mean if x.mean is not None else float("nan") for x in s],
+                        [v + 0.15 * (k - 0.5) for v in y], xerr=[[100 * e for e in side] for side in interval_errors(s)],
+                        fmt=marker, capsize=3, label=f"batch {bs}")
         for k, bs in enumerate(batches):
             level = summary(record, f"test_acc/{base}/b{bs}").mean
             if level is not None:
-                ax.axvline(level, color=f"C{k}", lw=0.8, ls=":")
+                ax.axvline(100 * level, color=f"C{k}", lw=0.8, ls=":")
         ax.set_yticks(y, norms)
         ax.invert_yaxis()
-        ax.set(xlabel=f"final test accuracy (dotted: {base} at each batch)", ylabel="norm")
-        ax.legend(fontsize=8)
-
-    def speed(fig):
-        ax = fig.subplots()
-        width = 0.8 / len(batches)
-        for k, bs in enumerate(batches):
-            s = [summary(record, f"seconds_per_epoch/{n}/b{bs}") for n in norms]
-            ax.bar([i + width * (k - (len(batches) - 1) / 2) for i in range(len(norms))],
-                   [x.mean or 0.0 for x in s], width, yerr=interval_errors(s), capsize=2, label=f"batch {bs}")
-        ax.set_xticks(range(len(norms)), norms, rotation=45, ha="right", fontsize=8)
-        ax.set(ylabel="seconds per epoch")
-        ax.legend(fontsize=8)
+        ax.set(xlabel=f"final test accuracy, % (dotted: {base} at each batch)", ylabel="norm")
+        ax.legend(fontsize=9)
 
     def coarse(points, k=4):
         # the saved curve averaged over k consecutive points: batch-2 losses are noisy
@@ -152,12 +143,11 @@ def report(record: dict) -> Report:
                       for d in seed_details(record)]
             bands(ax, curves, label=norm)
         ax.set(xlabel="training images seen", ylabel="training loss")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=9)
 
     figures = [Figure("Final test accuracy per norm (error bars: 95% interval over seeds)", accuracy, (6.4, 5.0)),
                Figure(f"Training loss at batch {small}, smoothed (line: mean over seeds; band: lowest to highest seed)",
-                      losses),
-               Figure("Seconds per epoch on a shared machine, not a benchmark (error bars: 95% interval)", speed)]
+                      losses)]
     # What each layer pools, to turn while reading the table (notebook 09's cubes)
     return Report(record, [table], figures, verdicts(record), baseline_note(record, [("bn at batch 128", "test_acc/bn/b128")]) + notes,
                   [pooling_cubes()])

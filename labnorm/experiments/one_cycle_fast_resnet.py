@@ -60,7 +60,7 @@ def metrics(details: dict) -> dict[str, float | None]:
 
 def report(record: dict) -> Report:
     epochs = [e["epoch"] for e in seed_details(record)[0]["epochs"]]
-    rows = [[e, cell(record, f"test_acc/epoch{e}"), cell(record, f"images_per_s/epoch{e}", 0)] for e in epochs]
+    rows = [[e, cell(record, f"test_acc/epoch{e}", 1, percent=True), cell(record, f"images_per_s/epoch{e}", 0)] for e in epochs]
     table = Table(["epoch", "test accuracy", "training images/s"], rows,
                   note="test accuracy after each epoch (eval mode); images/s: training throughput of that epoch on "
                        "the run's device (a shared machine: not a benchmark).")

@@ -76,17 +76,18 @@ def metrics(details: dict) -> dict[str, float | None]:
 
 def report(record: dict) -> Report:
     labels = [r["label"] for r in seed_details(record)[0]["runs"]]
-    rows = [[label, cell(record, f"test_acc/{label}"), cell(record, f"best_test_acc/{label}")] for label in labels]
+    rows = [[label, cell(record, f"test_acc/{label}", 1, percent=True), cell(record, f"best_test_acc/{label}", 1, percent=True)]
+            for label in labels]
     table = Table(["run", "final test accuracy", "best test accuracy over epochs"], rows,
                   note="eval mode: SN's BN statistics from its moving average, or from the batch average.")
 
     def draw(fig):
         ax = fig.subplots()
         for k, label in enumerate(labels):
-            bands(ax, [[(e["epoch"], e.get("test_acc")) for e in d["runs"][k]["epochs"]] for d in seed_details(record)],
-                  marker="o", label=label)
-        ax.set(xlabel="epoch", ylabel="test accuracy")
-        ax.legend(fontsize=8)
+            bands(ax, [[(e["epoch"], e.get("test_acc") and 100 * e["test_acc"]) for e in d["runs"][k]["epochs"]]
+                       for d in seed_details(record)], marker="o", label=label)
+        ax.set(xlabel="epoch", ylabel="test accuracy (%)")
+        ax.legend(fontsize=9)
 
     def importance(fig):
         # The first SN run's learned weights (the same in every SN run: momentum only changes evaluation)
@@ -101,10 +102,10 @@ def report(record: dict) -> Report:
                 bottom = [b + v for b, v in zip(bottom, vals)]
             ax.set(title=f"importance weights of the {kind}s", xlabel="layer")
         axes[0].set_ylabel("softmax weight (mean over seeds)")
-        axes[1].legend(fontsize=8)
+        axes[1].legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # not on the bars
 
     return Report(record, [table], [Figure("Test accuracy per epoch (line: mean over seeds; band: lowest to highest seed)", draw),
-                                    Figure("SN's learned importance of IN / LN / BN per layer (mean over seeds)", importance, (8, 3.2))],
+                                    Figure("SN's learned importance of IN / LN / BN per layer (mean over seeds)", importance, (9, 3.4))],
                   verdicts(record), baseline_note(record, [("bn", "test_acc/bn")]))
 
 

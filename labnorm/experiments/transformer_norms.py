@@ -198,19 +198,19 @@ def report(record: dict) -> Report:
         bar_ax, curve_ax = fig.subplots(1, 2)
         s = [summary(record, f"val_loss/{a}") for a in done]
         bar_ax.barh(range(len(done)), [x.mean for x in s], xerr=interval_errors(s), color="C0")
-        bar_ax.set_yticks(range(len(done)), done, fontsize=7)
+        bar_ax.set_yticks(range(len(done)), done, fontsize=9)
         bar_ax.invert_yaxis()
         if h1 is not None:
             bar_ax.axvline(h1, color="k", ls=":", lw=1, label="unigram entropy")
-            bar_ax.legend(fontsize=7, loc="lower right")
+            bar_ax.legend(fontsize=9, loc="lower right")
         lows = [x.mean for x in s] + ([h1] if h1 else [])
         bar_ax.set(xlabel="validation loss (nats/char)", xlim=(min(lows) - 0.2, max(lows) + 0.2) if lows else None)
         for k, arm in enumerate(a for a in done if not parse(a)["lr"]):
             runs = [d["units"][arm] for d in details if arm in d["units"]]
             bands(curve_ax, [[tuple(p) for p in r["loss_curve"]] for r in runs], label=arm, color=f"C{k % 10}", lw=1)
         curve_ax.set(xlabel="step", ylabel="training loss (nats/char)")
-        if curve_ax.get_legend_handles_labels()[0]:
-            curve_ax.legend(fontsize=6, ncol=2)
+        if curve_ax.get_legend_handles_labels()[0]:  # beside the curves, not on them
+            curve_ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
     def stability(fig):
         sweep_ax, rms_ax = fig.subplots(1, 2)
@@ -229,11 +229,11 @@ def report(record: dict) -> Report:
         rms_ax.set(xlabel="block", ylabel="residual-stream RMS at the end", xticks=range(1, c["num_layers"] + 1))
         for ax in (sweep_ax, rms_ax):
             if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=7)
+                ax.legend(fontsize=9)
 
     figures = [Figure("Validation loss per arm (bar: mean over seeds, whisker: 95% interval; dotted: the unigram "
                       "entropy) and the training loss (line: mean over seeds; band: lowest to highest seed)",
-                      losses, (9, 3.8)),
+                      losses, (12, 4.6)),
                Figure("Learning-rate sweep (one seed per point) and the residual stream's RMS after each block at "
                       "the end of training (one line per seed)", stability, (9, 3.4))]
     return Report(record, [table, sweep] if sweep_units else [table], figures, verdicts(record), notes)

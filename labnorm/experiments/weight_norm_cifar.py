@@ -71,8 +71,8 @@ def metrics(details: dict) -> dict[str, float | None]:
 
 def report(record: dict) -> Report:
     arms = [(r["optimizer"], r["variant"]) for r in seed_details(record)[0]["runs"]]
-    rows = [[o, v, cell(record, f"test_acc/{o}/{v}"), cell(record, f"test_loss/{o}/{v}"),
-             cell(record, f"epoch1_test_acc/{o}/{v}")] for o, v in arms]
+    rows = [[o, v, cell(record, f"test_acc/{o}/{v}", 1, percent=True), cell(record, f"test_loss/{o}/{v}"),
+             cell(record, f"epoch1_test_acc/{o}/{v}", 1, percent=True)] for o, v in arms]
     table = Table(["optimizer", "variant", "test accuracy", "test loss", "test accuracy after epoch 1"], rows,
                   note="after the last epoch unless stated, eval mode; mean ± half-width of the 95% interval over seeds.")
 

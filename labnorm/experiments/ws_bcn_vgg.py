@@ -100,7 +100,7 @@ def metrics(details: dict) -> dict[str, float | None]:
 
 def report(record: dict) -> Report:
     norms = [r["norm"] for r in seed_details(record)[0]["runs"]]
-    rows = [[n, cell(record, f"test_acc/{n}"), cell(record, f"test_loss/{n}"), cell(record, f"dead_channels/{n}")]
+    rows = [[n, cell(record, f"test_acc/{n}", 1, percent=True), cell(record, f"test_loss/{n}"), cell(record, f"dead_channels/{n}")]
             for n in norms]
     table = Table(["norm", "test accuracy", "test loss", "dead ReLU channels (fraction)"], rows,
                   note="dead ReLU channel: positive on < 1% of its positions over 500 test images (eval mode).")

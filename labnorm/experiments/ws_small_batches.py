@@ -106,7 +106,7 @@ def report(record: dict) -> Report:
     for n, b in arms:
         steps = [next(r for r in d["runs"] if (r["norm"], r["batch_size"]) == (n, b))["blow_up_step"]
                  for d in seed_details(record)]
-        rows.append([n, b, cell(record, f"test_acc/{n}/b{b}"), cell(record, f"test_loss/{n}/b{b}"),
+        rows.append([n, b, cell(record, f"test_acc/{n}/b{b}", 1, percent=True), cell(record, f"test_loss/{n}/b{b}"),
                      ", ".join("none" if s is None else str(s) for s in steps),
                      cell(record, f"seconds_per_epoch/{n}/b{b}", 1)])
     table = Table(["norm", "batch", "test accuracy", "test loss", "blow-up step per seed", "s/epoch"], rows,
