@@ -20,29 +20,19 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/labnorm/labnorm/blob/main/notebooks/11_training_fast_on_a_cpu.ipynb) · [download the notebook](https://github.com/labnorm/labnorm/raw/main/notebooks/11_training_fast_on_a_cpu.ipynb)
 #
-# A claim about normalization is almost always a claim about a **trained** network: its final
-# accuracy, its behaviour late in training. A comparison made after a few hundred steps, with the
-# baseline at 40–60% on CIFAR-10, says how fast each network *starts* to learn, which is another
-# question. To test the sources' claims we need networks trained to the end — and on a laptop-class
-# CPU that used to mean hours per run.
+# This notebook redoes **[the source](https://labnorm.github.io/labnorm/glossary/#the-source)** of its
+# recipe, the public CIFAR-10 speed records: Keller Jordan's `airbench`
+# ([Jordan, 2024](https://arxiv.org/abs/2404.00498)), which builds on hlb-CIFAR10 and David Page's
+# ResNet-9. Their nets reach 94% on CIFAR-10 in seconds of a modern GPU; here the same recipe trains a
+# network to the end on a 2-core CPU, so that the claims of the other notebooks can be judged on trained
+# networks. In this notebook we
 #
-# The public CIFAR-10 speed records changed that. Their nets (David Page's ResNet-9, hlb-CIFAR10,
-# Keller Jordan's `airbench`) reach 94% in a few seconds of a modern GPU by choosing every piece of
-# the network and the recipe for accuracy per unit of compute. In this notebook we
-#
-# 1. build each piece line by line — the patch-whitening first layer, the alternating flip, label
-#    smoothing, the lookahead average, test-time augmentation — and prove each equal to
-#    `labnorm.models.FastCIFAR` and `labnorm.train.fast`;
-# 2. make the recipe fair to **every** norm, not only BN: one rule for the norms' shifts, one
-#    learning-rate rule from the LR range test, and per-worker batch statistics (`norm_batch`);
-# 3. train BN and GN to the end on this CPU over seeds, and measure what each piece buys by
-#    removing it.
-#
-# Words used below: **one-cycle** — a learning rate that rises, then falls over the whole run
-# ([notebook 07](07_lr_finder_and_one_cycle.ipynb)); **bf16** — the 16-bit "brain float" format that
-# keeps float32's exponent range with fewer mantissa bits, computed natively by recent CPUs;
-# **channels_last** — the memory layout $[N, H, W, C]$, which the CPU's convolution kernels prefer;
-# **GELU** — the activation $x\,\Phi(x)$ ($\Phi$ the standard normal CDF), a smooth ReLU.
+# 1. see why the usual recipe is too slow on a CPU, and what "batch 2" means in a small-batch claim;
+# 2. build each piece of the recipe line by line and prove it equal to `labnorm.models.FastCIFAR` and
+#    `labnorm.train.fast`;
+# 3. make the recipe fair to **every** norm, not only BN, and simulate data-parallel workers in one
+#    process (`norm_batch`);
+# 4. train BN and GN to the end on this CPU over seeds, and measure what each piece buys by removing it.
 
 # %%
 # labnorm set-up: on Colab, or wherever labnorm is missing, fetch the repository
@@ -62,17 +52,129 @@ if importlib.util.find_spec("labnorm") is None:
     importlib.invalidate_caches()
 
 # %%
+import matplotlib.pyplot as plt  # noqa: F401  (before readable_style: the inline backend sets its own defaults)
 import torch
 from torch import nn
 
 import labnorm
 from labnorm import experiments
+from labnorm.experiments.plots import readable_style
 from labnorm.models import FastCIFAR, build_model, whitening_weights
-from labnorm.train.fast import FastData, FastRecipe, Lookahead, normalize, tta_logits
+from labnorm.train.fast import FastData, FastRecipe, Lookahead, bf16_supported, normalize, tta_logits
 
+readable_style()
 torch.manual_seed(0)
 SCALE = labnorm.get_scale()
 print(f"labnorm {labnorm.__version__}, torch {torch.__version__}, scale {SCALE}")
+
+# %% [markdown]
+# ## The problem
+#
+# A claim about normalization is almost always a claim about a **trained** network: its final
+# accuracy, its behaviour late in training. A comparison made after a few hundred steps, with the
+# baseline at 40–60% on CIFAR-10, says how fast each network *starts* to learn, which is another
+# question. Training to the end is what a CPU cannot afford with the usual recipe. The cell below
+# times a few SGD steps on random images (seconds) and turns each rate into minutes per epoch of the
+# 50,000 CIFAR-10 training images:
+#
+# - a **ResNet-18** in float32 — the network of most CIFAR-10 tables and of notebooks 04 and 07, which
+#   usual recipes train for 30 to 200 epochs;
+# - the **half-width `FastCIFAR`** of this notebook at batch 256, in the recipe's precision and memory
+#   layout (bf16 and channels_last, both defined in the next section) where the CPU supports them;
+# - the same net at **batch 2**: what "BN at batch 2" becomes if one runs it literally on one process.
+
+# %%
+import os  # noqa: E402
+import time  # noqa: E402
+
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+
+def flops_per_image(model, batch=2):
+    """Floating-point operations of one training step (forward + backward) per image, as torch counts them."""
+    x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
+    with FlopCounterMode(display=False) as counter:
+        nn.functional.cross_entropy(model(x), y).backward()
+    return counter.get_total_flops() / batch
+
+
+def images_per_second(model, batch, steps=2, bf16=False, channels_last=False):
+    """Training images per second: the fastest of `steps` SGD steps on random 32×32 images, after one warm-up step."""
+    x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
+    if channels_last:
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    seconds = []
+    for _ in range(steps + 1):
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = nn.functional.cross_entropy(model(x).float(), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        seconds.append(time.perf_counter() - t0)
+    return batch / min(seconds[1:])
+
+
+resnet, fast_net = build_model("resnet18", "bn"), build_model("fast_cifar", "bn", width=0.5)
+recipe_cpu = dict(bf16=bf16_supported(), channels_last=True)
+load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+runs = [  # (what, training GFLOP per image, images per second)
+    ("ResNet-18, batch 16, float32", flops_per_image(resnet) / 1e9, images_per_second(resnet, 16, steps=1)),
+    ("FastCIFAR half width, batch 256", flops_per_image(fast_net) / 1e9, images_per_second(fast_net, 256, **recipe_cpu)),
+    ("FastCIFAR half width, batch 2", flops_per_image(fast_net) / 1e9,
+     images_per_second(fast_net, 2, steps=8, **recipe_cpu)),
+]
+print(f"{torch.get_num_threads()} threads, bf16 on this CPU: {recipe_cpu['bf16']}, load average before: {load:.1f}")
+print(f"{'':32} {'GFLOP/image':>11} {'images/s':>9} {'min/epoch':>10}")
+for what, gflop, rate in runs:
+    print(f"{what:32} {gflop:11.2f} {rate:9.0f} {50_000 / rate / 60:10.1f}")
+print(f"ResNet-18 computes {runs[0][1] / runs[1][1]:.0f}x the arithmetic of the half-width FastCIFAR per training image")
+
+# %% [markdown]
+# The first column is counted, so it is the same on every machine: a ResNet-18 costs about seventeen
+# times the arithmetic of the half-width `FastCIFAR` for every training image, and the usual recipes
+# train it for 30 to 200 epochs. The other columns are measured here, so they depend on the CPU and on
+# what else runs on it (the load average says how busy it was). On the idle 2-core CPU of the saved
+# records a ResNet-18 epoch takes twenty to thirty minutes: a usual recipe is half a day to three days
+# per run, and a comparison of a few norms over three seeds takes weeks. The half-width `FastCIFAR`, in
+# the recipe's precision, takes under a minute per epoch, and the recipe below needs a dozen.
+#
+# The third line is the second problem. The small-batch claims of the Group Norm and Weight
+# Standardization papers are about **per-worker** batches: 8 GPUs each normalize their own 2 images
+# while SGD averages the gradient over all 16. Training at batch 2 on one process changes two things at
+# once — each BN sees 2 images (what the claim is about), *and* SGD sees 2 images, with 25,000 noisy
+# steps per epoch and another learning rate (what the claim is not about) — and it computes fewer images
+# per second for the same arithmetic, because a step of 2 images leaves most of the CPU's vector units
+# idle and pays the per-step overhead 25,000 times per epoch.
+#
+# ## The idea
+#
+# - **Spend compute where it buys accuracy.** A small network, large batches, a dozen epochs, and a
+#   few cheap tricks that each buy accuracy per epoch: a first layer that starts *decorrelated*
+#   (**[whitening](https://labnorm.github.io/labnorm/glossary/#whitening)**, section 2), every image
+#   seen mirrored in every other epoch (the **alternating flip**, section 3), softened targets
+#   (**[label smoothing](https://labnorm.github.io/labnorm/glossary/#label-smoothing)**, section 4), a
+#   running average of the weights that the net is pulled back to
+#   (**[lookahead](https://labnorm.github.io/labnorm/glossary/#lookahead)**, section 5), and predictions
+#   averaged over mirrored and shifted copies of each test image
+#   (**[test-time augmentation, TTA](https://labnorm.github.io/labnorm/glossary/#tta)**, section 6).
+# - **Make each step cheaper.** **[bf16](https://labnorm.github.io/labnorm/glossary/#bf16)** is the
+#   16-bit "brain float" format: float32's exponent range with fewer mantissa bits, computed natively
+#   by recent CPUs (and GPUs) faster than float32. **[channels_last](https://labnorm.github.io/labnorm/glossary/#channels-last)**
+#   stores a batch as $[N, H, W, C]$, the memory layout the CPU's convolution kernels prefer.
+# - **Keep the comparison fair.** The record recipe was tuned for BatchNorm; here one rule applies to
+#   every norm's scale and shift, and each norm gets its learning rate from an
+#   [LR range test](https://labnorm.github.io/labnorm/glossary/#range-test) (section 7).
+# - **Simulate the workers, not the small batch.** With
+#   **[per-worker batch statistics](https://labnorm.github.io/labnorm/glossary/#per-worker-batch)**
+#   (`norm_batch=b`), each BN takes its statistics over groups of $b$ images while SGD keeps the whole
+#   batch: exactly what $B/b$ data-parallel workers compute, at the speed of the second line above
+#   (section 7, and real DDP in section 10).
+#
+# Words used below: **[one-cycle](https://labnorm.github.io/labnorm/glossary/#one-cycle)** — a learning
+# rate that rises, then falls over the whole run ([notebook 07](07_lr_finder_and_one_cycle.ipynb));
+# **GELU** — the activation $x\,\Phi(x)$ ($\Phi$ the standard normal CDF), a smooth ReLU.
 
 # %% [markdown]
 # ## 1. The network
@@ -169,6 +271,41 @@ for e in range(2):
     print(f"epoch {e}: FastData's batch == the scratch rule:", torch.equal(batch, expected))
 
 # %% [markdown]
+# ### Try it: how many images are never seen mirrored? (⏱ ~5 min)
+#
+# Over 4 epochs of 10,000 images, count the images that are **never** shown mirrored: `never_random`
+# under a random flip (one fair coin per image and epoch, drawn from a seeded generator) and
+# `never_alternate` under the alternating flip (`FastData(...).flipped(e)` is the mask of epoch `e`).
+# Expected: about $10{,}000 / 2^4 = 625$ for the random flip, none for the alternating flip.
+#
+# <details><summary>Hint</summary>
+#
+# `torch.rand(4, n, generator=g) < 0.5` is a random flip mask per epoch; an image is never mirrored where
+# its column is all `False`. `FastData` needs uint8 images but not real ones: `torch.zeros(n, 3, 1, 1,
+# dtype=torch.uint8)` will do, with `translate=0`.
+#
+# </details>
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution: replace this cell with your own code, then run the check below.
+n = 10_000
+g = torch.Generator().manual_seed(0)
+random_flips = torch.rand(4, n, generator=g) < 0.5                  # [epoch, image]
+never_random = int((~random_flips).all(0).sum())
+blank = torch.zeros(n, 3, 1, 1, dtype=torch.uint8)                 # the pixels play no part in the rule
+alternate = FastData(blank, torch.zeros(n, dtype=torch.long), batch_size=n, translate=0, seed=0)
+alternate_flips = torch.stack([alternate.flipped(e) for e in range(4)])
+never_alternate = int((~alternate_flips).all(0).sum())
+print(f"random flip: {never_random} never mirrored; alternating flip: {never_alternate}; "
+      f"mirrored exactly twice in 4 epochs (alternating): {bool((alternate_flips.sum(0) == 2).all())}")
+
+# %% tags=["check"]
+spread = (10_000 / 16 * 15 / 16) ** 0.5                             # the binomial standard deviation, about 24
+assert never_alternate == 0, "the alternating flip mirrors every image in every second epoch"
+assert abs(never_random - 10_000 / 16) < 4 * spread, f"{never_random} is far from 625"
+print(f"✓ random flip: {never_random} of 10,000 never mirrored (625 ± {spread:.0f} expected); alternating flip: 0")
+
+# %% [markdown]
 # ## 4. Label smoothing
 #
 # Cross-entropy against a softened target: $1 - \varepsilon$ on the true class plus $\varepsilon/K$
@@ -184,6 +321,43 @@ log_p = logits.log_softmax(1)
 scratch_loss = (-(1 - eps) * log_p.gather(1, target[:, None]).squeeze(1) - eps * log_p.mean(1)).mean()
 print("scratch == nn.CrossEntropyLoss(label_smoothing=0.2):",
       torch.allclose(scratch_loss, nn.CrossEntropyLoss(label_smoothing=eps)(logits, target)))
+
+# %% [markdown]
+# ### Try it: what label smoothing asks of the net (⏱ ~5 min)
+#
+# Plain cross-entropy keeps pushing the true class's logit up: its minimum is at infinity. Find the
+# minimum of the smoothed loss instead. Start from ten zero logits, minimize
+# `nn.CrossEntropyLoss(label_smoothing=0.2)` for target class 0 by gradient descent, and store `p_true`
+# (the softmax probability of class 0) and `gap` (its logit minus any other class's). Expected:
+# $p_{true} = 1 - \varepsilon + \varepsilon/K = 0.82$ and `gap` $= \ln(0.82 / 0.02) = \ln 41 \approx 3.71$ —
+# a finite target, so the net stops growing its logits once it is right.
+#
+# <details><summary>Hint</summary>
+#
+# A logit vector `z = torch.zeros(1, 10, dtype=torch.float64, requires_grad=True)` and
+# `torch.optim.SGD([z], lr=1.0)`; a few hundred steps converge (the loss is convex in `z`).
+#
+# </details>
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution: replace this cell with your own code, then run the check below.
+z = torch.zeros(1, 10, dtype=torch.float64, requires_grad=True)
+opt = torch.optim.SGD([z], lr=1.0)
+smoothed = nn.CrossEntropyLoss(label_smoothing=0.2)
+for _ in range(2000):
+    opt.zero_grad()
+    smoothed(z, torch.tensor([0])).backward()
+    opt.step()
+p_true = z.softmax(1)[0, 0].item()
+gap = (z[0, 0] - z[0, 1]).item()
+print(f"p_true = {p_true:.4f}, gap = {gap:.4f}")
+
+# %% tags=["check"]
+import math  # noqa: E402
+
+assert abs(p_true - 0.82) < 1e-3, f"p_true = {p_true}, expected 1 - 0.2 + 0.2/10 = 0.82"
+assert abs(gap - math.log(41)) < 1e-2, f"gap = {gap}, expected ln 41 = {math.log(41):.4f}"
+print(f"✓ the smoothed loss is lowest at p_true = 0.82, a logit gap of ln 41 = {math.log(41):.3f}")
 
 # %% [markdown]
 # ## 5. Lookahead: an average of the weights that pulls the net back
@@ -268,13 +442,48 @@ except ValueError as e:
     print("a batch of 10:", str(e).split(";")[0])
 
 # %% [markdown]
+# ### Try it: BN over pairs is BN on each pair (⏱ ~10 min)
+#
+# Take the 12 samples `x8` of the cell above and compute, **without** `labnorm`, what
+# `labnorm.BatchNorm2d(8, norm_batch=2)` gives after one training step: `pairs_out`, BN applied to each
+# pair of consecutive samples by itself (γ = 1, β = 0 at initialization), and the running statistics
+# the layer keeps, `running_mean` and `running_var` (momentum 0.1, starting from 0 and 1: the new
+# batch's weight is the mean over the 6 pairs of each pair's mean and **unbiased** variance).
+# The check compares them with the layer.
+#
+# <details><summary>Hint</summary>
+#
+# `x8.split(2)` gives the pairs; `nn.functional.batch_norm(pair, None, None, training=True)` normalizes
+# one of them. A pair holds $2 \cdot 5 \cdot 5 = 50$ values per channel: `pair.var((0, 2, 3))` is unbiased.
+#
+# </details>
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution: replace this cell with your own code, then run the check below.
+pairs = x8.split(2)
+pairs_out = torch.cat([nn.functional.batch_norm(p, None, None, training=True) for p in pairs])
+pair_means = torch.stack([p.mean((0, 2, 3)) for p in pairs])          # [6 pairs, 8 channels]
+pair_vars = torch.stack([p.var((0, 2, 3)) for p in pairs])            # unbiased, 50 values each
+running_mean = 0.9 * 0 + 0.1 * pair_means.mean(0)
+running_var = 0.9 * 1 + 0.1 * pair_vars.mean(0)
+print(f"the pairs' means scatter by {pair_means.std(0).mean():.2f} around the batch's mean: "
+      f"the noise BN's statistics carry at 2 images per worker")
+
+# %% tags=["check"]
+bn_pairs = labnorm.BatchNorm2d(8, norm_batch=2).double()
+torch.testing.assert_close(bn_pairs(x8), pairs_out)
+torch.testing.assert_close(bn_pairs.running_mean, running_mean)
+torch.testing.assert_close(bn_pairs.running_var, running_var)
+print("✓ norm_batch=2: outputs and running statistics of BN applied to each pair by itself")
+
+# %% [markdown]
 # ## 8. BN and GN trained to the end
 #
 # The experiment `fast_cifar` trains the half-width net on all 50,000 training images with BN and
 # with GN over seeds, each at its own learning rate, and tests on all 10,000 test images (a quicker
-# configuration, `bn@quick`, runs at the other scales). At `smoke` scale (the tests) it trains tiny
-# nets for a step or two — too short for a range test to leave chance, so the report says so — and its
-# numbers mean nothing; the saved `cpu` record follows.
+# configuration, `bn@quick`, runs at the other scales). At `cpu` scale the cell reads the saved record
+# rather than training again (its wall-time column says what each run cost); the other scales are
+# described in the last section.
 
 # %%
 fast = experiments.get("fast_cifar")
@@ -333,7 +542,7 @@ if saved_ablation is not None and saved_ablation["scale"] != SCALE:
     ablation.report(saved_ablation).show()
 
 # %% [markdown]
-# ## 10. What your multi-GPU run computes
+# ## 10. What your multi-GPU run computes (deep dive, optional)
 #
 # `norm_batch=b` is a simulation: one process pretends to be $W$ workers of $b$ images. Here is the
 # real thing, on the CPU: $W = 2$ processes, joined by `torch.distributed`'s gloo backend over
@@ -392,23 +601,6 @@ print("SyncBN == norm_batch=None, running statistics included:", max(sync[c] for
 print("per-GPU BN != whole-batch BN:", whole["outputs"] > 0.01)
 
 # %% [markdown]
-# **Running it on your GPUs.** `torchrun` starts one process per GPU; labnorm's command line joins
-# them, gives each rank its slice of every batch (every rank draws the same batch of $B$ images, as
-# one process would, and keeps $B/N$ of them), averages the running statistics after each step, and
-# rank 0 alone writes the record, with the world size in its provenance:
-#
-# ```bash
-# torchrun --nproc_per_node=8 -m labnorm run fast_cifar --scale gpu --seeds 3                      # per-GPU BN
-# torchrun --nproc_per_node=8 -m labnorm run fast_cifar --scale gpu --seeds 3 --batch-stats sync   # SyncBN
-# torchrun --nproc_per_node=2 -m labnorm run fast_cifar --scale smoke --dry-run --dry-batch 4       # 2 CPU processes
-# ```
-#
-# So a run on 8 GPUs at batch 1024 computes what `norm_batch=128` computes on one process, to float32
-# rounding (`tests/test_distributed.py` trains `train_fast` both ways and compares every step), and
-# `--batch-stats sync` what `norm_batch=None` computes. To run torch's own `SyncBatchNorm` against
-# labnorm's on GPUs: `torchrun --nproc_per_node=N scripts/gpu_ddp_check.py`.
-
-# %% [markdown]
 # ## 11. What we found
 #
 # Every number in this section is printed by the cells above from the saved records; read them
@@ -448,18 +640,53 @@ print("per-GPU BN != whole-batch BN:", whole["outputs"] > 0.01)
 #
 # ## Exercises
 #
-# 1. **Whitening.** Compute the patch second moment of section 2 from 200 images instead of 2,000.
-#    How much do the filters change (the largest absolute difference)? *Check:* the eigenvalues
-#    should agree to about two digits. *Hint:* `whitening_weights(x[:200].float())`.
-# 2. **The flip rule.** Count, for random flips over 4 epochs, how many images are never seen
-#    mirrored; then for the alternating flip. *Check:* about $1/16$ of them for random flips, none for
-#    the alternating flip (`FastData.flipped(e)` gives the mask).
-# 3. **Lookahead.** What is $\rho$ at 10%, 50% and 100% of training? Why does a small $\rho$ early
+# The "Try it" cells above come with checks; these are longer and more open, each with its expected
+# outcome.
+#
+# 1. **Whitening from fewer images.** Compute the whitening filters of section 2 from 200 images
+#    instead of 2,000 (`whitening_weights(x[:200].float())`) and their eigenvalues. *Check:* the
+#    largest eigenvalue agrees to about 1%, the others to within about 20%; the filters differ by up
+#    to about 0.7, where their entries reach 16. Why does the smallest eigenvalue's filter move most?
+# 2. **Lookahead.** What is $\rho$ at 10%, 50% and 100% of training? Why does a small $\rho$ early
 #    matter? *Check:* $0.95^5 t^3$ gives about 0.0008, 0.097 and 0.774.
-# 4. **Per-worker statistics.** With `labnorm.set_norm_batch(model, 2)` on the BN net, train one
-#    epoch with `train_fast` at `batch_size=256` and compare its first-epoch loss with `norm_batch`
-#    unset. *Hint:* `FastRecipe(epochs=1, batch_size=256, tta=0)`; expect the per-worker run to learn
-#    more slowly — each BN sees two images.
-# 5. **A third norm.** Run `labnorm.train.fast.range_test` on `build_model("fast_cifar", "frn",
-#    width=0.25)` and on BN, and apply `lr_from_range_tests`. Does FRN tolerate a larger learning
-#    rate than BN? *Check:* both curves should fall below 2.2 before they blow up.
+# 3. **Per-worker statistics in training.** Train the quarter-width BN net (`build_model("fast_cifar",
+#    "bn", width=0.25)`) with `train_fast` on the first 5,000 training images for 2 epochs at
+#    `FastRecipe(epochs=2, batch_size=256, tta=0)`, once as it is and once with
+#    `prepare=lambda m: labnorm.set_norm_batch(m, 2)`; test on 2,000 test images. *Check:* the run with
+#    2 images per BN learns more slowly — a higher training loss in both epochs and a lower test
+#    accuracy (about a minute per run on a 2-core CPU).
+# 4. **A third norm.** Run `labnorm.train.fast.range_test` on `build_model("fast_cifar", "frn",
+#    width=0.25)` and on BN, on the whole training split, and apply `lr_from_range_tests`. *Check:*
+#    BN's smoothed loss falls below 2.2 before it blows up; FRN's stays near chance ($\ln 10 = 2.30$),
+#    so the rule returns `None`: under this recipe FRN is not trained at all (a few minutes per test).
+#    Which piece of the recipe might FRN need changed?
+#
+# ## Running this notebook at other scales
+#
+# `LABNORM_SCALE` picks the size of the experiments: `smoke` (the quick check CI runs: tiny nets for a
+# step or two, too short for a range test to leave chance, so the reports say so and their numbers mean
+# nothing), `cpu` (the default; the saved records were made at this scale on a 2-core CPU, and the cells
+# read them instead of training again) and `gpu` (the full-width net of the record recipe, 10 epochs).
+# Everything except sections 8 and 9 takes seconds at any scale; section 10 starts two processes.
+#
+# **The `gpu` scale on Colab.** Choose a GPU runtime (Runtime → Change runtime type), then run
+# `%env LABNORM_SCALE=gpu` in a new cell at the top, before the imports: sections 8 and 9 then train at
+# their `gpu` configuration (no saved record exists at that scale). To measure its cost on your GPU
+# first, run `!python -m labnorm run fast_cifar --scale gpu --dry-run`: it takes 2 training steps of
+# every arm and prints the step times and the projected full run.
+#
+# **On several GPUs.** `torchrun` starts one process per GPU; labnorm's command line joins
+# them, gives each rank its slice of every batch (every rank draws the same batch of $B$ images, as
+# one process would, and keeps $B/N$ of them), averages the running statistics after each step, and
+# rank 0 alone writes the record, with the world size in its provenance:
+#
+# ```bash
+# torchrun --nproc_per_node=8 -m labnorm run fast_cifar --scale gpu --seeds 3                      # per-GPU BN
+# torchrun --nproc_per_node=8 -m labnorm run fast_cifar --scale gpu --seeds 3 --batch-stats sync   # SyncBN
+# torchrun --nproc_per_node=2 -m labnorm run fast_cifar --scale smoke --dry-run --dry-batch 4       # 2 CPU processes
+# ```
+#
+# So a run on 8 GPUs at batch 1024 computes what `norm_batch=128` computes on one process, to float32
+# rounding (`tests/test_distributed.py` trains `train_fast` both ways and compares every step), and
+# `--batch-stats sync` what `norm_batch=None` computes. To run torch's own `SyncBatchNorm` against
+# labnorm's on GPUs: `torchrun --nproc_per_node=N scripts/gpu_ddp_check.py`.

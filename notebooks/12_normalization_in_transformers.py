@@ -22,21 +22,30 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/labnorm/labnorm/blob/main/notebooks/12_normalization_in_transformers.ipynb) · [download the notebook](https://github.com/labnorm/labnorm/raw/main/notebooks/12_normalization_in_transformers.ipynb)
 #
 # Most of what is asked about normalization today is asked about Transformers: where the norm goes
-# around each residual sublayer (Pre-LN, Post-LN, Peri-LN), which norm it is (LayerNorm, RMSNorm and its
-# zero-centred form, or an S-curve with no statistics at all: DyT, Derf), and whether queries and keys
-# should be normalized before attention (QK-norm). The CNN notebooks of this site cannot answer these
-# questions: in a ConvNet, DyT replaces BatchNorm, which it was never designed to do.
+# around each residual sublayer — on the stream after each addition
+# (**[Post-LN](https://labnorm.github.io/labnorm/glossary/#post-ln)**), on what each sublayer reads
+# (**[Pre-LN](https://labnorm.github.io/labnorm/glossary/#pre-ln)**), or on what it reads and what it adds
+# (**Peri-LN**) —, which norm it is (LayerNorm, RMSNorm and its zero-centred form, or an S-curve with no
+# statistics at all: DyT, Derf), and whether queries and keys should be normalized before attention
+# (**[QK-norm](https://labnorm.github.io/labnorm/glossary/#qk-norm)**). The CNN notebooks of this site
+# cannot answer these questions: in a ConvNet, DyT replaces BatchNorm, which it was never designed to do.
+# No single post is redone here: the claims come from six papers, each named where its claim is judged
+# (sections 5 and 6).
 #
 # In this notebook we
 #
-# 1. build every norm and every placement from a few lines of tensor code, and prove each equal to
+# 1. see what grows in a Transformer when nothing normalizes it: the attention logits and the residual
+#    stream;
+# 2. build every norm and every placement from a few lines of tensor code, and prove each equal to
 #    `labnorm` in float64;
-# 2. train a tiny character-level GPT on tiny Shakespeare with each of them over seeds, and read what
+# 3. train a tiny character-level GPT on tiny Shakespeare with each of them over seeds, and read what
 #    the claims of six papers become at this size.
 #
-# Words used below: **residual stream** — the vector $x$ every block reads and adds to; **sublayer** —
-# the attention or the MLP $F$ inside a block; **nats per character** — the cross-entropy of the next
-# character with natural logarithms (a uniform guess over 65 characters scores $\ln 65 = 4.17$).
+# Words used below: **residual stream** — the vector $x$ of each position that every block reads and
+# adds to; **sublayer** — the attention or the MLP $F$ inside a block; **logit** (of attention) — the
+# score $q \cdot k / \sqrt d$ of a query against a key, before the softmax turns the scores into
+# weights; **nats per character** — the cross-entropy of the next character with natural logarithms (a
+# uniform guess over 65 characters scores $\ln 65 = 4.17$).
 
 # %%
 # labnorm set-up: on Colab, or wherever labnorm is missing, fetch the repository
@@ -58,16 +67,135 @@ if importlib.util.find_spec("labnorm") is None:
 # %%
 import math
 
+import matplotlib.pyplot as plt
 import torch
 
 import labnorm
 from labnorm import experiments
+from labnorm.experiments.plots import readable_style
+from labnorm.experiments.report import cell
 from labnorm.models import build_model
 from labnorm.text import load_tinyshakespeare
 
+readable_style()
 torch.manual_seed(0)
 SCALE = labnorm.get_scale()
 print(f"labnorm {labnorm.__version__}, torch {torch.__version__}, scale {SCALE}")
+
+# %% [markdown]
+# ## The problem
+#
+# ### Nothing in attention bounds its logits
+#
+# Attention scores each query $q_t$ against each key $k_u$ with the logit $\ell_{tu} = q_t \cdot k_u / \sqrt d$
+# ($d$ the head dim) and turns a row of logits into weights by a softmax. $q$ and $k$ are linear in the
+# weights $W_q, W_k$, so when training grows those weights by a factor $s$, the logits grow by $s^2$.
+# The cell below takes one causal attention layer, multiplies its query and key weights by
+# $s = 1, 2, 4, 8, 16$, and measures on random inputs the largest logit, the largest weight of each row
+# (1 is a one-hot softmax) and the size of the softmax's Jacobian $\mathrm{diag}(a) - a a^\top$ — the
+# factor every gradient through the attention weights is multiplied by — without QK-norm, and with an
+# RMSNorm on each query and key. Under a second of CPU.
+
+# %%
+C, H = 64, 4                                    # width of the stream, heads; head dim d = 16
+d = C // H
+tokens = torch.randn(8, 32, C, generator=torch.Generator().manual_seed(0))   # 8 sequences of 32 positions
+scales = [1, 2, 4, 8, 16]
+
+
+def attention_logits(s, qk_norm=None):
+    """The causal logits [B, H, T, T] of one attention layer whose query and key weights are multiplied by s."""
+    torch.manual_seed(0)                        # the same layer for every s
+    attn = labnorm.CausalSelfAttention(C, num_heads=H, qk_norm=qk_norm)
+    with torch.no_grad():
+        attn.qkv.weight[:2 * C] *= s            # the rows of W_qkv that make the queries and the keys
+        b, t, _ = tokens.shape
+        q, k, _ = attn.qkv(tokens).reshape(b, t, 3, H, d).permute(2, 0, 3, 1, 4)
+        if qk_norm is not None:
+            q, k = attn.qk_norm(q, k)
+        future = torch.ones(t, t, dtype=torch.bool).triu(1)
+        return (q @ k.transpose(-2, -1) / math.sqrt(d)).masked_fill(future, float("-inf"))
+
+
+measured = {}
+for qk_norm, label in ((None, "no QK-norm"), ("rms", "QK-norm (RMSNorm)")):
+    for s in scales:
+        logits = attention_logits(s, qk_norm)
+        a = logits.softmax(-1)[..., 4:, :]      # rows of the positions that see at least 5 keys
+        # ||diag(a) - a a^T||_F per row, from sum a^2, sum a^3
+        a2, a3 = a.square().sum(-1), a.pow(3).sum(-1)
+        jacobian = (a2 - 2 * a3 + a2.square()).clamp_min(0).sqrt()
+        measured[label, s] = (logits.max().item(), a.max(-1).values.mean().item(), jacobian.mean().item())
+
+print(f"{'':18} {'s':>3} {'largest logit':>14} {'largest weight':>15} {'softmax Jacobian':>17}")
+for (label, s), (top, weight, jac) in measured.items():
+    print(f"{label:18} {s:3d} {top:14.1f} {weight:15.3f} {jac:17.3f}")
+
+fig, axes = plt.subplots(1, 3, figsize=(10, 3.2))
+for label in ("no QK-norm", "QK-norm (RMSNorm)"):
+    for i, ax in enumerate(axes):
+        ax.plot(scales, [measured[label, s][i] for s in scales], "o-", label=label)
+titles = ["largest logit", "largest attention weight\n(mean over rows; 1 = one-hot)",
+          "softmax Jacobian $\\|\\mathrm{diag}(a) - aa^\\top\\|$\n(mean over rows)"]
+for ax, title in zip(axes, titles):
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(scales, [str(s) for s in scales])
+    ax.set_xlabel("factor $s$ on $W_q$ and $W_k$")
+    ax.set_title(title)
+axes[0].set_yscale("log")
+axes[0].legend()
+plt.show()
+
+# %% [markdown]
+# Without QK-norm the largest logit grows as $s^2$ (×256 from $s = 1$ to $16$), each row's softmax
+# becomes one-hot — every query attends to one key — and the Jacobian, through which every gradient
+# to the queries, keys and everything below them passes, shrinks towards 0: the attention stops
+# learning where to look. With an RMSNorm on the queries and keys nothing moves at all: RMSNorm is
+# invariant to the scale of its input, so $s$ cancels, and the logits stay where the norms' learned
+# scales put them. Dehghani et al. (2023) and Wortsman et al. (2023) see this *attention-logit growth*
+# break real training runs at large learning rates.
+#
+# ### The residual stream only adds
+#
+# A Transformer block does not replace its input: each sublayer's output is **added** to the residual
+# stream. Nothing in that sum keeps its scale; a norm can. The saved `cpu` record of the experiment of
+# section 5 (3 seeds, 800 steps of a 4-block model; reading it costs nothing) shows what training does
+# to a model with no norm at all, beside the same model with Pre-LN, and with Pre-LN and QK-norm:
+
+# %%
+saved = experiments.reference("transformer_norms")
+if saved is None:
+    print("no saved reference run found (set LABNORM_RESULTS to the repository's results/ folder)")
+else:
+    print(f"{'model':18} {'val. loss (nats/char)':>24} {'largest attention logit':>26} {'stream RMS, block 4 / block 1':>30}")
+    for arm, name in (("pre-none", "no norm"), ("pre-ln", "Pre-LN"), ("pre-ln+qk", "Pre-LN + QK-norm")):
+        print(f"{name:18} {cell(saved, f'val_loss/{arm}'):>24} {cell(saved, f'max_attn_logit/{arm}', 1):>26} "
+              f"{cell(saved, f'rms_growth/{arm}', 2):>30}")
+
+# %% [markdown]
+# Each entry is the mean over seeds ± the half-width of its 95% interval. Without a norm the model
+# still learns, but its stream's RMS grows several-fold from the first block to the fourth, and its
+# largest logit is above Pre-LN's on every seed and far above it on one (hence an interval wider than
+# the mean). Pre-LN holds the stream's growth down, and QK-norm the logits.
+#
+# ## The idea
+#
+# - **Per token, over its channels.** Every norm of a Transformer normalizes one position's vector of $C$
+#   values by itself: no statistic over the batch, so it computes the same at batch 1, at generation
+#   time, and whatever the other sequences of the batch are. That is why Transformers use LayerNorm and
+#   its relatives, never BatchNorm.
+# - **Where it sits decides what it bounds.** **Post-LN** normalizes the stream itself after each
+#   addition: the stream's scale is fixed, but every gradient to an early block passes through all the
+#   later norms. **Pre-LN** normalizes only the copy a sublayer reads: the stream keeps an untouched
+#   identity path from the output back to the embeddings (so gradients reach every block), but nothing
+#   bounds the stream, and a final norm before the output head is needed. **Peri-LN** also normalizes
+#   what each sublayer adds, so each addition has a bounded size.
+# - **QK-norm bounds the logits by construction**: a norm on each query and each key fixes their size,
+#   so their product — the logit — can be no larger than the norms' learned scales allow (section 3).
+# - **Which norm**: LayerNorm centres and scales; RMSNorm only scales (one reduction instead of two);
+#   DyT and Derf compute no statistic and squash each value by a learned S-curve instead.
+#
+# Sections 1–4 write each of these down and check it against `labnorm`; section 5 trains them all.
 
 # %% [markdown]
 # ## 1. The data: tiny Shakespeare, one character at a time
@@ -164,6 +292,43 @@ for name, (ours, theirs) in checks.items():
     print(f"{name}: {torch.allclose(ours, theirs, atol=1e-12)}")
 
 # %% [markdown]
+# ### Try it: what centring buys (⏱ ~5 min)
+#
+# Take a vector `v` of 64 values with mean 10 and standard deviation 1 (seeded below in the solution:
+# `10 + torch.randn(64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)`). Compute, with
+# $\epsilon = 10^{-5}$ and no learned parameters, `rms_out` (RMSNorm of `v`), `ln_out` (LayerNorm of `v`)
+# and `centred_rms` (RMSNorm of `v - v.mean()`). Which output still carries the shape of `v`? The check
+# compares them with `torch.nn.RMSNorm` and `torch.nn.LayerNorm` and prints their spreads.
+#
+# <details><summary>Hint</summary>
+#
+# The functions `rms_norm` and `layer_norm` above take a `weight` (and a `bias`): pass `1.0` (and `0.0`).
+# LayerNorm's variance is the mean square of the centred vector.
+#
+# </details>
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution: replace this cell with your own code, then run the check below.
+v = 10 + torch.randn(64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+rms_out = rms_norm(v, 1.0, eps=1e-5)
+ln_out = layer_norm(v, 1.0, 0.0, eps=1e-5)
+centred_rms = rms_norm(v - v.mean(), 1.0, eps=1e-5)
+
+# %% tags=["check"]
+v = 10 + torch.randn(64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+torch.testing.assert_close(rms_out, torch.nn.RMSNorm(64, eps=1e-5, elementwise_affine=False)(v))
+torch.testing.assert_close(ln_out, torch.nn.LayerNorm(64, eps=1e-5, elementwise_affine=False).double()(v))
+torch.testing.assert_close(centred_rms, ln_out)
+print(f"✓ LayerNorm(v) == RMSNorm(v - mean v); spread over the 64 values: RMSNorm {rms_out.std():.3f}, "
+      f"LayerNorm {ln_out.std():.3f}")
+
+# %% [markdown]
+# RMSNorm of `v` is nearly constant: the mean of 10 dominates the RMS, so each value becomes about 1 and
+# the deviations that carry the information are squeezed into a spread of about 0.1. LayerNorm removes
+# the mean first, and *is* RMSNorm of the centred vector. RMSNorm works in Transformers because the
+# streams it meets have means near 0 relative to their spread; where they do not, the centring matters.
+
+# %% [markdown]
 # ## 3. QK-norm: bounding the attention logits
 #
 # Attention turns queries and keys into logits $\ell_{tu} = q_t \cdot k_u / \sqrt d$. Nothing bounds
@@ -202,6 +367,48 @@ for qk in ("rms", "ln"):
     print(f"attention with QK-norm ({qk}): {torch.allclose(mine, attn(x), atol=1e-12)}")
 plain = randomized(labnorm.CausalSelfAttention(C, num_heads=4).double())
 print(f"attention without QK-norm: {torch.allclose(attention(x, plain), plain(x), atol=1e-12)}")
+
+# %% [markdown]
+# ### Try it: QK-norm's bound (⏱ ~5 min)
+#
+# For RMSNorm, $\lVert q / \mathrm{RMS}(q) \rVert_2 = \sqrt d$, so
+# $|\hat q \cdot \hat k| \le \lVert\gamma_q\rVert_\infty \lVert\gamma_k\rVert_\infty\, d$ and the logit is at
+# most $\lVert\gamma_q\rVert_\infty \lVert\gamma_k\rVert_\infty \sqrt d$. Check it: take `qk = labnorm.QKNorm(16)`,
+# set its two scales (`qk.q_norm.weight`, `qk.k_norm.weight`) to random values, draw queries and keys of
+# shape $[1, 2, 32, 16]$ **multiplied by 100**, and compute all their logits `logits` $= \hat q \hat k^\top / \sqrt d$
+# and the `bound`. With both scales at 1 the bound is $\sqrt{16} = 4$, whatever the size of $q$ and $k$.
+#
+# <details><summary>Hint</summary>
+#
+# `q_hat, k_hat = qk(q, k)`; `bound = qk.q_norm.weight.abs().max() * qk.k_norm.weight.abs().max() * 4`.
+#
+# </details>
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution: replace this cell with your own code, then run the check below.
+g = torch.Generator().manual_seed(2)
+qk = labnorm.QKNorm(16).double()
+with torch.no_grad():
+    qk.q_norm.weight.copy_(torch.randn(16, generator=g, dtype=torch.float64))
+    qk.k_norm.weight.copy_(torch.randn(16, generator=g, dtype=torch.float64))
+q, k = (100 * torch.randn(1, 2, 32, 16, generator=g, dtype=torch.float64) for _ in range(2))
+q_hat, k_hat = qk(q, k)
+logits = q_hat @ k_hat.transpose(-2, -1) / math.sqrt(16)
+bound = (qk.q_norm.weight.abs().max() * qk.k_norm.weight.abs().max() * math.sqrt(16)).item()
+print(f"largest |logit| {logits.abs().max():.2f}, bound {bound:.2f}; raw logits without the norms reach "
+      f"{(q @ k.transpose(-2, -1) / 4).abs().max():.0f}")
+
+# %% tags=["check"]
+assert logits.abs().max() <= bound, f"{logits.abs().max():.3f} > {bound:.3f}"
+unit = labnorm.QKNorm(16).double()                  # both scales at 1
+q_unit, k_unit = unit(q, k)
+assert (q_unit @ k_unit.transpose(-2, -1) / 4).abs().max() <= 4
+print(f"✓ every logit within the bound {bound:.2f} (and within 4 with unit scales), though q and k are 100x too large")
+
+# %% [markdown]
+# The bound is reached only when a query and a key put all their weight on the one dimension where both
+# scales are largest; real logits stay well inside it. What QK-norm buys is that the logits can grow only
+# as fast as the 2·d scales the optimizer learns, not as the square of every weight of $W_q$ and $W_k$.
 
 # %% [markdown]
 # ## 4. Where the norm goes: Pre-LN, Post-LN, Peri-LN
@@ -253,6 +460,50 @@ for placement in ("pre", "post", "peri"):
     print(f"{placement}-LN model: {torch.allclose(logits, model(ids), atol=1e-10)}")
 
 # %% [markdown]
+# ### Try it: the stream through 16 blocks (⏱ ~5 min)
+#
+# Build a Pre-LN and a Peri-LN model with 16 blocks (`build_model("tiny_gpt", "ln", placement=...,
+# dim=64, num_layers=16, num_heads=4)`, each right after `torch.manual_seed(0)`), and measure the RMS of
+# the residual stream after each block at initialization with `labnorm.train.lm.probe` on 8 windows of
+# 64 characters of the training text (`text.train[:512].reshape(8, 64)`). Store the two lists as `rms_pre`
+# and `rms_peri`. Expected: Pre-LN's stream stays near the embeddings' RMS (about 0.03) through all 16
+# blocks; Peri-LN's grows with every block, to several times its value after the first.
+#
+# <details><summary>Hint</summary>
+#
+# `probe(model, windows)["rms"]` is the list, one value per block.
+#
+# </details>
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution: replace this cell with your own code, then run the check below.
+from labnorm.train.lm import probe  # noqa: E402
+
+windows = text.train[:512].reshape(8, 64)
+stream = {}
+for placement in ("pre", "peri"):
+    torch.manual_seed(0)
+    deep = build_model("tiny_gpt", "ln", placement=placement, dim=64, num_layers=16, num_heads=4)
+    stream[placement] = probe(deep, windows)["rms"]
+    print(f"{placement:4s}-LN, stream RMS after blocks 1, 4, 8, 12, 16:",
+          " ".join(f"{stream[placement][i]:.2f}" for i in (0, 3, 7, 11, 15)))
+rms_pre, rms_peri = stream["pre"], stream["peri"]
+
+# %% tags=["check"]
+assert len(rms_pre) == len(rms_peri) == 16, "one value per block"
+assert max(rms_pre) < 1.5 * min(rms_pre), "Pre-LN's stream should hardly move at initialization"
+assert rms_peri[-1] > 3 * rms_peri[0], "Peri-LN's stream should grow with depth"
+print(f"✓ after 16 blocks: Pre-LN {rms_pre[-1] / rms_pre[0]:.2f}x its first block, "
+      f"Peri-LN {rms_peri[-1] / rms_peri[0]:.2f}x")
+
+# %% [markdown]
+# At initialization the two placements trade places with the story of section 6: GPT-2's initialization
+# shrinks each sublayer's output projection by $1/\sqrt{2L}$ precisely so that a Pre-LN stream does not
+# grow before training, while Peri-LN's output norm rescales every addition to unit size, whatever the
+# sublayer computed, so its stream grows with each of them until its learned scales adapt. Which grows
+# more *after* training is what the record measures.
+
+# %% [markdown]
 # ## 5. The experiment: every placement and norm, trained over seeds
 #
 # `transformer_norms` trains a 4-layer, 64-wide GPT (at `cpu` scale) on windows of 64 characters with
@@ -260,8 +511,8 @@ for placement in ("pre", "post", "peri"):
 # the instabilities two of the claims are about); every arm of a seed sees the same windows in the same
 # order. Each arm is named `placement-norm`, `+qk` for QK-norm, `@no-warmup` without warm-up; a
 # learning-rate sweep (one seed) runs Pre-LN with and without QK-norm and Post-LN without warm-up at
-# larger learning rates. At `smoke` scale (the tests) it trains tiny models for four steps, so its
-# numbers mean nothing and every claim reads *inconclusive at this scale*; the saved `cpu` record follows.
+# larger learning rates. At `cpu` scale the cell reads the saved record rather than training again; the
+# other scales are described in the last section.
 
 # %%
 exp = experiments.get("transformer_norms")
@@ -315,19 +566,41 @@ else:
 #   trainable up to 0.03.
 # - **Peri-LN (Kim et al.).** Its residual stream grows as much as Pre-LN's over four blocks (1.43 vs
 #   1.39: *inconclusive at this scale*) and its loss is higher (+0.16). With 4 blocks there is little
-#   depth for variance to grow through; exercise 4 looks at 16.
+#   depth for variance to grow through; the "Try it" of section 4 looks at 16 blocks, at
+#   initialization.
 # - **No norm at all** trains (2.36 nats/char) but its attention logits reach 140 and its stream grows
 #   7.9× from the first block to the last: the growth every norm above holds back.
 #
 # ## Exercises
 #
-# 1. **Centring.** Feed `rms_norm` and `layer_norm` a vector with mean 10 and standard deviation 1.
-#    How different are their outputs? *Check:* RMSNorm's output is nearly constant (the mean dominates
-#    the RMS); LayerNorm's is the standardized vector.
-# 2. **The S-curves.** Plot `dyt` and `derf` with $\alpha = 0.5$, $s = 0$ on $[-8, 8]$. Where does each
-#    reach 0.99 of its bound? *Hint:* $\operatorname{erf}(z) \approx \tanh(1.2 z)$ near 0.
-# 3. **QK-norm's bound.** For RMSNorm with $\gamma = 1$ and $d = 16$, what is the largest logit
-#    possible? Check it on random queries scaled by 100. *Check:* $\sqrt{16} = 4$.
-# 4. **Depth.** Build Pre-LN and Peri-LN models with 16 blocks (`build_model("tiny_gpt", placement=...,
-#    num_layers=16)`) and print the RMS of the stream after each block at initialization with
-#    `labnorm.train.lm.probe`. Which grows faster with depth?
+# The "Try it" cells above come with checks; these are more open, each with its expected outcome.
+#
+# 1. **The S-curves.** Plot `dyt` and `derf` with $\alpha = 0.5$, $s = 0$, $\gamma = 1$, $\beta = 0$ on
+#    $[-8, 8]$. Where does each reach 0.99 of its bound? *Hint:* $\operatorname{erf}(z) \approx \tanh(1.2 z)$
+#    near 0. *Check:* $\tanh(0.5x) = 0.99$ at $x = 2\,\mathrm{artanh}(0.99) \approx 5.29$;
+#    $\operatorname{erf}(0.5x) = 0.99$ at $x \approx 3.64$ — Derf saturates sooner at the same $\alpha$.
+# 2. **Weight decay on a scale.** Put a `labnorm.RMSNorm(8)` and a `labnorm.RMSNorm(8, zero_centered=True)`
+#    under `torch.optim.AdamW(..., lr=0.1, weight_decay=0.1)` and take 100 steps with a loss of zero
+#    (`(0 * layer(x)).sum()`). What is the effective scale $\gamma$ of each afterwards? *Check:* the plain
+#    scale decays to $0.99^{100} \approx 0.37$; the zero-centred one stays at $1 + 0 = 1$ — why
+#    `train_lm` exempts the norms' scales from weight decay, and why Gemma stores them as $1 + w$.
+# 3. **Post-LN without warm-up, at a glance.** Train `build_model("tiny_gpt", placement="post", dim=64)`
+#    and the Pre-LN model (`placement="pre"`, the record's width too) with `labnorm.train.lm.train_lm` for
+#    200 steps at `lr=0.03`, `warmup_steps=0` (`batch_size=32, context=64, seed=0`; under a minute each
+#    on an idle 2-core CPU), and compare their `val_loss` with the unigram entropy. *Check:* Post-LN
+#    stays on the unigram plateau (about 3.35 nats/char) while Pre-LN falls to about 2.8 — as in the
+#    sweep of section 5 over 800 steps.
+#
+# ## Running this notebook at other scales
+#
+# `LABNORM_SCALE` picks the size of the experiment: `smoke` (the quick check CI runs: 2-block, 16-wide
+# models for four steps, so its numbers mean nothing and every claim reads *inconclusive at this
+# scale*), `cpu` (the default; the saved record was made at this scale, and the cell reads it instead of
+# training again) and `gpu` (nanoGPT's `shakespeare_char` model: 6 blocks of width 384, a context of 256,
+# 5,000 steps). Everything but section 5 takes seconds at any scale.
+#
+# **The `gpu` scale on Colab.** Choose a GPU runtime (Runtime → Change runtime type), then run
+# `%env LABNORM_SCALE=gpu` in a new cell at the top, before the imports: section 5 then trains every arm
+# at its `gpu` configuration (no saved record exists at that scale). To measure its cost on your GPU
+# first, run `!python -m labnorm run transformer_norms --scale gpu --dry-run`: it takes 2 training steps
+# of every arm and prints the step times and the projected full run.
