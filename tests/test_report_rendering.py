@@ -64,14 +64,22 @@ def test_heatmap_hovers_the_interval_and_the_paired_difference(zoo_report):
     heat = next(p for p in rep.plots if p.spec["data"][0]["type"] == "heatmap")
     trace = heat.spec["data"][0]
     norms, batches = rec["config"]["norms"], sorted(rec["config"]["batch_sizes"])
-    assert trace["y"] == norms and trace["x"] == [str(b) for b in batches]
+    started = [b for b in batches if any(experiments.summary(rec, f"test_acc/{n}/b{b}").n for n in norms)]
+    assert trace["y"] == norms and trace["x"] == [str(b) for b in started]  # the columns some unit has reached
     bn = experiments.summary(rec, f"test_acc/bn/b{batches[-1]}")
     assert trace["z"][norms.index("bn")][-1] == pytest.approx(bn.mean * 100, abs=0.01)
-    cell = trace["text"][norms.index("gn:4")][-1]
-    assert "±" in cell and "(n=3)" in cell and "vs bn:" in cell
-    assert any(m in t for row in trace["text"] for t in row for m in ("▲", "▼"))  # significant differences marked
+    # Every other norm with runs at the full batch hovers its interval and its paired difference to BN
+    # (the record may be partial: it is saved unit by unit)
+    others = [n for n in norms if n != "bn" and experiments.summary(rec, f"test_acc/{n}/b{batches[-1]}").n >= 2]
+    for n in others:
+        cell = trace["text"][norms.index(n)][-1]
+        assert "±" in cell and "vs bn:" in cell, n
+    marks = [m in t for row in trace["text"] for t in row for m in ("▲", "▼")]
+    diffs = [experiments.summary(rec, f"test_acc/{n}/b{batches[-1]}") for n in others]
+    if any(d.n >= 3 and abs(d.mean - bn.mean) > 0.05 for d in diffs):  # a 5-point gap over 3 seeds is marked
+        assert any(marks)
     scatter = next(p for p in rep.plots if p.spec["data"][0]["type"] == "scatter")
-    assert len(scatter.spec["data"]) == len(batches) and all("error_x" in t for t in scatter.spec["data"])
+    assert len(scatter.spec["data"]) == len(started) and all("error_x" in t for t in scatter.spec["data"])
 
 
 def test_plots_are_small_json_safe_in_html(zoo_report):
