@@ -18,8 +18,7 @@ two norms are compared by their paired difference:
 - **Step time ÷ BN**: fresh nets of the norm and of BN at the same `b`, timed alternately after the run
   (`labnorm.train.fast.step_time_ratio`): a same-moment ratio, not a benchmark (`benchmarks/bench_zoo.py` is).
 
-Units `norm/bB`, saved as each finishes: the full batch, then b = 2, 8, 32. The record this one replaced (the
-fast ResNet on 20,000 images, true small-batch SGD, BN 48%) stopped early in training; see the history.
+Units `norm/bB`, saved as each finishes: the full batch, then b = 2, 8, 32 (the old record: in the history).
 """
 
 from __future__ import annotations
@@ -92,12 +91,11 @@ CONFIGS = {
 
 
 @functools.lru_cache(maxsize=None)
-def per_worker(norm: str) -> bool:
-    """Whether `norm` takes batch statistics that `labnorm.set_norm_batch` sets per worker."""
+def per_worker(norm: str) -> bool:  # statistics that `labnorm.set_norm_batch` sets per worker
     return has_norm_batch(build_model("fast_cifar", norm, width=0.125))
 
 
-def _virtual_batch(norm: str) -> int | None:
+def _virtual_batch(norm: str) -> int | None:  # Ghost BN's
     return int(norm.partition(":")[2] or 16) if norm.startswith("gbn") else None
 
 
@@ -203,7 +201,10 @@ def report(record: dict) -> Report:
     notes += [f"{n}: BN over virtual batches of {_virtual_batch(n)}; shown where that is its own computation (b ≥ "
               f"{_virtual_batch(n)})." for n in norms if _virtual_batch(n)]
     notes += [f"Negative control: {n}. {CONTROL_QUOTE}" for n in norms if n.split(":")[0] in NEGATIVE_CONTROLS]
-    notes += ["brn: the paper's final limits r_max 3, d_max 5 from the first step (no warm-up)."] * ("brn" in norms)
+    steps = max((r.get("steps") or 0 for d in details for r in d["units"].values()), default=0)  # for brn's note
+    notes += [f"brn: the paper's final limits r_max 3, d_max 5 from the first step (no warm-up), moving averages at "
+              f"momentum 0.01: their starting values still weigh {0.99 ** steps:.0%} of what eval mode uses after the "
+              f"run's {steps} steps."] * ("brn" in norms)
     skipped = sorted({u for d in details for u, r in d["units"].items() if r.get("never_left_chance")})
     notes += [f"Never left chance in its range test, so not trained: {', '.join(skipped)}."] if skipped else []
     notes += baseline_note(record, [(f"{base} at the full batch", f"test_acc/{base}/b{full}")])
