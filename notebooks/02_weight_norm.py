@@ -567,10 +567,10 @@ else:
 #   optimizer-based WN and the parametrization (with the optimizer acting on $g$ and $v$) take the
 #   same steps from the same starting point.
 #   That is consistent with the post's guess that the difference it saw comes from the
-#   initialization; whether the data-dependent initialization helps *here* is the "data-dependent
-#   init improves WN" verdict above.
+#   initialization; whether the data-dependent initialization helps *here* is the verdict "WN + init
+#   above WN" above.
 # * **Scale.** The saved runs are `cpu`-scale (the small CNN for a few epochs on a subset of the
-#   JPEG copy of CIFAR-10, on 2 CPU cores); the report's baseline line gives BN's accuracy with
+#   JPEG copy of CIFAR-10, one CPU thread per run); the report's baseline line gives BN's accuracy with
 #   each optimizer, far below a tuned CIFAR-10 network's, so every verdict on final accuracy is
 #   *inconclusive at this scale*; the intervals describe the first epochs of training. The `gpu`
 #   scale trains longer on the full data.

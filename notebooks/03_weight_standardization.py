@@ -299,7 +299,7 @@ w_hat = ws_scratch(w)
 print("filters:", w.shape[0], "| entries per filter I =", w[0].numel())
 print(f"per-filter mean of W_hat within {w_hat.mean((1, 2, 3)).abs().max():.0e} of 0")
 print(f"per-filter std of W_hat: {w_hat.std((1, 2, 3), unbiased=False).min():.4f} … "
-      f"{w_hat.std((1, 2, 3), unbiased=False).max():.4f} (below 1 by sigma^2/(sigma^2 + eps))")
+      f"{w_hat.std((1, 2, 3), unbiased=False).max():.4f} (below 1 by sqrt(sigma^2/(sigma^2 + eps)))")
 
 # %% [markdown]
 # ## Parity: scratch = labnorm = timm's formula, and the projected gradient (deep dive, optional)
@@ -570,7 +570,7 @@ else:
 #   the standardization reads and writes every weight a few times per step while the convolution
 #   does little work per weight.
 # * **Scale.** The saved runs are `cpu`-scale (a narrow VGG for a few epochs on a subset of the
-#   JPEG copy of CIFAR-10, on 2 CPU cores; the sizes are printed with the config above). Read the
+#   JPEG copy of CIFAR-10, one CPU thread per run; the sizes are printed with the config above). Read the
 #   BN baseline's accuracy in the table: far below what a full-size VGG reaches on all of
 #   CIFAR-10, it limits what any gap between the arms can mean. The `gpu` scale trains the
 #   full-width network on the full data.

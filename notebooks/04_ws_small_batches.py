@@ -209,7 +209,8 @@ print("✓ the batch variance's relative spread follows sqrt(2/(m-1))")
 # `resnet18_ws` here is `build_model("resnet18", "ws+bn")`: the same network with every conv a
 # `WSConv2d`. The check below shows it *is* ResNet-18 evaluated at standardized weights — the two
 # models differ only in the parametrization, so any difference in training comes from it. We also
-# check the blow-up rule used below, the LR finder's: with the smoothed loss
+# check the blow-up rule used below (the LR finder's divergence rule, with a factor of 4 where this
+# experiment's range tests stop at 5): with the smoothed loss
 #
 # $$\bar L_t = 0.05\, L_t + 0.95\, \bar L_{t-1}, \qquad \bar L_1 = L_1,$$
 #
@@ -409,20 +410,22 @@ print("✓ WS applied to the output equals WSConv2d")
 #   the post's own WS code to it).
 #
 # **Scale:** the saved runs are `cpu` runs — ResNet-18 at reduced width on a subset of the JPEG
-# copy of CIFAR-10 for a few epochs on 2 CPU cores (the exact sizes are printed with the config
+# copy of CIFAR-10 for a few epochs, one CPU thread per run (the exact sizes are printed with the config
 # above). Read the BN baseline's accuracy in the table: far below what the post's full-size
 # network reaches on all of CIFAR-10, it limits what any gap between the arms can mean.
 
 # %% [markdown]
 # ## Exercises
 #
-# 1. The report gives the blow-up claim *inconclusive* with 3 seeds even when no seed blows up:
-#    a blow-up on every seed of one arm and none of the other is a sign test. How many such seeds
-#    does it need before the verdict can be anything but *inconclusive* (see `labnorm.stats`, and
-#    the reason printed with the verdict)? Run them with
+# 1. When no seed of either arm blows up, the report calls the blow-up claim *not testable here*
+#    (the measure could not move). If one arm blew up on every seed and the other on none, that
+#    would be a sign test: how many such seeds would it need before the verdict could be anything
+#    but *inconclusive* (see `labnorm.stats`, and the reason printed with the verdict)? Run them with
 #    `python -m labnorm run ws_small_batches --seeds N`.
 # 2. In the range-test figure, read where each curve turns up — the largest usable learning rate —
-#    for BN and WS+BN at each batch size. Is WS+BN's larger, as the post saw at batch 256? How far
+#    for BN and WS+BN at each batch size. Is WS+BN's larger than BN's at the same batch? (The
+#    post's own comparison is BN's usable rate at batch 256 against batch 64; the verdict reads it
+#    that way.) How far
 #    is fastai's default $3\cdot10^{-3}$, used for every training run here, from each?
 # 3. In "The problem", also measure how far sample 0's BN output moves when sample 1 is replaced
 #    by a new draw, at batch 2 and at batch 128. What does that say about a batch-2 network's
@@ -430,7 +433,7 @@ print("✓ WS applied to the output equals WSConv2d")
 # 4. Time `ws_conv_on_output` against `WSConv2d` for one forward and backward at batch 2, on the
 #    3×3 convs of ResNet-18's first and last stages (64 and 512 channels at full width). Where
 #    does applying WS to the output save time, and where does its extra all-ones convolution cost
-#    more? (On 2 CPU cores we found the two about equal over the whole network.)
+#    more? (On this CPU we found the two about equal over the whole network.)
 
 # %% [markdown]
 # ## Running this notebook at other scales

@@ -433,7 +433,7 @@ if bench is not None:
 #   tiny and the step is the overhead of some sixty small operations on the statistics, which
 #   `torch.compile` fuses.
 # * **Scale.** The saved runs are `cpu` runs: the toy model narrower, on a subset of the JPEG
-#   copy of CIFAR-10 for fewer epochs, on 2 CPU cores (the sizes are printed with the config
+#   copy of CIFAR-10 for fewer epochs, one CPU thread per run (the sizes are printed with the config
 #   above). The Keras example's 87% after 25 epochs is for the full model on all of CIFAR-10 (our
 #   `gpu` scale); the BN baseline's accuracy here, in the report's baseline line, is far below
 #   it, and we do not claim to reproduce it. The port's instability came "near the 22-25th epoch" — later than a

@@ -174,7 +174,9 @@ for variant in VARIANTS:
 #   (last column; not exactly 1, because the $\epsilon$ in the norm is not negligible next to the
 #   first layer's deliberately tiny initial weights), and nothing couples the images of a batch.
 #   It does not restore what the activations discard: the spread falls by a steady factor per
-#   layer — the strict layers pass their input's scale on, each TPReLU keeps about two thirds.
+#   layer — the *strict* WN layers (a WN layer with no learned scale, defined in "The formulas")
+#   pass their input's scale on, and each TPReLU (a ReLU with a learned threshold and slope in
+#   $[0, 1]$, also below) keeps about two thirds.
 #   The channel means stay off zero.
 # * **WN + mean-only BN** centres the channels (second column), changes nothing else, and brings
 #   the batch coupling back. The paper's version of it (affine WN layers with mean-only BN,
@@ -642,7 +644,8 @@ if bench is not None:
 #   *inconclusive at this scale*, whatever the interval. What the saved three-seed `cpu` record
 #   shows at 2,000 iterations: WN's final loss below vanilla's, whose running loss has only begun to
 #   fall, and above BN's; this early ranking neither confirms nor refutes Table 7. The claims about
-#   the beginning of training are decided: BN's first running loss is below vanilla's. Our 50-step
+#   the beginning of training are decided only in part: BN's first running loss is below vanilla's
+#   (*supported*); WN below BN and WN within ±10% of BN are *inconclusive at this scale*. Our 50-step
 #   running loss ranks WN first of the three; the next point is about that.
 # * **Two measures, two rankings.** Our running loss takes 50 steps of code search on a fixed set
 #   of held-out images; our final measure takes 300 steps on other images, at the end of training.
@@ -651,7 +654,8 @@ if bench is not None:
 #   vanilla model after 50 steps, passed it at around the 400th reconstruction step and gave the
 #   best final (2,000-step) loss — the authors call it a weakness of their measure, as too few
 #   steps "may give inaccurate results". A ranking that flips between our 50- and 300-step
-#   columns is that same effect, not a contradiction of either.
+#   columns may be that same effect — but the two columns also differ in which images they measure
+#   and when (the best over training against the end of it), so a flip alone does not say which.
 # * **Collapse shows in the samples.** A model whose samples from 16 different codes repeat one
 #   texture has collapsed (*mode collapse*: the generator produces only a few of the images it
 #   should); the "sample spread ÷ real" column measures it (near 0: collapse).

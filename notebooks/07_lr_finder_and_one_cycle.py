@@ -355,7 +355,9 @@ print(f"✓ η = {lr_pick:.3g}: loss {losses_pick[-1]:.3g} after 100 steps (the 
 #
 # A CIFAR ResNet-18 (3×3 stem, no max-pool), SGD with momentum 0.9, learning rate from
 # $10^{-5}$ to 10 over `num_iter` steps, with batch norm, group norm and no normalization (the
-# sizes, group count included, are printed with the config below). At `smoke` scale this runs
+# sizes are printed with the config below). The implementation line under the report says what
+# this record's `gn` was: gcd(C, 32) groups, so one channel per group — instance norm — in the
+# thinned net's 16-channel layers (today's `gn` keeps at least 2 channels a group). At `smoke` scale this runs
 # live on a thin network; at `cpu` and `gpu` scale the saved run of that scale is loaded
 # (`load_or_run`; pass `rerun=True` to train it again).
 

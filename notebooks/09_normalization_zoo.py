@@ -148,7 +148,8 @@ plt.show()
 # images — but never vanishes. GN's gap is 0 at every batch size, because it computes the same
 # statistics, from the image alone, in training and in eval. The
 # successors of BN split into two families along exactly this line: those that keep the batch and
-# repair its statistics (Batch Renorm, Ghost BN, EvoNorm-B0), and the **batch-independent** ones,
+# change how its statistics are taken (Batch Renorm corrects them toward the running averages, Ghost BN
+# takes them over smaller virtual batches, EvoNorm-B0 mixes in a per-sample variance), and the **batch-independent** ones,
 # which pool only inside one sample — or pool nothing at all.
 
 # %% [markdown]
@@ -659,6 +660,8 @@ print("EvoNorm-B0 eval output = the formula with the moving variance:", (b0(x) -
 # The report's table has seconds-per-epoch columns: they are wall time on a shared machine, not a
 # speed comparison (the report draws no speed chart) —
 # `benchmarks/bench_zoo.py` times every layer, eager and compiled, as ratios to torch's BN in one run.
+# The config printed first is today's, which lists `grn`; the saved record predates GRN, so the tables
+# below have no GRN row until the experiment is rerun.
 
 # %%
 zoo = experiments.get("norm_zoo_small_cnn")

@@ -228,7 +228,8 @@ print("eigenvalues of the patch second moment:", [f"{v:.3f}" for v in eigenvalue
 
 # %% [markdown]
 # Two directions carry most of the variance; the smallest carry less than a hundredth of it. After
-# the conv every direction has (nearly) unit variance — the `eps` of $5\cdot10^{-4}$ damps the
+# the conv the strong directions have unit variance and the weakest less (the largest deviation from
+# 1 is printed above) — the `eps` of $5\cdot10^{-4}$ damps the
 # smallest, whose filters would otherwise amplify noise.
 
 # %%

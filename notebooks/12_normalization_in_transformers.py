@@ -150,8 +150,8 @@ plt.show()
 # Without QK-norm the largest logit grows as $s^2$ (×256 from $s = 1$ to $16$), each row's softmax
 # becomes one-hot — every query attends to one key — and the Jacobian, through which every gradient
 # to the queries, keys and everything below them passes, shrinks towards 0: the attention stops
-# learning where to look. With an RMSNorm on the queries and keys nothing moves at all: RMSNorm is
-# invariant to the scale of its input, so $s$ cancels, and the logits stay where the norms' learned
+# learning where to look. With an RMSNorm on the queries and keys almost nothing moves (the largest
+# logit 3.0 → 3.1, from RMSNorm's ε): RMSNorm is invariant to the scale of its input, so $s$ cancels, and the logits stay where the norms' learned
 # scales put them. Dehghani et al. (2023) and Wortsman et al. (2023) see this *attention-logit growth*
 # break real training runs at large learning rates.
 #
@@ -555,8 +555,8 @@ else:
 #   while the record ran, so its tokens/s vary by ±100% between seeds; the per-layer cost is
 #   `benchmarks/bench_transformer.py`'s job, on an idle machine.
 # - **DyT and Derf (Zhu et al.; Chen et al.).** Both are *contradicted* at this size: their loss sat on
-#   the unigram plateau (≈ 3.3 nats/char) for most of the 800 steps, one seed of each never left it, and
-#   the others escaped late (2.76–2.96). With α initialized to 0.5 and nothing tuned, a 4-block model this
+#   the unigram plateau (≈ 3.3 nats/char) for most of the 800 steps: one seed of DyT and two of Derf
+#   never left it, and the others escaped late (2.76–2.96). With α initialized to 0.5 and nothing tuned, a 4-block model this
 #   short does not learn through an S-curve as fast as through a norm. The papers tune α's initial value
 #   for language models and train for far longer; whether DyT or Derf catch up with a longer run or
 #   another α is the first question this record leaves open.
