@@ -193,7 +193,7 @@ def test_interactive_figures_draw_offline_and_answer_hover(server, browser):
         elif {"surface", "scatter3d"} & set(m["types"]):  # WebGL: a canvas
             assert m["gl"] >= 1, m
         else:
-            assert m["points"] > 10 or m["lines"] >= 3, m
+            assert m["points"] >= 3 or m["lines"] >= 3, m  # (a partial record's scatter has few points)
     # Only the site's own plotly.js, served once from assets/
     scripts = page.evaluate("() => [...document.scripts].map(s => s.src).filter(s => s.includes('plotly'))")
     assert scripts == [f"{url}/assets/plotly/plotly.min.js"], scripts

@@ -38,7 +38,14 @@ def test_registered_and_flagged():
     assert type(make_norm("bn", 8, activation=False)) is type(make_norm("bn", 8))
 
 
-def test_register_norm_with_fused_activation():
+def test_register_norm_with_fused_activation(monkeypatch):
+    # A private copy of the registry: the test's norm must not leak into what later tests (and the pages
+    # they render, which list every registered norm) see
+    from labnorm import norms
+
+    monkeypatch.setattr(norms, "_NORMS", dict(norms._NORMS))
+    monkeypatch.setattr(norms, "_FUSES_ACTIVATION", set(norms._FUSES_ACTIVATION))
+
     @register_norm("test-fused-tanh", fuses_activation=True)
     def _build(c, arg, activation):
         return nn.Sequential(nn.BatchNorm2d(c), nn.Tanh()) if activation else nn.BatchNorm2d(c)
