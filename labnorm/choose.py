@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 from torch.nn.utils import parametrize
 
+from .experiments.runner import values
 from .stats import Summary, paired_difference, summarize
 
 __all__ = ["Anatomy", "anatomy", "anatomies", "Cell", "grid", "columns", "column_label", "batch_meaning", "standing",
@@ -148,10 +149,6 @@ def family(spec: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # Records
 
-def _values(record: dict, metric: str) -> list:
-    return [record["per_seed"][str(s)]["metrics"].get(metric) for s in record["seeds"]]
-
-
 @dataclass(frozen=True)
 class Cell:
     """One norm at one batch column of a grand comparison: its test accuracy over seeds, the paired difference
@@ -187,11 +184,11 @@ def grid(record: dict) -> dict[str, dict[int, Cell]]:
     for norm in c["norms"]:
         row = {}
         for b in columns(record):
-            acc = _values(record, f"test_acc/{norm}/b{b}")
+            acc = values(record, f"test_acc/{norm}/b{b}")
             if not any(v is not None for v in acc):
                 continue
-            diff = None if norm == base else paired_difference(acc, _values(record, f"test_acc/{base}/b{b}"))
-            row[b] = Cell(norm, b, summarize(acc), diff, summarize(_values(record, f"step_ratio/{norm}/b{b}")))
+            diff = None if norm == base else paired_difference(acc, values(record, f"test_acc/{base}/b{b}"))
+            row[b] = Cell(norm, b, summarize(acc), diff, summarize(values(record, f"step_ratio/{norm}/b{b}")))
         out[norm] = row
     return out
 
@@ -238,7 +235,7 @@ def baseline_summary(record: dict) -> tuple[str, Summary]:
 
     rule = _rule(record)
     name = gn_name(rule.metric, record)
-    return name, summarize(_values(record, name))
+    return name, summarize(values(record, name))
 
 
 # ---------------------------------------------------------------------------------------------
