@@ -484,15 +484,17 @@ plt.show()
 #   — with BN's dotted line as the reference in every panel.
 # * **A row at 10.0%** is a net that never learned: either its LR range test never left chance, so the
 #   rule did not train it at an arbitrary learning rate (the notes name it), or it diverged, or its
-#   eval mode fails (Batch Renorm's moving averages: see its note). The problem this notebook opened
-#   with is one reason: `none`, `wn` and `dyt` start from a signal far smaller than BN's.
+#   eval mode fails (Batch Renorm at its paper's momentum 0.01: the extra unit its note reports). The
+#   problem this notebook opened with is one reason: `none`, `wn` and `dyt` start from a signal far
+#   smaller than BN's.
 # * **Step time is a ratio from the same run**, not a benchmark. An eager layer written in Python (most
 #   of the zoo) pays for each operation it launches, which a fused kernel or `torch.compile` removes;
 #   the site's guide gives each layer's benchmark, eager and compiled.
 # * **The scale limits every conclusion.** The papers train ResNets on ImageNet for tens of thousands of
 #   steps with their own tuning; this is the whitened fast net on CIFAR-10 for 5 epochs (minutes per run
 #   on a CPU), one recipe tuned for BN with only the peak learning rate set per norm by its range test,
-#   Batch Renorm without its warm-up, and Dynamic Tanh — a negative control — outside the Transformers it
+#   Batch Renorm without its warm-up and with moving averages at momentum 0.1 (the paper's 0.01 is made for
+#   runs of many thousand steps), and Dynamic Tanh — a negative control — outside the Transformers it
 #   was made for.
 #
 # The site's guide, [Which normalization should I use?](https://labnorm.github.io/labnorm/choose/), turns

@@ -187,3 +187,27 @@ def test_compile_state_dict_deepcopy():
     assert torch.allclose(compiled(x), eager(x), atol=1e-6)
     copied = copy.deepcopy(eager)
     assert torch.equal(copied(x), eager(x)) and copied.r_max.item() == 1.0
+
+
+def test_registry_spec_sets_the_momentum():
+    # `brn` keeps the paper's update rate; `brn:M` sets PyTorch's momentum M (a short run's averages need it)
+    from labnorm.norms import make_norm
+
+    assert make_norm("brn", 8).momentum == 0.01
+    layer = make_norm("brn:0.1", 8).double()
+    x = torch.randn(4, 8, 3, 3, dtype=torch.float64) * 2 + 1
+    layer(x)
+    assert layer.momentum == 0.1
+    torch.testing.assert_close(layer.running_mean, 0.1 * x.mean(dim=(0, 2, 3)))
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("brn:2", r"make_norm\('brn:2', 8\): BatchRenorm2d: momentum must be in \[0, 1\]"),
+    ("brn:fast", r"make_norm\('brn:fast', 8\): could not convert"),
+    ("gn:x", r"make_norm\('gn:x', 8\)"),
+])
+def test_a_bad_spec_argument_names_the_spec(spec, match):
+    from labnorm.norms import make_norm
+
+    with pytest.raises(ValueError, match=match):
+        make_norm(spec, 8)

@@ -251,9 +251,11 @@ def test_norm_zoo_cifar_units_per_worker_batches_and_every_cpu_norm_in_the_fast_
     # The full batch first, for every norm; then 2, 8, 32 for the norms whose statistics are per worker
     assert units[:len(cpu.norms)] == [f"{n}/b1024" for n in cpu.norms]
     dependent = [n for n in cpu.norms if zoo.per_worker(n)]
-    assert set(dependent) == {"bn", "brn", "ws+bn", "bcn:16", "sn", "evob0"}
+    assert set(dependent) == {"bn", "brn:0.1", "ws+bn", "bcn:16", "sn", "evob0"}
     assert [u for u in units if u.endswith("/b2")] == [f"{n}/b2" for n in dependent]
-    assert units[-len(cpu.shared_lr):] == [f"{n}/b1024@shared-lr" for n in cpu.shared_lr]
+    # Then the ablations: the learning-rate rule against BN's rate; Batch Renorm at the paper's momentum
+    assert units[-len(cpu.shared_lr) - 1:] == [f"{n}/b1024@shared-lr" for n in cpu.shared_lr] + ["brn/b1024"]
+    assert {m.momentum for m in build_model("fast_cifar", "brn:0.1", width=0.125).modules() if hasattr(m, "r_max")} == {0.1}
     # Ghost BN (virtual batch 16) is its own computation only at per-worker batches of at least 16
     assert [zoo.same_at(cpu, "gbn:16", b) for b in (2, 8, 32, 1024)] == [False, False, True, True]
     assert "gbn:16/b2" not in units and "gbn:16/b32" not in units

@@ -17,8 +17,7 @@ two norms are compared by their paired difference:
 - **Negative control**: Dynamic Tanh, which its authors designed to replace LayerNorm, stands where BN stands.
 - **Step time ÷ BN**: fresh nets of the norm and of BN at the same `b`, timed alternately after the run
   (`labnorm.train.fast.step_time_ratio`): a same-moment ratio, not a benchmark (`benchmarks/bench_zoo.py` is).
-
-Units `norm/bB`, saved as each finishes: the full batch, then b = 2, 8, 32 (the old record: in the history).
+- Units `norm/bB`, saved as each finishes: the full batch, then b = 2, 8, 32 (the old record: in the history).
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ from .report import Figure, Report, Table, bands, baseline_note, cell, ranking, 
 from .runner import Experiment, SeedResult, summary, values
 from .units import missing_units, partial_summary
 
-ZOO = ("bn", "brn", "gbn:16", "ws+bn", "bcn:{G}", "sn", "evob0", "gn:{G}", "ws+gn:{G}", "ln", "ln2d", "in", "rms",
+ZOO = ("bn", "brn:0.1", "gbn:16", "ws+bn", "bcn:{G}", "sn", "evob0", "gn:{G}", "ws+gn:{G}", "ln", "ln2d", "in", "rms",
        "frn", "evos0:{G}", "grn", "wn", "dyt", "none")
 FAMILIES = {"batch statistics": ("bn", "brn", "gbn", "ws+bn", "bcn", "sn", "evob0"),  # for the figure
             "per-sample statistics": ("gn", "ws+gn", "ln", "ln2d", "in", "rms", "frn", "evos0", "grn"),
@@ -76,6 +75,7 @@ class Config:
     timing_steps: int = 3  # per round, `timing_rounds` rounds after a warm-up
     timing_rounds: int = 2
     challengers: tuple[str, ...] = ()  # judged against the baseline at the smallest per-worker batch
+    extra: tuple[str, ...] = ()  # units beside the grid: `brn/b1024`, Batch Renorm at the paper's momentum (0.01)
 
 
 CONFIGS = {
@@ -83,10 +83,12 @@ CONFIGS = {
                     norms=("bn", "gn:4", "frn", "dyt"), challengers=("gn:4", "frn"), shared_lr=("gn:4",),
                     range_steps=24, range_batch=64, timing_rounds=1),
     # BN reaches 85.7% (TTA) at half width x 5 epochs in 3.9 min of this 2-core CPU (benchmarks/bench_fast_frontier.py)
-    "cpu": Config(width=0.5, epochs=5, train_images=50000, test_images=10000, batch_sizes=(2, 8, 32, 1024),
-                  norms=zoo(16), challengers=("gn:16", "ws+gn:16", "frn", "evos0:16", "brn"), shared_lr=("gn:16", "frn")),
-    "gpu": Config(width=1.0, epochs=10, train_images=50000, test_images=10000, batch_sizes=(2, 8, 32, 1024),
-                  norms=zoo(32), challengers=("gn:32", "ws+gn:32", "frn", "evos0:32", "brn"), shared_lr=("gn:32", "frn")),
+    "cpu": Config(width=0.5, epochs=5, train_images=50000, test_images=10000, batch_sizes=(2, 8, 32, 1024), norms=zoo(16),
+                  challengers=("gn:16", "ws+gn:16", "frn", "evos0:16", "brn:0.1"), shared_lr=("gn:16", "frn", "bcn:16"),
+                  extra=("brn/b1024",)),
+    "gpu": Config(width=1.0, epochs=10, train_images=50000, test_images=10000, batch_sizes=(2, 8, 32, 1024), norms=zoo(32),
+                  challengers=("gn:32", "ws+gn:32", "frn", "evos0:32", "brn:0.1"), shared_lr=("gn:32", "frn", "bcn:32"),
+                  extra=("brn/b1024",)),
 }
 
 
@@ -95,8 +97,8 @@ def per_worker(norm: str) -> bool:  # statistics that `labnorm.set_norm_batch` s
     return has_norm_batch(build_model("fast_cifar", norm, width=0.125))
 
 
-def _virtual_batch(norm: str) -> int | None:  # Ghost BN's
-    return int(norm.partition(":")[2] or 16) if norm.startswith("gbn") else None
+def _virtual_batch(norm: str) -> int | None:  # Ghost BN's (the registry's default: 32)
+    return int(norm.partition(":")[2] or 32) if norm.startswith("gbn") else None
 
 
 def same_at(config: Config, norm: str, b: int) -> bool:
@@ -109,7 +111,7 @@ def units(config: Config) -> list[str]:
     full, rest = max(config.batch_sizes), sorted(set(config.batch_sizes) - {max(config.batch_sizes)})
     out = [f"{norm}/b{full}" for norm in config.norms]
     out += [f"{norm}/b{b}" for b in rest for norm in config.norms if per_worker(norm)]
-    return out + [f"{norm}/b{full}@shared-lr" for norm in config.shared_lr]
+    return out + [f"{norm}/b{full}@shared-lr" for norm in config.shared_lr] + list(config.extra)
 
 
 def _parse(unit: str) -> tuple[str, int, str]:
@@ -119,8 +121,7 @@ def _parse(unit: str) -> tuple[str, int, str]:
 
 
 def run_unit(config: Config, seed: int, unit: str, device: torch.device) -> SeedResult:
-    norm, b, variant = _parse(unit)
-    full = max(config.batch_sizes)
+    (norm, b, variant), full = _parse(unit), max(config.batch_sizes)
     nb = b if b < full and per_worker(norm) else None  # the norm_batch of the unit's net
     out, model, train = fast_cifar.train_norm(config, norm, seed, device, width=config.width, norm_batch=nb,
                                               shared_lr=variant == "shared-lr", range_seed=config.range_seed, desc=unit)
@@ -150,9 +151,7 @@ def metrics(details: dict) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     for unit, r in details["units"].items():
         norm, b, variant = _parse(unit)
-        suffix = f"@{variant}" if variant else ""
-        for c in r.get("stands_for", [b]):
-            key = f"{norm}/b{c}{suffix}"
+        for key in (f"{norm}/b{c}" + (f"@{variant}" if variant else "") for c in r.get("stands_for", [b])):
             out.update({f"{k}/{key}": r.get(k) for k in ("test_acc", "test_acc_plain", "step_ratio", "lr", "wall_seconds")})
             out[f"blew_up/{key}"] = float(r.get("diverged_at_step") is not None) if "steps" in r else None
     return out
@@ -202,11 +201,13 @@ def report(record: dict) -> Report:
               f"{_virtual_batch(n)})." for n in norms if _virtual_batch(n)]
     notes += [f"Negative control: {n}. {CONTROL_QUOTE}" for n in norms if n.split(":")[0] in NEGATIVE_CONTROLS]
     steps = max((r.get("steps") or 0 for d in details for r in d["units"].values()), default=0)  # for brn's note
-    notes += [f"brn: the paper's final limits r_max 3, d_max 5 from the first step (no warm-up), moving averages at "
-              f"momentum 0.01: their starting values still weigh {0.99 ** steps:.0%} of what eval mode uses after the "
-              f"run's {steps} steps."] * ("brn" in norms)
-    skipped = sorted({u for d in details for u, r in d["units"].items() if r.get("never_left_chance")})
-    notes += [f"Never left chance in its range test, so not trained: {', '.join(skipped)}."] if skipped else []
+    old = ", ".join(f"{100 * d['units'][u]['test_acc']:.1f}%" for d in details for u in d["units"] if u == f"brn/b{full}")
+    notes += [f"{n}: moving averages at momentum {n[4:]} (the BN arms' rate), not the paper's 0.01, whose averages would "
+              f"still hold {0.99 ** steps:.0%} of their starting values after {steps} steps; Batch Renorm uses them in "
+              "training (r, d) and in eval. The paper's final r_max 3, d_max 5 from the first step (no warm-up)."
+              + (f" At 0.01 (unit brn/b{full}): {old}." if old else "") for n in norms if n[:4] == "brn:"]
+    skipped = ", ".join(sorted({u for d in details for u, r in d["units"].items() if r.get("never_left_chance")}))
+    notes += [f"Never left chance in its range test, so not trained: {skipped}."] * bool(skipped)
     notes += baseline_note(record, [(f"{base} at the full batch", f"test_acc/{base}/b{full}")])
     if missing_units(record):
         notes.append("PARTIAL RECORD (the run is saved unit by unit and continues where it stopped): "
@@ -227,8 +228,7 @@ def report(record: dict) -> Report:
                 ax.plot(batches, [100 * (summary(record, f"test_acc/{base}/b{b}").mean or float("nan")) for b in batches],
                         "k:", label=base)
             ax.set_xscale("log", base=2)
-            ax.set_xticks(batches, [str(b) for b in batches])
-            ax.set(title=family, xlabel="per-worker batch")
+            ax.set(title=family, xlabel="per-worker batch", xticks=batches, xticklabels=[str(b) for b in batches])
             ax.legend(fontsize=9)
         axes[0].set_ylabel("test accuracy (%)")
 
