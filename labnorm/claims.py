@@ -18,9 +18,12 @@ experiment:
   cites it), judged on the record of the experiment that asks it.
 
 In `assess_all`, where several experiments test the same claim (the same source, quote and part), the
-page shows every test and the run **closest to the source's setting decides** (`decide`): the one whose
-config matches most of the setting's items, then the one that trains on the most images, then the first
-listed.
+page shows every test and **the run closest to the source's setting that can show the claim decides**
+(`decide`): a run the record's rules limit (an untrained baseline, an arm that never learned, a measure
+at a bound, an early phase, one seed, no record: `Assessment.limited`) decides only where no run can
+show the claim; among the rest, the one whose config matches most of the setting's items, then the one
+that trains on the most images, then the first listed. So a trained run on the fast net decides a claim
+that does not depend on the source's own network before an early-training run of that network.
 
 `scripts/claims_page.py` renders the result; no number on the page is typed by hand.
 """
@@ -173,10 +176,11 @@ def closeness(record: dict | None, source: Source) -> tuple[int, int]:
 
 
 def decide(tests: list[tuple[Assessment, dict | None]]) -> tuple[Assessment, ...]:
-    """Several tests of one claim, the deciding one first: the closest run to the source's setting (`closeness`),
-    the first listed among equals."""
-    order = sorted(range(len(tests)), key=lambda i: (tuple(-x for x in closeness(tests[i][1],
-                                                                             SOURCES[tests[i][0].claim.source])), i))
+    """Several tests of one claim, the deciding one first: a run that can show the claim before one the record's rules
+    limit (`Assessment.limited`), then the closest run to the source's setting (`closeness`), the first listed among
+    equals."""
+    order = sorted(range(len(tests)), key=lambda i: (tests[i][0].limited, tuple(
+        -x for x in closeness(tests[i][1], SOURCES[tests[i][0].claim.source])), i))
     return tuple(tests[i][0] for i in order)
 
 

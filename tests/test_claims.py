@@ -144,11 +144,31 @@ def test_rule_one_verdict_per_claim_the_run_closest_to_the_source_decides():
     assert decide([(assess(claim, near), near), (assess(claim, bigger), bigger)])[0].experiment == "bigger"
 
 
+def test_rule_a_run_that_can_show_the_claim_decides_before_a_closer_one_that_cannot():
+    # The post's network, early in training, against a trained run of another network: the trained run decides
+    claim = Claim("ws-post", "§1", "A beats B", "A above B", compare(A, B), trained=Trained("base", "BN"))
+    values = {"a": [0.87, 0.88, 0.875], "b": [0.85, 0.86, 0.855]}
+    near = record({**values, "base": [0.40, 0.41, 0.42]},
+                  {"model": "resnet18", "optimizer": "adam", "epochs": 2, "train_images": 5000}, "near")
+    trained = record({**values, "base": [0.86, 0.86, 0.86]}, {"model": "fast_cifar", "optimizer": "sgd"}, "trained")
+    early, late = assess(claim, near), assess(claim, trained)
+    assert early.limited and early.word == "inconclusive at this scale" and not late.limited
+    assert [a.experiment for a in decide([(early, near), (late, trained)])] == ["trained", "near"]
+    # An interval that spans zero on a trained run is a result, not a limit: the closer trained run still decides
+    noisy = record({"a": [0.80, 0.90, 0.85], "b": [0.85, 0.84, 0.86], "base": [0.86, 0.86, 0.86]},
+                   {"model": "resnet18", "optimizer": "adam"}, "noisy")
+    first = decide([(late, trained), (assess(claim, noisy), noisy)])[0]
+    assert first.experiment == "noisy" and first.word == "inconclusive at this scale" and not first.limited
+    # Where every run is limited, the closest decides, as before
+    missing = record({"a": [0.5, 0.5, 0.5]}, {"model": "fast_cifar"}, "missing")
+    assert [a.experiment for a in decide([(assess(claim, missing), missing), (early, near)])] == ["near", "missing"]
+
+
 def test_the_page_shows_every_test_of_a_claim_and_marks_the_one_that_decides():
     md = claims_page.build(ROOT)
     row = next(line for line in md.splitlines() if "we prefer to use GN" in line)
     assert row.count("*decides*") == 4 and row.count("*also*") == 12  # four columns, one deciding test of four
-    assert row.split("|")[3].strip().startswith("*decides* — GN's final test accuracy above BN's at batch 2")
+    assert row.split("|")[3].strip().startswith("*decides* — GN's final test accuracy above BN's at ")
 
 
 # ----------------------------------------------------------------------------- other comparisons

@@ -503,6 +503,9 @@ class Assessment:
     figure: str
     reason: str
     partial: str
+    # True when a rule computed from the record (not the interval) set the word: no record, an arm that never
+    # learned, a measure at a bound, one seed, an untrained baseline, an early phase — the run cannot show the claim
+    limited: bool = False
 
     def __str__(self) -> str:
         return f"{self.word}: {self.claim.tests} — {self.figure}" + (f" ({self.reason})" if self.reason else "")
@@ -542,27 +545,27 @@ def assess(claim: Claim, record: dict | None, experiment: str = "") -> Assessmen
     partial = claim.partial(record) if callable(claim.partial) else claim.partial
     run = run_text(record, gn_name(claim.batch, record))
 
-    def out(word: str, figure: str, reason: str) -> Assessment:
-        return Assessment(claim, experiment, word, run, figure, reason, partial)
+    def out(word: str, figure: str, reason: str, limited: bool = True) -> Assessment:
+        return Assessment(claim, experiment, word, run, figure, reason, partial, limited)
 
     try:
         result = claim.judge(record)
         flat = [r for arm in claim.arms if arm.chance for r in [arm.chance.reason(record, arm.name(record))] if r]
     except MissingMetric as e:
         return out("not run", "—", _missing(record, str(e.args[0])))
-    word, reason = result.word, result.reason
+    word, reason, limited = result.word, result.reason, False
     if flat:  # rule 1
         return out("not testable here", result.figure, "; ".join(flat))
     if word == "not testable here":  # rule 2, from the comparison
         return out(word, result.figure, reason)
     if len(record.get("seeds", [])) < 2:  # rule 3
-        word, reason = "inconclusive", "1 seed: no interval, so no verdict"
+        word, reason, limited = "inconclusive", "1 seed: no interval, so no verdict", True
     for rule in (claim.trained, claim.phase):  # rules 4 and 5
         limit = rule.reason(record) if rule is not None else None
         if limit and word not in claim.keeps:
-            word, reason = "inconclusive", limit
+            word, reason, limited = "inconclusive", limit, True
             break
-    return out("inconclusive at this scale" if word == "inconclusive" else word, result.figure, reason)
+    return out("inconclusive at this scale" if word == "inconclusive" else word, result.figure, reason, limited)
 
 
 def _missing(record: dict, name: str) -> str:
