@@ -107,12 +107,14 @@ for norm in ("bn", "gn:4", "none", "wn", "dyt"):
 # net: the logits of `none` and `wn` are twenty times less spread than BN's, and Dynamic Tanh shrinks
 # them further, since $\tanh(\alpha x) \approx \alpha x$ with $\alpha = 0.5$ for small inputs. Their loss
 # is $\ln 10 = 2.303$ — a uniform guess over the 10 classes — and the gradient that reaches the first
-# layer is roughly a hundred (`none`) to over a thousand (`dyt`) times smaller than BN's. With the same
-# learning rate for every norm, that means steps that much smaller: such a net may not leave the uniform
-# guess within its budget. A net without normalization needs an initialization that preserves the
-# signal (e.g. [Fixup](https://arxiv.org/abs/1901.09321), or the data-dependent init of notebook 02) or
-# a learning rate of its own; the harness below gives neither, by design, so its table measures every
-# norm under one recipe.
+# layer is roughly a hundred (`none`) to over a thousand (`dyt`) times smaller than BN's. At BN's
+# learning rate that means steps that much smaller: such a net may not leave the uniform guess within
+# its budget. A net without normalization needs an initialization that preserves the signal (e.g.
+# [Fixup](https://arxiv.org/abs/1901.09321), or the data-dependent init of notebook 02) or a larger
+# learning rate. The harness below gives neither, by design: each norm gets BN's tuned rate, lowered
+# where its LR range test blows up sooner than BN's, never raised — a short range test from
+# initialization shows which rates blow a net up, not which train it best (the record's ablation
+# table shows what the uncapped ratio did to GN and BCN).
 
 # %% [markdown]
 # ### Try it: how deep before the signal dies? (⏱ ~5 min)
@@ -482,10 +484,9 @@ plt.show()
 #   the same computation in every column (trained once, shown four times). The accuracy-against-batch
 #   figure is a *shape* — does a norm lose more than its neighbours as its statistics shrink to 2 images?
 #   — with BN's dotted line as the reference in every panel.
-# * **A row at 10.0%** is a net that never learned: either its LR range test never left chance, so the
-#   rule did not train it at an arbitrary learning rate (the notes name it), or it diverged, or its
-#   eval mode fails (Batch Renorm at its paper's momentum 0.01: the extra unit its note reports). The
-#   problem this notebook opened with is one reason: `none`, `wn` and `dyt` start from a signal far
+# * **A row at 10.0%** is a net that never learned: it diverged, or it never left the uniform guess, or
+#   its eval mode fails (Batch Renorm at its paper's momentum 0.01: the extra unit its note reports).
+#   The problem this notebook opened with is one reason: `none`, `wn` and `dyt` start from a signal far
 #   smaller than BN's.
 # * **Step time is a ratio from the same run**, not a benchmark. An eager layer written in Python (most
 #   of the zoo) pays for each operation it launches, which a fused kernel or `torch.compile` removes;

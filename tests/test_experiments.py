@@ -26,7 +26,8 @@ ENV = {**os.environ, "LABNORM_SCALE": "smoke"}
 
 def test_every_module_is_one_registered_experiment_of_at_most_250_lines():
     known = runner.experiments()
-    modules = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in {"__init__", "runner", "report", "common", "units", "plots", "tables"})
+    helpers = {"__init__", "runner", "report", "common", "units", "plots", "tables", "_per_worker"}
+    modules = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in helpers)
     assert sorted(known) == modules
     for path in PACKAGE.glob("*.py"):
         assert len(path.read_text().splitlines()) <= 250, path.name
@@ -253,8 +254,9 @@ def test_norm_zoo_cifar_units_per_worker_batches_and_every_cpu_norm_in_the_fast_
     dependent = [n for n in cpu.norms if zoo.per_worker(n)]
     assert set(dependent) == {"bn", "brn:0.1", "ws+bn", "bcn:16", "sn", "evob0"}
     assert [u for u in units if u.endswith("/b2")] == [f"{n}/b2" for n in dependent]
-    # Then the ablations: the learning-rate rule against BN's rate; Batch Renorm at the paper's momentum
-    assert units[-len(cpu.shared_lr) - 1:] == [f"{n}/b1024@shared-lr" for n in cpu.shared_lr] + ["brn/b1024"]
+    # Then the ablations of the learning-rate rule (uncapped; BN's rate); Batch Renorm at the paper's momentum
+    tail = [f"{n}/b1024@uncapped" for n in cpu.uncapped] + [f"{n}/b1024@shared-lr" for n in cpu.shared_lr]
+    assert units[-len(tail) - 1:] == tail + ["brn/b1024"] and cpu.lr_cap == 1.0
     assert {m.momentum for m in build_model("fast_cifar", "brn:0.1", width=0.125).modules() if hasattr(m, "r_max")} == {0.1}
     # Ghost BN (virtual batch 16) is its own computation only at per-worker batches of at least 16
     assert [zoo.same_at(cpu, "gbn:16", b) for b in (2, 8, 32, 1024)] == [False, False, True, True]

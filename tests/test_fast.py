@@ -159,6 +159,10 @@ def test_range_test_and_the_lr_rule():
     assert lr_from_range_tests(FastRecipe(lr=1.5), learned, base) == pytest.approx(3.0)
     never = {"left_chance": True, "diverged_at": None, "multiplier": [1.0, 8.0]}
     assert lr_from_range_tests(FastRecipe(lr=1.5), never, base) == pytest.approx(6.0)
+    # The capped rule: never above the recipe's rate, lower where a norm blows up sooner, and every norm trained
+    assert lr_from_range_tests(FastRecipe(lr=1.5), learned, base, cap=1.0) == pytest.approx(1.5)
+    assert lr_from_range_tests(FastRecipe(lr=1.5), base, learned, cap=1.0) == pytest.approx(0.75)
+    assert lr_from_range_tests(FastRecipe(lr=1.5), {**base, "left_chance": False}, learned, cap=1.0) == pytest.approx(0.75)
 
 
 def test_fast_data_refuses_float_images_and_short_splits():

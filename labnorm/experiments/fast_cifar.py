@@ -119,15 +119,16 @@ def _range(config: Config, norm: str, width: float, seed: int, device: torch.dev
 
 def train_norm(config: Config, norm: str, seed: int, device: torch.device, *, width: float, quick: bool = False,
                shared_lr: bool = False, norm_batch: int | None = None, range_seed: int | None = None,
-               desc: str = "") -> tuple[dict, object, object]:
+               lr_cap: float | None = None, desc: str = "") -> tuple[dict, object, object]:
     """One run of `norm` by the recipe, at the learning rate its range test gives (the baseline's with `shared_lr`);
-    `norm_batch`: per-worker batch statistics; `range_seed`: the range tests' seed (default: `seed`). Returns the
-    run's details, the trained model (None if not trained) and the training split."""
+    `norm_batch`: per-worker batch statistics; `range_seed`: the range tests' seed (default: `seed`); `lr_cap`: the
+    capped rule (`lr_from_range_tests`). Returns the run's details, the trained model (None if not trained) and the
+    training split."""
     train, test = _data(config, seed)
     rs = seed if range_seed is None else range_seed
     test_norm = _range(config, norm, width, rs, device, norm_batch)
     test_base = _range(config, config.baseline, width, rs, device)
-    lr = config.lr if shared_lr else lr_from_range_tests(recipe(config, quick), test_norm, test_base)
+    lr = config.lr if shared_lr else lr_from_range_tests(recipe(config, quick), test_norm, test_base, cap=lr_cap)
     out = {"norm": norm, "width": width, "lr": lr,
            "range_test": {"multiplier": subsample(test_norm["multiplier"], 60), "loss": subsample(test_norm["loss"], 60),
                           **{k: test_norm.get(k) for k in ("diverged_at", "lowest_loss", "left_chance", "seconds")}},

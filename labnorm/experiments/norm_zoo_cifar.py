@@ -11,9 +11,11 @@ two norms are compared by their paired difference:
   as each of `batch_size / b` data-parallel workers would: the GN, WS and FRN papers' images per GPU. A norm
   whose statistics do not depend on the batch is the same computation at every `b` (`same_at`, proven in
   `tests/test_experiments.py`): trained once per seed, at the full batch, and shown in every column.
-- **Learning rate per norm**: `LR_RULE` of `labnorm.train.fast`, the range tests run once (seed `range_seed`) and
-  the rate held for every seed; a norm whose range test never leaves chance is not trained. `shared_lr`: also at
-  BN's rate (units `norm@shared-lr`, the ablation of the rule).
+- **Learning rate per norm**: `LR_RULE_CAPPED` of `labnorm.train.fast` — BN's tuned rate, lowered in proportion
+  where a norm's range test blows up sooner than BN's, never raised — the range tests run once (seed `range_seed`)
+  and the rate held for every seed. The ablations: `uncapped`, also at the uncapped ratio (units `norm@uncapped`,
+  the rule the record started with, which gave BCN and GN 2-2.3x BN's rate and nets near chance); `shared_lr`, also
+  at BN's rate (units `norm@shared-lr`).
 - **Negative control**: Dynamic Tanh, which its authors designed to replace LayerNorm, stands where BN stands.
 - **Step time ÷ BN**: fresh nets of the norm and of BN at the same `b`, timed alternately after the run
   (`labnorm.train.fast.step_time_ratio`): a same-moment ratio, not a benchmark (`benchmarks/bench_zoo.py` is).
@@ -22,30 +24,28 @@ two norms are compared by their paired difference:
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass
 
 import torch
 
-from .._norm_batch import has_norm_batch, set_norm_batch
+from .._norm_batch import set_norm_batch
 from ..models import build_model
 from ..train.dry import dry
-from ..train.fast import LR_RULE, normalize, step_time_ratio
+from ..train.fast import LR_RULE_CAPPED, normalize, step_time_ratio
 from ..train.kernels import use_torch_kernels
 from . import fast_cifar
 from .claims import verdicts
 from .claims.norm_zoo_cifar import CONTROL_QUOTE
+from ._per_worker import accuracy_by_batch, per_worker, virtual_batch
+from ._per_worker import same_at as _same_at
 from .plots import heatmap, scatter
-from .report import Figure, Report, Table, bands, baseline_note, cell, ranking, seed_details
-from .runner import Experiment, SeedResult, summary, values
+from .report import Figure, Report, Table, baseline_note, cell, ranking, seed_details
+from .runner import Experiment, SeedResult, summary
 from .units import missing_units, partial_summary
 
 ZOO = ("bn", "brn:0.1", "gbn:16", "ws+bn", "bcn:{G}", "sn", "evob0", "gn:{G}", "ws+gn:{G}", "ln", "ln2d", "in", "rms",
        "frn", "evos0:{G}", "grn", "wn", "dyt", "none")
-FAMILIES = {"batch statistics": ("bn", "brn", "gbn", "ws+bn", "bcn", "sn", "evob0"),  # for the figure
-            "per-sample statistics": ("gn", "ws+gn", "ln", "ln2d", "in", "rms", "frn", "evos0", "grn"),
-            "no statistics": ("wn", "dyt", "none")}
 NEGATIVE_CONTROLS = ("dyt",)  # their authors' words: claims/norm_zoo_cifar.py
 
 
@@ -68,49 +68,48 @@ class Config:
     range_steps: int = 80
     range_batch: int = 512
     range_seed: int = 0
-    lr_rule: str = LR_RULE + "; range tests on seed 0, the learning rate held for every seed"
-    shared_lr: tuple[str, ...] = ()  # also trained at BN's learning rate, at the full batch (the ablation)
+    lr_rule: str = LR_RULE_CAPPED + "; range tests on seed 0, the learning rate held for every seed"
+    lr_cap: float = 1.0  # x the recipe's lr
+    shared_lr: tuple[str, ...] = ()  # also trained at BN's learning rate, at the full batch (an ablation)
+    uncapped: tuple[str, ...] = ()  # also trained at the uncapped range-test ratio, at the full batch (an ablation)
     baseline: str = "bn"
     diverged_acc: float = 0.1
     timing_steps: int = 3  # per round, `timing_rounds` rounds after a warm-up
     timing_rounds: int = 2
     challengers: tuple[str, ...] = ()  # judged against the baseline at the smallest per-worker batch
     extra: tuple[str, ...] = ()  # units beside the grid: `brn/b1024`, Batch Renorm at the paper's momentum (0.01)
+    changes: tuple[str, ...] = ()  # how the config changed while the record was made, and why (the report says)
 
 
+CHANGES = ("Batch Renorm at momentum 0.1: at the paper's 0.01 it tested at chance on every seed; those "
+           "runs stay as unit brn/b1024.",
+           "the learning-rate rule capped at BN's rate: the uncapped ratio gave BCN and GN 2.0-2.3x BN's "
+           "rate, where they stayed near chance for most of training. Their runs and those of the other norms the cap "
+           "changes (WS+BN, SN) became the @uncapped ablation units, rerun under the cap; runs it leaves alone kept.")
 CONFIGS = {
     "smoke": Config(width=0.125, epochs=1, train_images=256, test_images=100, batch_sizes=(2, 64), batch_size=64,
-                    norms=("bn", "gn:4", "frn", "dyt"), challengers=("gn:4", "frn"), shared_lr=("gn:4",),
+                    norms=("bn", "gn:4", "frn", "dyt"), challengers=("gn:4", "frn"), shared_lr=("gn:4",), uncapped=("frn",),
                     range_steps=24, range_batch=64, timing_rounds=1),
     # BN reaches 85.7% (TTA) at half width x 5 epochs in 3.9 min of this 2-core CPU (benchmarks/bench_fast_frontier.py)
     "cpu": Config(width=0.5, epochs=5, train_images=50000, test_images=10000, batch_sizes=(2, 8, 32, 1024), norms=zoo(16),
-                  challengers=("gn:16", "ws+gn:16", "frn", "evos0:16", "brn:0.1"), shared_lr=("gn:16", "frn", "bcn:16"),
-                  extra=("brn/b1024",)),
+                  challengers=("gn:16", "ws+gn:16", "frn", "evos0:16", "brn:0.1"), shared_lr=("evob0", "frn"),
+                  uncapped=("gn:16", "ws+bn", "bcn:16", "sn"), extra=("brn/b1024",), changes=CHANGES),
     "gpu": Config(width=1.0, epochs=10, train_images=50000, test_images=10000, batch_sizes=(2, 8, 32, 1024), norms=zoo(32),
-                  challengers=("gn:32", "ws+gn:32", "frn", "evos0:32", "brn:0.1"), shared_lr=("gn:32", "frn", "bcn:32"),
-                  extra=("brn/b1024",)),
+                  challengers=("gn:32", "ws+gn:32", "frn", "evos0:32", "brn:0.1"), shared_lr=("evob0", "frn"),
+                  uncapped=("gn:32", "ws+bn", "bcn:32", "sn"), extra=("brn/b1024",)),
 }
 
 
-@functools.lru_cache(maxsize=None)
-def per_worker(norm: str) -> bool:  # statistics that `labnorm.set_norm_batch` sets per worker
-    return has_norm_batch(build_model("fast_cifar", norm, width=0.125))
-
-
-def _virtual_batch(norm: str) -> int | None:  # Ghost BN's (the registry's default: 32)
-    return int(norm.partition(":")[2] or 32) if norm.startswith("gbn") else None
-
-
 def same_at(config: Config, norm: str, b: int) -> bool:
-    """Whether `norm` at per-worker batch `b` is the same computation as at the full batch."""
-    vb = _virtual_batch(norm)
-    return b == max(config.batch_sizes) or (not per_worker(norm) and (vb is None or vb <= b))
+    """Whether `norm` at per-worker batch `b` is the same computation as at the full batch (`_per_worker.same_at`)."""
+    return _same_at(config.batch_sizes, norm, b)
 
 
 def units(config: Config) -> list[str]:
     full, rest = max(config.batch_sizes), sorted(set(config.batch_sizes) - {max(config.batch_sizes)})
     out = [f"{norm}/b{full}" for norm in config.norms]
     out += [f"{norm}/b{b}" for b in rest for norm in config.norms if per_worker(norm)]
+    out += [f"{norm}/b{full}@uncapped" for norm in config.uncapped]
     return out + [f"{norm}/b{full}@shared-lr" for norm in config.shared_lr] + list(config.extra)
 
 
@@ -124,7 +123,8 @@ def run_unit(config: Config, seed: int, unit: str, device: torch.device) -> Seed
     (norm, b, variant), full = _parse(unit), max(config.batch_sizes)
     nb = b if b < full and per_worker(norm) else None  # the norm_batch of the unit's net
     out, model, train = fast_cifar.train_norm(config, norm, seed, device, width=config.width, norm_batch=nb,
-                                              shared_lr=variant == "shared-lr", range_seed=config.range_seed, desc=unit)
+                                              shared_lr=variant == "shared-lr", range_seed=config.range_seed,
+                                              lr_cap=None if variant == "uncapped" else config.lr_cap, desc=unit)
     out.update(per_worker_batch=b, batch_size=config.batch_size, variant=variant or "main",
                stands_for=[c for c in config.batch_sizes if same_at(config, norm, c)] if b == full and not variant else [b],
                load_before=os.getloadavg()[0] if hasattr(os, "getloadavg") else None)
@@ -181,13 +181,14 @@ def report(record: dict) -> Report:
             f": {base} {cell(record, f'test_acc/{base}/b{b}', 1, percent=True)}"
         tables.append(Table(["#", "norm", "test acc.", f"vs {base} (points)", "≈ best", "blew up", "peak lr",
                              f"step time ÷ {base}"], rows, title=title))
-    ablation = [n for n in config.shared_lr if summary(record, f"test_acc/{n}/b{full}@shared-lr").n]
+    ablation = [(n, v) for v, ns in (("uncapped", config.uncapped), ("shared-lr", config.shared_lr)) for n in ns
+                if summary(record, f"test_acc/{n}/b{full}@{v}").n]
     if ablation:
-        tables.append(Table(["norm", "its learning rate", "test acc.", f"at {base}'s learning rate", "test acc. "],
+        tables.append(Table(["norm", "the rule's rate", "test acc.", "ablation", "its rate", "test acc. "],
                             [[n, cell(record, f"lr/{n}/b{full}", 3), cell(record, f"test_acc/{n}/b{full}", 1, percent=True),
-                              f"{config.lr:g}", cell(record, f"test_acc/{n}/b{full}@shared-lr", 1, percent=True)]
-                             for n in ablation], title="Ablation: the learning-rate rule against BN's learning rate "
-                                                       "(full batch)"))
+                              {"uncapped": "uncapped ratio", "shared-lr": f"{base}'s rate"}[v],
+                              cell(record, f"lr/{n}/b{full}@{v}", 3), cell(record, f"test_acc/{n}/b{full}@{v}", 1, percent=True)]
+                             for n, v in ablation], title="Ablations of the learning-rate rule (full batch)"))
     notes = [f"{config.model} at width {config.width:g}, {config.epochs:g} epochs of {config.train_images:,} images; "
              f"optimizer batch {config.batch_size} at every per-worker batch b (batch statistics over groups of b, as on "
              f"{config.batch_size}/b workers); {config.test_images:,} test images, eval mode, with test-time flips and "
@@ -197,8 +198,8 @@ def report(record: dict) -> Report:
              f"vs {base}: paired difference, ▲/▼ when its interval excludes 0. ≈ best: not significantly below the top "
              "row. = full batch: the same computation at every per-worker batch, trained once per seed. step time ÷ "
              f"{base}: interleaved timing after each run, not a benchmark."]
-    notes += [f"{n}: BN over virtual batches of {_virtual_batch(n)}; shown where that is its own computation (b ≥ "
-              f"{_virtual_batch(n)})." for n in norms if _virtual_batch(n)]
+    notes += [f"{n}: BN over virtual batches of {virtual_batch(n)}; shown where that is its own computation (b ≥ "
+              f"{virtual_batch(n)})." for n in norms if virtual_batch(n)]
     notes += [f"Negative control: {n}. {CONTROL_QUOTE}" for n in norms if n.split(":")[0] in NEGATIVE_CONTROLS]
     steps = max((r.get("steps") or 0 for d in details for r in d["units"].values()), default=0)  # for brn's note
     old = ", ".join(f"{100 * d['units'][u]['test_acc']:.1f}%" for d in details for u in d["units"] if u == f"brn/b{full}")
@@ -208,32 +209,16 @@ def report(record: dict) -> Report:
               + (f" At 0.01 (unit brn/b{full}): {old}." if old else "") for n in norms if n[:4] == "brn:"]
     skipped = ", ".join(sorted({u for d in details for u, r in d["units"].items() if r.get("never_left_chance")}))
     notes += [f"Never left chance in its range test, so not trained: {skipped}."] * bool(skipped)
+    notes += [f"Changed while the record was made: {c}" for c in config.changes]
     notes += baseline_note(record, [(f"{base} at the full batch", f"test_acc/{base}/b{full}")])
     if missing_units(record):
         notes.append("PARTIAL RECORD (the run is saved unit by unit and continues where it stopped): "
                      + partial_summary(record, lambda u: (f"per-worker batch {_parse(u)[1]}" + (
                          f" @{_parse(u)[2]}" if _parse(u)[2] else ""), _parse(u)[0])))
 
-    def by_batch(fig):
-        families = {f: kinds for f, kinds in FAMILIES.items() if any(n.split(":")[0] in kinds for n in norms)}
-        axes = fig.subplots(1, len(families), sharey=True, squeeze=False)[0]
-        for ax, (family, kinds) in zip(axes, families.items()):
-            for k, n in enumerate(n for n in norms if n.split(":")[0] in kinds):
-                xs = [b for b in batches if summary(record, f"test_acc/{n}/b{b}").n]
-                per_seed = [[v and 100 * v for v in values(record, f"test_acc/{n}/b{b}")] for b in xs]
-                if xs:
-                    bands(ax, [[(b, vals[i]) for b, vals in zip(xs, per_seed)] for i in range(len(details))],
-                          label=n, marker="o", ms=3, color=f"C{k}")
-            if base not in kinds:
-                ax.plot(batches, [100 * (summary(record, f"test_acc/{base}/b{b}").mean or float("nan")) for b in batches],
-                        "k:", label=base)
-            ax.set_xscale("log", base=2)
-            ax.set(title=family, xlabel="per-worker batch", xticks=batches, xticklabels=[str(b) for b in batches])
-            ax.legend(fontsize=9)
-        axes[0].set_ylabel("test accuracy (%)")
-
     figures = [Figure("Test accuracy against the per-worker batch, per norm (line: mean over seeds; band: lowest to "
-                      f"highest seed; dotted: {base}); accuracy against step time: the interactive figure", by_batch,
+                      f"highest seed; dotted: {base}); accuracy against step time: the interactive figure",
+                      accuracy_by_batch(record, norms, batches, base, len(details)),
                       (12, 4.2))]
     acc, cost_m = "test_acc/{row}/b{col}", "step_ratio/{row}/b{col}"
     plots = [heatmap(record, norms, started, acc, base),

@@ -55,7 +55,7 @@ from .lr_finder import DivergenceRule
 
 __all__ = ["FastRecipe", "bf16_supported", "FastData", "Lookahead", "norm_shift_parameters", "norm_scale_parameters",
            "train_fast",
-           "evaluate_tta", "tta_logits", "range_test", "LR_RULE", "lr_from_range_tests", "step_time_ratio"]
+           "evaluate_tta", "tta_logits", "range_test", "LR_RULE", "LR_RULE_CAPPED", "lr_from_range_tests", "step_time_ratio"]
 
 
 @dataclass(frozen=True)
@@ -294,6 +294,14 @@ LR_RULE = ("peak lr = the recipe's lr (tuned for BN) x the norm's range-test div
            "(exponentially, no lookahead, no schedule) and stops where the smoothed loss (f = 0.05) passes 4 x its "
            "lowest; a norm whose smoothed loss never falls 0.05 below ln 10 (the claims' margin of chance) never left "
            "chance and is not trained")
+# The capped rule (`lr_from_range_tests(..., cap=1.0)`): the grand comparison's, after the ratio above overshot
+LR_RULE_CAPPED = ("peak lr = the recipe's lr (tuned for BN) x min(1, the norm's range-test divergence point / BN's): "
+                  "a norm whose range test blows up sooner than BN's gets a proportionally lower rate, and none gets "
+                  "more than the rate tuned for BN — a short test from initialization, where the loss barely leaves "
+                  "ln 10, shows which rates blow a norm up, not which train it best; every norm is trained. The LR "
+                  "range test ramps every parameter group of the recipe from 0.01 to 100 x its peak lr over `steps` "
+                  "steps (exponentially, no lookahead, no schedule) and stops where the smoothed loss (f = 0.05) passes "
+                  "4 x its lowest")
 
 
 def range_test(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, recipe: FastRecipe = FastRecipe(),
@@ -355,14 +363,16 @@ def range_test(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, 
             "batch_size": batch_size, "seconds": time.perf_counter() - t0}
 
 
-def lr_from_range_tests(recipe: FastRecipe, test: dict[str, Any], baseline: dict[str, Any]) -> float | None:
+def lr_from_range_tests(recipe: FastRecipe, test: dict[str, Any], baseline: dict[str, Any],
+                        cap: float | None = None) -> float | None:
     """`LR_RULE`: the recipe's lr × the norm's divergence multiplier ÷ the baseline's (a test that never
-    diverged counts at its last multiplier); None for a norm that never left chance."""
-    if not test["left_chance"]:
+    diverged counts at its last multiplier); None for a norm that never left chance. With `cap`
+    (`LR_RULE_CAPPED`): that ratio capped at `cap`, and every norm gets a rate."""
+    if cap is None and not test["left_chance"]:
         return None
     point = test["diverged_at"] or test["multiplier"][-1]
     base = baseline["diverged_at"] or baseline["multiplier"][-1]
-    return recipe.lr * point / base
+    return recipe.lr * (point / base if cap is None else min(cap, point / base))
 
 
 def train_fast(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor,
