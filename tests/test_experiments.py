@@ -252,7 +252,10 @@ def test_norm_zoo_cifar_units_per_worker_batches_and_every_cpu_norm_in_the_fast_
     # The full batch first, for every norm; then 2, 8, 32 for the norms whose statistics are per worker
     assert units[:len(cpu.norms)] == [f"{n}/b1024" for n in cpu.norms]
     dependent = [n for n in cpu.norms if zoo.per_worker(n)]
-    assert set(dependent) == {"bn", "brn:0.1", "ws+bn", "bcn:16", "sn", "evob0"}
+    assert set(dependent) == {"bn", "brn:0.1", "ws+bn", "bcn:16", "ws+bcn:16", "sn", "evob0", "wn+mobn"}
+    # Every norm of the registry, but torch's copies of bn and gn and SN with batch-average statistics (the doc)
+    from labnorm.norms import available_norms
+    assert set(available_norms()) - {n.split(":")[0] for n in cpu.norms} == {"torch-bn", "torch-gn", "sn-ba"}
     assert [u for u in units if u.endswith("/b2")] == [f"{n}/b2" for n in dependent]
     # Then the ablations of the learning-rate rule (uncapped; BN's rate); Batch Renorm at the paper's momentum
     tail = [f"{n}/b1024@uncapped" for n in cpu.uncapped] + [f"{n}/b1024@shared-lr" for n in cpu.shared_lr]

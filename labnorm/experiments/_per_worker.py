@@ -13,7 +13,7 @@ from .report import bands
 from .runner import summary, values
 
 # The figure's panels, by what a norm takes its statistics over (the name before any ':')
-FAMILIES = {"batch statistics": ("bn", "brn", "gbn", "ws+bn", "bcn", "sn", "evob0"),
+FAMILIES = {"batch statistics": ("bn", "brn", "gbn", "ws+bn", "bcn", "ws+bcn", "sn", "evob0", "wn+mobn"),
             "per-sample statistics": ("gn", "ws+gn", "ln", "ln2d", "in", "rms", "frn", "evos0", "grn"),
             "no statistics": ("wn", "dyt", "none")}
 

@@ -1,7 +1,9 @@
 r"""Which normalization, at which per-worker batch? Every norm, trained to the end on the fast net (notebook 10).
 
 `labnorm.models.FastCIFAR` (the whitened net of the CIFAR-10 speed records) at `width`, trained by
-`labnorm.train.fast.train_fast` (the recipe of `fast_cifar`) with every `norm=` of labnorm and with none,
+`labnorm.train.fast.train_fast` (the recipe of `fast_cifar`) with every `norm=` of labnorm and with none (but
+`torch-bn` and `torch-gn`, torch's copies of `bn` and `gn`, and `sn-ba`, whose eval statistics need a pass over the
+training data after training that `train_fast` does not make: `sn` stands for Switchable Norm),
 on all 50,000 training images, tested on all 10,000 (eval mode, with the recipe's test-time flips and
 translations; `test_acc_plain` without), over seeds — each seed's runs share init and image order, so
 two norms are compared by their paired difference:
@@ -44,8 +46,8 @@ from .report import Figure, Report, Table, baseline_note, cell, ranking, seed_de
 from .runner import Experiment, SeedResult, summary
 from .units import missing_units, partial_summary
 
-ZOO = ("bn", "brn:0.1", "gbn:16", "ws+bn", "bcn:{G}", "sn", "evob0", "gn:{G}", "ws+gn:{G}", "ln", "ln2d", "in", "rms",
-       "frn", "evos0:{G}", "grn", "wn", "dyt", "none")
+ZOO = ("bn", "brn:0.1", "gbn:16", "ws+bn", "bcn:{G}", "ws+bcn:{G}", "sn", "evob0", "gn:{G}", "ws+gn:{G}", "ln", "ln2d",
+       "in", "rms", "frn", "evos0:{G}", "grn", "wn", "wn+mobn", "dyt", "none")  # not: torch-bn, torch-gn, sn-ba (doc)
 NEGATIVE_CONTROLS = ("dyt",)  # their authors' words: claims/norm_zoo_cifar.py
 
 
@@ -85,7 +87,8 @@ CHANGES = ("Batch Renorm at momentum 0.1: at the paper's 0.01 it tested at chanc
            "runs stay as unit brn/b1024.",
            "the learning-rate rule capped at BN's rate: the uncapped ratio gave BCN and GN 2.0-2.3x BN's "
            "rate, where they stayed near chance for most of training. Their runs and those of the other norms the cap "
-           "changes (WS+BN, SN) became the @uncapped ablation units, rerun under the cap; runs it leaves alone kept.")
+           "changes (WS+BN, SN) became the @uncapped ablation units, rerun under the cap; runs it leaves alone kept.",
+           "WS+BCN and WN + mean-only BN added, the two norms of the registry the grid lacked.")
 CONFIGS = {
     "smoke": Config(width=0.125, epochs=1, train_images=256, test_images=100, batch_sizes=(2, 64), batch_size=64,
                     norms=("bn", "gn:4", "frn", "dyt"), challengers=("gn:4", "frn"), shared_lr=("gn:4",), uncapped=("frn",),

@@ -8,6 +8,7 @@ BN at the full batch.
 """
 
 from . import Arm, Claim, Trained, accuracy_arm, compare, gn_note, metric
+from .ws_bcn_vgg import BETTER, WS_BCN
 
 TRAINED = Trained("test_acc/bn/b{large}", "BN at the full batch")
 BN_S = accuracy_arm("BN per-worker batch {small}", "test_acc/bn/b{small}")
@@ -19,6 +20,14 @@ CLAIMS = [
     Claim("ws-post", "What is wrong with BN and GN?", PREFER_GN, "GN's final test accuracy above BN's at the smallest "
           "batch (2)", compare(accuracy_arm("GN per-worker batch {small}", "test_acc/{gn}/b{small}"), BN_S), batch="{small}",
           partial=lambda r: "; ".join(x for x in (BUDGET, gn_note(r)) if x), trained=TRAINED),
+    Claim("labml-ws", "introduction", WS_BCN, "final test accuracy of WS+BCN above BN at the smallest per-worker batch",
+          compare(accuracy_arm("WS+BCN per-worker batch {small}", "test_acc/{ws+bcn}/b{small}"), BN_S), batch="{small}",
+          partial=BUDGET, trained=TRAINED),
+    *[Claim("ws-post", "Weight Standardization", BETTER, f"final test accuracy: {ws.upper()} above {plain.upper()} at "
+            "the full batch", compare(accuracy_arm(ws.upper(), f"test_acc/{{{ws}}}/b{{large}}"),
+                                      accuracy_arm(plain.upper(), f"test_acc/{{{plain}}}/b{{large}}")),
+            batch="{large}", partial="the post reports the WS paper's results (ImageNet and more); this is CIFAR-10 on "
+            "the whitened fast net", trained=TRAINED, part=ws.upper()) for ws, plain in (("ws+gn", "gn"), ("ws+bn", "bn"))],
     Claim("", "notebook 10's question, after Wu & He 2018", "BN beats GN at the full batch",
           "final test accuracy: BN above GN at the full batch",
           compare(accuracy_arm("BN full batch", "test_acc/bn/b{large}"),

@@ -21,9 +21,11 @@ NONE_DEAD = Floor(0.0, "zero dead channels")
 BETTER = "The authors of the paper tested WS on various computer vision tasks and they were able to achieve better " \
          "results with the combination of WS+GN and WS+BN"
 
+WS_BCN = ("The paper introduces Weight Standardization with Batch-Channel Normalization as a better alternative [to "
+          "batch normalization when the batch size is too small]")
+
 CLAIMS = [
-    Claim("labml-ws", "introduction", "The paper introduces Weight Standardization with Batch-Channel Normalization as "
-          "a better alternative [to batch normalization when the batch size is too small]",
+    Claim("labml-ws", "introduction", WS_BCN,
           "final test accuracy of WS+BCN above BN (VGG)", compare(accuracy_arm("WS+BCN", "test_acc/ws+bcn"),
                                                                   accuracy_arm("BN", "test_acc/bn")),
           batch="64", partial="the alternative is meant for micro-batches; this experiment runs at batch 64 only",
