@@ -2,7 +2,8 @@ r"""The `norm=` factory: a name gives a normalization layer for $C$ channels.
 
 Models never construct a normalization layer themselves; they ask
 `make_norm(spec, num_channels)`, so one string switches a whole network between
-techniques. A spec is a registered name with an optional argument after a colon:
+techniques. A spec is a registered name with, for the names listed with one, an argument after a colon
+(any other argument is an error):
 
 | spec        | layer                                               |
 |-------------|-----------------------------------------------------|
@@ -83,15 +84,18 @@ __all__ = [
 _NORMS: dict[str, Callable[..., nn.Module]] = {}
 # names of the norms whose layer includes the activation that follows it
 _FUSES_ACTIVATION: set[str] = set()
+_TAKES_ARG: set[str] = set()  # names whose spec may carry an argument
 # name -> conv builder(c_in, c_out, kernel_size, stride, padding, bias), for norms that live in the conv
 _CONVS: dict[str, Callable[..., nn.Module]] = {}
 
 
-def register_norm(name: str, fuses_activation: bool = False):
+def register_norm(name: str, fuses_activation: bool = False, takes_arg: bool = False):
     """Decorator: register `builder(num_channels, arg)` under `name`.
 
     With `fuses_activation=True` the layer includes its activation (models add none after it) and the
     builder is `builder(num_channels, arg, activation)`: `activation=False` asks for the layer without it.
+    `takes_arg=True`: the spec may carry an argument (`name:arg`); otherwise `make_norm` refuses one, so
+    that `bn:0.1` is an error, not BN with the argument ignored.
     """
 
     def wrap(builder: Callable[..., nn.Module]):
@@ -100,6 +104,8 @@ def register_norm(name: str, fuses_activation: bool = False):
         _NORMS[name] = builder
         if fuses_activation:
             _FUSES_ACTIVATION.add(name)
+        if takes_arg:
+            _TAKES_ARG.add(name)
         return builder
 
     return wrap
@@ -156,6 +162,8 @@ def make_norm(spec: str, num_channels: int, activation: bool = True) -> nn.Modul
     name, _, arg = spec.partition(":")
     if name not in _NORMS:
         raise ValueError(f"make_norm: unknown norm {spec!r}; known: {', '.join(available_norms())}")
+    if arg and name not in _TAKES_ARG:
+        raise ValueError(f"make_norm({spec!r}, {num_channels}): {name!r} takes no argument")
     try:
         if name in _FUSES_ACTIVATION:
             return _NORMS[name](num_channels, arg or None, activation)
@@ -187,8 +195,8 @@ def _bn(c: int, arg: str | None) -> nn.Module:
     return BatchNorm2d(c)
 
 
-@register_norm("gn")
-@register_norm("ws+gn")
+@register_norm("gn", takes_arg=True)
+@register_norm("ws+gn", takes_arg=True)
 def _gn(c: int, arg: str | None) -> nn.Module:
     return GroupNorm(_groups(c, arg), c)
 
@@ -198,7 +206,7 @@ def _torch_bn(c: int, arg: str | None) -> nn.Module:
     return nn.BatchNorm2d(c)
 
 
-@register_norm("torch-gn")
+@register_norm("torch-gn", takes_arg=True)
 def _torch_gn(c: int, arg: str | None) -> nn.Module:
     return nn.GroupNorm(_groups(c, arg), c)
 
@@ -226,13 +234,13 @@ def _wn_mobn_conv(c_in, c_out, kernel_size, stride=1, padding=0, bias=False) -> 
     return weight_norm(nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=padding, bias=False), dim="output")
 
 
-@register_norm("bcn")
-@register_norm("ws+bcn")
+@register_norm("bcn", takes_arg=True)
+@register_norm("ws+bcn", takes_arg=True)
 def _bcn(c: int, arg: str | None) -> nn.Module:
     return BatchChannelNorm2d(c, num_groups=_groups(c, arg))
 
 
-@register_norm("sn")
+@register_norm("sn", takes_arg=True)
 def _sn(c: int, arg: str | None) -> nn.Module:
     # "sn" or "sn:M": Switchable Norm with Keras-convention momentum M (0.98 -> momentum 0.02)
     return SwitchNorm2d(c) if arg is None else SwitchNorm2d(c, momentum=round(1 - float(arg), 10))
@@ -276,7 +284,7 @@ def _in(c: int, arg: str | None) -> nn.Module:
     return InstanceNorm2d(c, affine=True)
 
 
-@register_norm("gbn")
+@register_norm("gbn", takes_arg=True)
 def _gbn(c: int, arg: str | None) -> nn.Module:
     # "gbn" or "gbn:V": Ghost BN with virtual batches of V samples (default 32)
     return GhostBatchNorm2d(c, virtual_batch_size=int(arg) if arg else 32)
@@ -298,13 +306,13 @@ def _evob0(c: int, arg: str | None, activation: bool) -> nn.Module:
     return EvoNorm2dB0(c, apply_act=activation)
 
 
-@register_norm("evos0", fuses_activation=True)
+@register_norm("evos0", fuses_activation=True, takes_arg=True)
 def _evos0(c: int, arg: str | None, activation: bool) -> nn.Module:
     # The authors' code reduces the groups to the largest divisor of C not above G (32 by default)
     return EvoNorm2dS0(c, groups=largest_divisor_at_most(c, int(arg) if arg else 32), apply_act=activation)
 
 
-@register_norm("brn")
+@register_norm("brn", takes_arg=True)
 def _brn(c: int, arg: str | None) -> nn.Module:
     return BatchRenorm2d(c) if arg is None else BatchRenorm2d(c, momentum=float(arg))
 

@@ -493,10 +493,10 @@ plt.show()
 #   the site's guide gives each layer's benchmark, eager and compiled.
 # * **The scale limits every conclusion.** The papers train ResNets on ImageNet for tens of thousands of
 #   steps with their own tuning; this is the whitened fast net on CIFAR-10 for 5 epochs (minutes per run
-#   on a CPU), one recipe tuned for BN with only the peak learning rate set per norm by its range test,
-#   Batch Renorm without its warm-up and with moving averages at momentum 0.1 (the paper's 0.01 is made for
-#   runs of many thousand steps), and Dynamic Tanh — a negative control — outside the Transformers it
-#   was made for.
+#   on a CPU), one recipe tuned for BN with only the peak learning rate lowered for a norm whose range
+#   test blows up sooner, Batch Renorm without its warm-up and with moving averages at momentum 0.1 (the
+#   paper's 0.01 is made for runs of many thousand steps), and Dynamic Tanh — a negative control —
+#   outside the Transformers it was made for.
 #
 # The site's guide, [Which normalization should I use?](https://labnorm.github.io/labnorm/choose/), turns
 # this record, the trained `fast_cifar` runs of notebook 11 and the Transformer runs of notebook 12 into a

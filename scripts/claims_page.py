@@ -65,7 +65,8 @@ def build(root: Path | None = None, repo_url: str = "") -> str:
         "phase of training than the run reaches, is **inconclusive at this scale** whatever its interval says. "
         "**not run** means no experiment tests the claim, and says why. Where several experiments test one claim, "
         "all are shown and the run closest to the source's setting among those that can show the claim *decides* "
-        "(`labnorm.claims.decide`): a run held back by one of those rules decides only where every run is. *Partial* "
+        "(`labnorm.claims.decide`): a run held back by one of those rules, by a single seed or by runs still to come "
+        "decides only where every run is. *Partial* "
         f"notes say where our run differs from the source's. All runs train on {claims.DATASET}. Statements about "
         "which software existed when a source was written are not listed.\n",
     ]

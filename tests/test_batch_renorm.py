@@ -205,6 +205,8 @@ def test_registry_spec_sets_the_momentum():
     ("brn:2", r"make_norm\('brn:2', 8\): BatchRenorm2d: momentum must be in \[0, 1\]"),
     ("brn:fast", r"make_norm\('brn:fast', 8\): could not convert"),
     ("gn:x", r"make_norm\('gn:x', 8\)"),
+    ("bn:0.1", r"make_norm\('bn:0.1', 8\): 'bn' takes no argument"),  # not BN with the argument ignored
+    ("ln:4", r"'ln' takes no argument"),
 ])
 def test_a_bad_spec_argument_names_the_spec(spec, match):
     from labnorm.norms import make_norm

@@ -56,7 +56,7 @@ def test_one_seed_no_record_and_a_missing_metric_say_so():
     one = assess(CLAIM, record({"a": [0.9], "b": [0.5]}))
     assert one.word == "inconclusive at this scale" and "1 seed" in one.reason and "(n=1)" in one.figure
     none = assess(CLAIM, None, "fake")
-    assert none.word == "not run" and "no saved record of fake" in none.reason
+    assert none.word == "not run" and "no saved record of fake" in none.reason and none.limited
     missing = assess(CLAIM, record({"a": [0.6, 0.6, 0.6], "c": [0.5, 0.5, 0.5]}))
     assert missing.word == "not run" and "'b'" in missing.reason
     # A partial record saved unit by unit: the metric of a unit still to come is "not run yet", not missing

@@ -259,7 +259,8 @@ def test_norm_zoo_cifar_units_per_worker_batches_and_every_cpu_norm_in_the_fast_
     assert [u for u in units if u.endswith("/b2")] == [f"{n}/b2" for n in dependent]
     # Then the ablations of the learning-rate rule (uncapped; BN's rate); Batch Renorm at the paper's momentum
     tail = [f"{n}/b1024@uncapped" for n in cpu.uncapped] + [f"{n}/b1024@shared-lr" for n in cpu.shared_lr]
-    assert units[-len(tail) - 1:] == tail + ["brn/b1024"] and cpu.lr_cap == 1.0
+    assert units[-len(tail) - 1:] == tail + ["brn/b1024"] and cpu.lr_cap == zoo.CONFIGS["gpu"].lr_cap == 1.0
+    assert zoo.virtual_batch("gbn") == 32 and zoo.virtual_batch("gbn:16") == 16 and zoo.virtual_batch("bn") is None
     assert {m.momentum for m in build_model("fast_cifar", "brn:0.1", width=0.125).modules() if hasattr(m, "r_max")} == {0.1}
     # Ghost BN (virtual batch 16) is its own computation only at per-worker batches of at least 16
     assert [zoo.same_at(cpu, "gbn:16", b) for b in (2, 8, 32, 1024)] == [False, False, True, True]
@@ -271,6 +272,27 @@ def test_norm_zoo_cifar_units_per_worker_batches_and_every_cpu_norm_in_the_fast_
         model = build_model(cpu.model, norm, width=cpu.width)
         model(x).square().mean().backward()
         assert all(p.grad is not None for p in model.parameters() if p.requires_grad), norm
+
+
+def test_norm_zoo_cifar_units_train_by_the_capped_rule_and_only_their_ablations_otherwise(monkeypatch):
+    from types import SimpleNamespace
+
+    from labnorm.experiments import fast_cifar, norm_zoo_cifar as zoo
+
+    seen = {}
+
+    def fake(config, norm, seed, device, **kw):
+        seen[kw["desc"]] = kw
+        return {"norm": norm, "lr": None, "never_left_chance": True}, None, SimpleNamespace(variant="fake")
+
+    monkeypatch.setattr(fast_cifar, "train_norm", fake)
+    cpu = zoo.CONFIGS["cpu"]
+    for unit in ("gn:16/b1024", "bn/b2", "gn:16/b1024@uncapped", "frn/b1024@shared-lr"):
+        out = zoo.run_unit(cpu, 0, unit, torch.device("cpu")).details
+        assert out["test_acc"] == cpu.diverged_acc and out["variant"] == (unit.partition("@")[2] or "main")
+    assert [seen[u]["lr_cap"] for u in seen] == [1.0, 1.0, None, 1.0]
+    assert [seen[u]["shared_lr"] for u in seen] == [False, False, False, True]
+    assert seen["bn/b2"]["norm_batch"] == 2 and seen["gn:16/b1024"]["norm_batch"] is None
 
 
 @pytest.mark.parametrize("norm", norm_zoo_cifar.CONFIGS["cpu"].norms)

@@ -541,7 +541,7 @@ def assess(claim: Claim, record: dict | None, experiment: str = "") -> Assessmen
     """The verdict on `claim` from `record` (the saved record of its experiment, or None), by the rules above."""
     experiment = experiment or (record or {}).get("experiment", "")
     if record is None:
-        return Assessment(claim, experiment, "not run", "—", "—", f"no saved record of {experiment} yet", "")
+        return Assessment(claim, experiment, "not run", "—", "—", f"no saved record of {experiment} yet", "", True)
     partial = claim.partial(record) if callable(claim.partial) else claim.partial
     run = run_text(record, gn_name(claim.batch, record))
 
