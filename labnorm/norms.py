@@ -168,7 +168,9 @@ def make_norm(spec: str, num_channels: int, activation: bool = True) -> nn.Modul
         if name in _FUSES_ACTIVATION:
             return _NORMS[name](num_channels, arg or None, activation)
         return _NORMS[name](num_channels, arg or None)
-    except ValueError as e:  # a bad argument ('gn:x', 'brn:2'): say which spec
+    except ValueError as e:  # with an argument ('gn:x', 'brn:2'), say which spec; else the layer's own error
+        if not arg:
+            raise
         raise ValueError(f"make_norm({spec!r}, {num_channels}): {e}") from e
 
 
