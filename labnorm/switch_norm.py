@@ -73,7 +73,7 @@ from torch import nn
 
 from ._norm_batch import batch_groups, check_group_values, check_norm_batch, mean_over_groups, ungroup
 
-__all__ = ["SwitchNorm2d", "finalize_batch_average", "load_official_state_dict"]
+__all__ = ["SwitchNorm2d", "finalize_batch_average", "importance_weights", "load_official_state_dict"]
 
 
 class _InstanceMoments(torch.autograd.Function):
@@ -263,6 +263,14 @@ class SwitchNorm2d(nn.Module):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"using_moving_average={self.using_moving_average}, using_bn={self.using_bn}, "
                 f"statistics={self.statistics!r}" + ("" if self.norm_batch is None else f", norm_batch={self.norm_batch}"))
+
+
+@torch.no_grad()
+def importance_weights(model: nn.Module) -> list[dict[str, list[float]]]:
+    """Each `SwitchNorm2d` of `model`, in order: its learned importance weights $w$ (means) and $w'$ (variances),
+    softmaxed, as lists over its statistics (IN, LN, BN for the default three)."""
+    return [{"mean": torch.softmax(m.mean_weight.float(), 0).tolist(), "var": torch.softmax(m.var_weight.float(), 0).tolist()}
+            for m in model.modules() if isinstance(m, SwitchNorm2d)]
 
 
 @torch.no_grad()

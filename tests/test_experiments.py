@@ -295,6 +295,27 @@ def test_norm_zoo_cifar_units_train_by_the_capped_rule_and_only_their_ablations_
     assert seen["bn/b2"]["norm_batch"] == 2 and seen["gn:16/b1024"]["norm_batch"] is None
 
 
+def test_norm_zoo_cifar_keeps_switchable_norm_s_learned_weights(monkeypatch):
+    from types import SimpleNamespace
+
+    from labnorm.experiments import fast_cifar, norm_zoo_cifar as zoo
+    from labnorm.models import build_model
+
+    model = build_model("fast_cifar", "sn", width=0.125)
+    with torch.no_grad():
+        next(m for m in model.modules() if hasattr(m, "mean_weight")).mean_weight.copy_(torch.tensor([2.0, 0.0, 0.0]))
+    train = SimpleNamespace(variant="fake", images=torch.zeros(64, 3, 32, 32, dtype=torch.uint8),
+                            labels=torch.zeros(64, dtype=torch.long))
+    monkeypatch.setattr(fast_cifar, "train_norm", lambda *a, **k: (
+        {"norm": "sn", "lr": 1.5, "test_acc": 0.5, "test_acc_tta": 0.5, "bf16": False, "diverged_at_step": None},
+        model, train))
+    monkeypatch.setattr(zoo, "step_time_ratio", lambda *a, **k: (1.0, 0.01))
+    out = zoo.run_unit(zoo.CONFIGS["smoke"], 0, "sn/b64", torch.device("cpu")).details
+    layers = sum(hasattr(m, "mean_weight") for m in model.modules())
+    assert len(out["importance"]) == layers and all(abs(sum(w["var"]) - 1) < 1e-6 for w in out["importance"])
+    assert out["importance"][0]["mean"][0] == pytest.approx(torch.softmax(torch.tensor([2.0, 0, 0]), 0)[0].item())
+
+
 @pytest.mark.parametrize("norm", norm_zoo_cifar.CONFIGS["cpu"].norms)
 def test_norm_zoo_cifar_a_batch_independent_norm_is_the_same_computation_at_every_per_worker_batch(norm):
     # Why a norm the zoo trains once stands for every column: a net of it gives, on the whole batch, the outputs

@@ -33,6 +33,7 @@ import torch
 
 from .._norm_batch import set_norm_batch
 from ..models import build_model
+from ..switch_norm import importance_weights
 from ..train.dry import dry
 from ..train.fast import LR_RULE_CAPPED, normalize, step_time_ratio
 from ..train.kernels import use_torch_kernels
@@ -134,6 +135,8 @@ def run_unit(config: Config, seed: int, unit: str, device: torch.device) -> Seed
     bad = model is None or out.get("diverged_at_step") is not None  # not trained, or diverged: chance
     out["test_acc_plain"], out["test_acc"] = (config.diverged_acc,) * 2 if bad else (out["test_acc"], out["test_acc_tta"])
     out["step_ratio"], out["timed_step_s"] = (1.0 if model is not None else None), None
+    if model is not None and importance_weights(model):  # Switchable Norm's learned weights, per layer
+        out["importance"] = importance_weights(model)
     if model is not None and norm != config.baseline and not dry():  # fresh nets of the norm and BN, at the same b
         def net(name):
             torch.manual_seed(seed)

@@ -14,7 +14,7 @@ import torch
 
 from ..data import DeviceBatches
 from ..models import build_model
-from ..switch_norm import SwitchNorm2d, finalize_batch_average
+from ..switch_norm import finalize_batch_average, importance_weights
 from .common import cifar_subsets, train_run
 from .claims import verdicts
 from .report import Figure, Report, Table, bands, baseline_note, cell, seed_details
@@ -58,9 +58,7 @@ def run(config: Config, seed: int, device: torch.device) -> SeedResult:
                                   batch_size=config.batch_size, seed=seed, device=device, epochs=config.epochs,
                                   lr=config.max_lr, labels={"label": label, "norm": norm}, optimizer="adam",
                                   weight_decay=0.0, before_eval=before_eval)
-        record["importance"] = [
-            {"mean": torch.softmax(m.mean_weight.detach(), 0).tolist(), "var": torch.softmax(m.var_weight.detach(), 0).tolist()}
-            for m in model.modules() if isinstance(m, SwitchNorm2d)]
+        record["importance"] = importance_weights(model)
         runs.append(record)
     return SeedResult({"runs": runs}, train.variant)
 

@@ -8,7 +8,8 @@ at the smallest per-worker batch are the config's `challengers` (one claim each,
 BN at the full batch.
 """
 
-from . import Arm, Claim, Trained, accuracy_arm, compare, gn_name, gn_note, metric
+from . import Arm, Claim, Trained, accuracy_arm, against, chance_accuracy, compare, derived, gn_name, gn_note, metric
+from .switch_norm_cifar import LEARNS, _layer_gap
 from .ws_bcn_vgg import BETTER, WS_BCN
 
 TRAINED = Trained("test_acc/bn/b{large}", "BN at the full batch")
@@ -16,6 +17,14 @@ BN_S = accuracy_arm("BN per-worker batch {small}", "test_acc/bn/b{small}")
 PREFER_GN = "when we have smaller batch sizes we prefer to use GN. (By smaller I mean 1–2 images/GPU)"
 BUDGET = ("the whitened fast net (FastCIFAR) at the config's width and epochs, optimizer batch 1,024; at per-worker "
           "batch 2 the norm's statistics come from 2 images, as on one of 512 workers, the gradient from all 1,024")
+
+def _sn_full(details: dict) -> dict:
+    # SN's run at the full batch (the largest per-worker batch): its learned importance weights
+    runs = sorted((int(u.rsplit("/b", 1)[1]), r) for u, r in details["units"].items() if u.startswith("sn/b") and "@" not in u)
+    if not runs or "importance" not in runs[-1][1]:
+        raise KeyError("sn importance")
+    return runs[-1][1]
+
 
 CLAIMS = [
     Claim("ws-post", "What is wrong with BN and GN?", PREFER_GN, "GN's final test accuracy above BN's at the smallest "
@@ -29,6 +38,12 @@ CLAIMS = [
                                       accuracy_arm(plain.upper(), f"test_acc/{{{plain}}}/b{{large}}")),
             batch="{large}", partial="the post reports the WS paper's results (ImageNet and more); this is CIFAR-10 on "
             "the whitened fast net", trained=TRAINED, part=ws.upper()) for ws, plain in (("ws+gn", "gn"), ("ws+bn", "bn"))],
+    Claim("keras-sn", "first paragraph", LEARNS, "the largest gap between two layers in SN's learned weight of one "
+          "statistic (IN, LN or BN, of the means or the variances) above 0.1 (the weights start equal, 1/3 each)",
+          against(Arm("largest gap between layers", derived(lambda d: _layer_gap(_sn_full(d)), "importance/sn/b{large}"),
+                      chance_accuracy("test_acc/sn/b{large}")), 0.1, direction="higher", kind="ratio",
+                  value_text="a gap above 0.1"), batch="{large}", trained=TRAINED,
+          partial="SN in the whitened fast net (the README: its toy CNN), at the full batch"),
     Claim("", "notebook 10's question, after Wu & He 2018", "BN beats GN at the full batch",
           "final test accuracy: BN above GN at the full batch",
           compare(accuracy_arm("BN full batch", "test_acc/bn/b{large}"),

@@ -39,6 +39,8 @@ def _layer_gap(run: dict) -> float:
 
 
 NO_FALL = Floor(0.0, "a largest fall of zero: accuracy never fell between epochs")
+LEARNS = ("Switchable Normalization is a normalization technique that is able to learn different normalization "
+          "operations for different normalization layers")
 
 CLAIMS = [
     Claim("keras-sn", "Example", "An example script for CIFAR 10 is provided in cifar.py, which trains a toy model for "
@@ -46,8 +48,7 @@ CLAIMS = [
           "against 87%", against(accuracy_arm("SN 0.98", "test_acc/sn 0.98"), 0.87, direction="higher",
                                  value_text="87%"),
           partial=budget, trained=TRAINED, phase=Phase("the 25th epoch", 25, epochs, "epoch"), keeps=("supported",)),
-    Claim("keras-sn", "first paragraph", "Switchable Normalization is a normalization technique that "
-          "is able to learn different normalization operations for different normalization layers",
+    Claim("keras-sn", "first paragraph", LEARNS,
           "the largest gap between two layers in SN's learned weight of one statistic (IN, LN or BN, of the means or "
           "the variances; momentum 0.98) above 0.1 (the weights start equal, 1/3 each)",
           against(Arm("largest gap between layers", derived(lambda d: _layer_gap(_run(d, "sn 0.98")), "sn 0.98 importance"),
