@@ -10,7 +10,7 @@ from ._version import __version__  # noqa: E402
 from ._norm_batch import set_norm_batch  # noqa: E402
 from .batch_channel_norm import BatchChannelNorm2d, EstimatedBatchNorm2d  # noqa: E402
 from .batch_norm import BatchNorm2d, GroupNorm  # noqa: E402
-from .batch_renorm import BatchRenorm2d, renorm_limits, set_renorm_limits  # noqa: E402
+from .batch_renorm import BatchRenorm2d, renorm_limits, renorm_schedule, set_renorm_limits  # noqa: E402
 from .attention import CausalSelfAttention, QKNorm  # noqa: E402
 from .dynamic_erf import DynamicErf  # noqa: E402
 from .dynamic_tanh import DynamicTanh  # noqa: E402
@@ -35,6 +35,6 @@ __all__ = [
     "LayerNorm", "LayerNorm2d", "RMSNorm", "RMSNorm2d", "InstanceNorm2d", "GhostBatchNorm2d", "DynamicTanh",
     "DynamicErf", "GlobalResponseNorm2d", "QKNorm", "CausalSelfAttention",
     "FilterResponseNorm2d", "TLU", "EvoNorm2dB0", "EvoNorm2dS0",
-    "BatchRenorm2d", "renorm_limits", "set_renorm_limits", "set_norm_batch",
+    "BatchRenorm2d", "renorm_limits", "renorm_schedule", "set_renorm_limits", "set_norm_batch",
     "LRFinder", "get_scale", "pick", "verdict", "__version__",
 ]

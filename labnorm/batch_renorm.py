@@ -71,7 +71,7 @@ from torch import nn
 
 from ._norm_batch import batch_groups, check_group_values, check_norm_batch, mean_over_groups
 
-__all__ = ["BatchRenorm2d", "renorm_limits", "set_renorm_limits"]
+__all__ = ["BatchRenorm2d", "renorm_limits", "renorm_schedule", "set_renorm_limits"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -95,6 +95,25 @@ def renorm_limits(
         return 1.0 if end <= warmup_steps else min(1.0, (step - warmup_steps) / (end - warmup_steps))
 
     return 1.0 + (r_max - 1.0) * ramp(r_max_step), d_max * ramp(d_max_step)
+
+
+def renorm_schedule(model: nn.Module, total_steps: int, milestones: tuple[int, int, int] = (5000, 40000, 25000),
+                    r_max: float = 3.0, d_max: float = 5.0):
+    r"""The paper's warm-up compressed into a run of `total_steps`: a forward pre-hook on `model` that counts its
+    training forwards and, before each, sets every `BatchRenorm2d`'s limits by `renorm_limits`, with the
+    `milestones` (warm-up end, $r_{\max}$ reached, $d_{\max}$ reached; the paper's 5k, 40k, 25k) scaled so that
+    the last of them falls on the run's last step (the paper: plain BN for the first 1/8, $d_{\max}$ reached at
+    5/8, $r_{\max}$ at the end). Forwards in eval mode are not counted. Returns the hook's handle."""
+    scale = total_steps / max(milestones)
+    warmup, r_step, d_step = (round(m * scale) for m in milestones)
+    count = [0]
+
+    def hook(module, args):
+        if module.training:
+            set_renorm_limits(module, *renorm_limits(count[0], r_max, d_max, warmup, r_step, d_step))
+            count[0] += 1
+
+    return model.register_forward_pre_hook(hook)
 
 
 def set_renorm_limits(model: nn.Module, r_max: float, d_max: float) -> None:

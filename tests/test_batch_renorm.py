@@ -213,3 +213,23 @@ def test_a_bad_spec_argument_names_the_spec(spec, match):
 
     with pytest.raises(ValueError, match=match):
         make_norm(spec, 8)
+
+
+def test_renorm_schedule_compresses_the_paper_s_warm_up_into_the_run():
+    from labnorm import renorm_schedule
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), BatchRenorm2d(4))
+    handle = renorm_schedule(model, 80)  # milestones 5k, 40k, 25k -> steps 10, 80, 50
+    x, seen = torch.randn(4, 3, 2, 2), []
+    for _ in range(81):
+        model(x)
+        seen.append((model[1].r_max.item(), model[1].d_max.item()))
+    assert seen[0] == seen[9] == (1.0, 0.0)  # plain BN for the first 1/8
+    assert seen[50][1] == pytest.approx(5.0) and seen[50][0] == pytest.approx(1 + 2 * 40 / 70)
+    assert seen[80] == (pytest.approx(3.0), pytest.approx(5.0))
+    model.eval()
+    model(x)  # an eval forward is not a training step
+    model.train()
+    model(x)
+    assert model[1].r_max.item() == pytest.approx(3.0)
+    handle.remove()

@@ -259,11 +259,12 @@ def test_norm_zoo_cifar_units_per_worker_batches_and_every_cpu_norm_in_the_fast_
     assert [u for u in units if u.endswith("/b2")] == [f"{n}/b2" for n in dependent]
     # Then the ablations of the learning-rate rule (uncapped; BN's rate); Batch Renorm at the paper's momentum
     tail = [f"{n}/b1024@uncapped" for n in cpu.uncapped] + [f"{n}/b1024@shared-lr" for n in cpu.shared_lr]
-    assert units[-len(tail) - 1:] == tail + ["brn/b1024"] and cpu.lr_cap == zoo.CONFIGS["gpu"].lr_cap == 1.0
+    assert units[-len(tail) - 2:] == tail + ["brn:0.1/b1024@no-warmup", "brn/b1024@no-warmup"]
+    assert cpu.lr_cap == zoo.CONFIGS["gpu"].lr_cap == 1.0
     assert zoo.virtual_batch("gbn") == 32 and zoo.virtual_batch("gbn:16") == 16 and zoo.virtual_batch("bn") is None
     assert {m.momentum for m in build_model("fast_cifar", "brn:0.1", width=0.125).modules() if hasattr(m, "r_max")} == {0.1}
     # Ghost BN (virtual batch 16) is its own computation only at per-worker batches of at least 16
-    assert [zoo.same_at(cpu, "gbn:16", b) for b in (2, 8, 32, 1024)] == [False, False, True, True]
+    assert [zoo.same_at(cpu.batch_sizes, "gbn:16", b) for b in (2, 8, 32, 1024)] == [False, False, True, True]
     assert "gbn:16/b2" not in units and "gbn:16/b32" not in units
     assert zoo._parse("gn:16/b1024@shared-lr") == ("gn:16", 1024, "shared-lr")
     torch.manual_seed(0)
@@ -290,6 +291,11 @@ def test_norm_zoo_cifar_units_train_by_the_capped_rule_and_only_their_ablations_
     for unit in ("gn:16/b1024", "bn/b2", "gn:16/b1024@uncapped", "frn/b1024@shared-lr"):
         out = zoo.run_unit(cpu, 0, unit, torch.device("cpu")).details
         assert out["test_acc"] == cpu.diverged_acc and out["variant"] == (unit.partition("@")[2] or "main")
+    for unit in ("brn:0.1/b2", "brn:0.1/b1024@no-warmup"):
+        zoo.run_unit(cpu, 0, unit, torch.device("cpu"))
+    assert seen["brn:0.1/b2"]["prepare"] is not None and seen["brn:0.1/b1024@no-warmup"]["prepare"] is None
+    assert seen["gn:16/b1024"]["prepare"] is None
+    seen = {u: k for u, k in seen.items() if not u.startswith("brn")}
     assert [seen[u]["lr_cap"] for u in seen] == [1.0, 1.0, None, 1.0]
     assert [seen[u]["shared_lr"] for u in seen] == [False, False, False, True]
     assert seen["bn/b2"]["norm_batch"] == 2 and seen["gn:16/b1024"]["norm_batch"] is None
@@ -335,7 +341,7 @@ def test_norm_zoo_cifar_a_batch_independent_norm_is_the_same_computation_at_ever
                                       [p for p in model.parameters() if p.requires_grad])
         same = torch.allclose(whole, torch.cat(parts), atol=1e-9) and all(
             torch.allclose(a, c, atol=1e-7) for a, c in zip(g_whole, g_parts))
-        assert same == zoo.same_at(cpu, norm, b), (norm, b)
+        assert same == zoo.same_at(cpu.batch_sizes, norm, b), (norm, b)
 
 
 # ----------------------------------------------------------------------------- committed records

@@ -119,11 +119,11 @@ def _range(config: Config, norm: str, width: float, seed: int, device: torch.dev
 
 def train_norm(config: Config, norm: str, seed: int, device: torch.device, *, width: float, quick: bool = False,
                shared_lr: bool = False, norm_batch: int | None = None, range_seed: int | None = None,
-               lr_cap: float | None = None, desc: str = "") -> tuple[dict, object, object]:
+               lr_cap: float | None = None, prepare=None, desc: str = "") -> tuple[dict, object, object]:
     """One run of `norm` by the recipe, at the learning rate its range test gives (the baseline's with `shared_lr`);
     `norm_batch`: per-worker batch statistics; `range_seed`: the range tests' seed (default: `seed`); `lr_cap`: the
-    capped rule (`lr_from_range_tests`). Returns the run's details, the trained model (None if not trained) and the
-    training split."""
+    capped rule (`lr_from_range_tests`); `prepare`: `train_fast`'s. Returns the run's details, the trained model (None
+    if not trained) and the training split."""
     train, test = _data(config, seed)
     rs = seed if range_seed is None else range_seed
     test_norm = _range(config, norm, width, rs, device, norm_batch)
@@ -148,7 +148,7 @@ def train_norm(config: Config, norm: str, seed: int, device: torch.device, *, wi
         r = replace(r, epochs=2 / (len(train) // r.batch_size))
     with dry_part(f"{desc}: {full_steps:,} training steps + evaluation", full_steps, 2, device, full_steps):
         hist = train_fast(model, train.images, train.labels, test.images, test.labels, recipe=r, seed=seed,
-                          device=device, desc=desc)
+                          device=device, desc=desc, prepare=prepare)
     out.update({k: hist.get(k) for k in ("test_acc", "test_acc_tta", "test_loss", "test_loss_tta", "bf16",
                                          "diverged_at_step", "train_seconds", "eval_seconds", "wall_seconds", "steps")})
     out.update(epochs=hist["epochs"], loss_curve=curve(hist["step_loss"]), recipe=r.as_dict(),

@@ -1,9 +1,8 @@
 r"""Which normalization, at which per-worker batch? Every norm, trained to the end on the fast net (notebook 10).
 
 `labnorm.models.FastCIFAR` (the whitened net of the CIFAR-10 speed records) at `width`, trained by
-`labnorm.train.fast.train_fast` (the recipe of `fast_cifar`) with every `norm=` of labnorm and with none (but
-`torch-bn` and `torch-gn`, torch's copies of `bn` and `gn`, and `sn-ba`, whose eval statistics need a pass over the
-training data after training that `train_fast` does not make: `sn` stands for Switchable Norm),
+`labnorm.train.fast.train_fast` (the recipe of `fast_cifar`) with every `norm=` of labnorm and none (but torch's copies
+`torch-bn`, `torch-gn`, and `sn-ba`, whose eval statistics need a pass over the data `train_fast` does not make),
 on all 50,000 training images, tested on all 10,000 (eval mode, with the recipe's test-time flips and
 translations; `test_acc_plain` without), over seeds — each seed's runs share init and image order, so
 two norms are compared by their paired difference:
@@ -16,8 +15,9 @@ two norms are compared by their paired difference:
 - **Learning rate per norm**: `LR_RULE_CAPPED` of `labnorm.train.fast` — BN's tuned rate, lowered in proportion
   where a norm's range test blows up sooner than BN's, never raised — the range tests run once (seed `range_seed`)
   and the rate held for every seed. The ablations: `uncapped`, also at the uncapped ratio (units `norm@uncapped`,
-  the rule the record started with, which gave BCN and GN 2-2.3x BN's rate, near chance for most of training); `shared_lr`, also
-  at BN's rate (units `norm@shared-lr`).
+  the rule the record started with, which gave BCN and GN 2-2.3x BN's rate, near chance for most of training);
+  `shared_lr`, also at BN's rate (units `norm@shared-lr`). Batch Renorm trains with its paper's warm-up compressed
+  into the run (`labnorm.renorm_schedule`); `extra` units without it.
 - **Negative control**: Dynamic Tanh, which its authors designed to replace LayerNorm, stands where BN stands.
 - **Step time ÷ BN**: fresh nets of the norm and of BN at the same `b`, timed alternately after the run
   (`labnorm.train.fast.step_time_ratio`): a same-moment ratio, not a benchmark (`benchmarks/bench_zoo.py` is).
@@ -26,12 +26,14 @@ two norms are compared by their paired difference:
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
 import torch
 
 from .._norm_batch import set_norm_batch
+from ..batch_renorm import renorm_schedule
 from ..models import build_model
 from ..switch_norm import importance_weights
 from ..train.dry import dry
@@ -40,8 +42,7 @@ from ..train.kernels import use_torch_kernels
 from . import fast_cifar
 from .claims import verdicts
 from .claims.norm_zoo_cifar import CONTROL_QUOTE
-from ._per_worker import accuracy_by_batch, per_worker, virtual_batch
-from ._per_worker import same_at as _same_at
+from ._per_worker import accuracy_by_batch, per_worker, same_at, virtual_batch
 from .plots import heatmap, scatter
 from .report import Figure, Report, Table, baseline_note, cell, ranking, seed_details
 from .runner import Experiment, SeedResult, summary
@@ -80,16 +81,18 @@ class Config:
     timing_steps: int = 3  # per round, `timing_rounds` rounds after a warm-up
     timing_rounds: int = 2
     challengers: tuple[str, ...] = ()  # judged against the baseline at the smallest per-worker batch
-    extra: tuple[str, ...] = ()  # units beside the grid: `brn/b1024`, Batch Renorm at the paper's momentum (0.01)
+    extra: tuple[str, ...] = ()  # units beside the grid (Batch Renorm's ablations: no warm-up; the paper's momentum)
+    brn_schedule: tuple[int, ...] = (5000, 40000, 25000)  # the paper's warm-up, compressed into the run (renorm_schedule)
     changes: tuple[str, ...] = ()  # how the config changed while the record was made, and why (the report says)
 
 
 CHANGES = ("Batch Renorm at momentum 0.1: at the paper's 0.01 it tested at chance on every seed; those "
-           "runs stay as unit brn/b1024.",
+           "runs stay as unit brn/b1024@no-warmup.",
            "the learning-rate rule capped at BN's rate: the uncapped ratio gave BCN and GN 2.0-2.3x BN's "
            "rate, where they stayed near chance for most of training. Their runs and those of the other norms the cap "
            "changes (WS+BN, SN) became the @uncapped ablation units, rerun under the cap; runs it leaves alone kept.",
-           "WS+BCN and WN + mean-only BN added, the two norms of the registry the grid lacked.")
+           "WS+BCN and WN + mean-only BN added, the two norms of the registry the grid lacked.",
+           "Batch Renorm with the paper's warm-up compressed into the run: its runs without it became @no-warmup units.")
 CONFIGS = {
     "smoke": Config(width=0.125, epochs=1, train_images=256, test_images=100, batch_sizes=(2, 64), batch_size=64,
                     norms=("bn", "gn:4", "frn", "dyt"), challengers=("gn:4", "frn"), shared_lr=("gn:4",), uncapped=("frn",),
@@ -97,16 +100,12 @@ CONFIGS = {
     # BN reaches 85.7% (TTA) at half width x 5 epochs in 3.9 min of this 2-core CPU (benchmarks/bench_fast_frontier.py)
     "cpu": Config(width=0.5, epochs=5, train_images=50000, test_images=10000, batch_sizes=(2, 8, 32, 1024), norms=zoo(16),
                   challengers=("gn:16", "ws+gn:16", "frn", "evos0:16", "brn:0.1"), shared_lr=("evob0", "frn"),
-                  uncapped=("gn:16", "ws+bn", "bcn:16", "sn"), extra=("brn/b1024",), changes=CHANGES),
+                  uncapped=("gn:16", "ws+bn", "bcn:16", "sn"), changes=CHANGES,
+                  extra=("brn:0.1/b1024@no-warmup", "brn/b1024@no-warmup")),  # the second: the paper's momentum
     "gpu": Config(width=1.0, epochs=10, train_images=50000, test_images=10000, batch_sizes=(2, 8, 32, 1024), norms=zoo(32),
                   challengers=("gn:32", "ws+gn:32", "frn", "evos0:32", "brn:0.1"), shared_lr=("evob0", "frn"),
                   uncapped=("gn:32", "ws+bn", "bcn:32", "sn")),  # (the ablations: the norms the cpu record showed)
 }
-
-
-def same_at(config: Config, norm: str, b: int) -> bool:
-    """Whether `norm` at per-worker batch `b` is the same computation as at the full batch (`_per_worker.same_at`)."""
-    return _same_at(config.batch_sizes, norm, b)
 
 
 def units(config: Config) -> list[str]:
@@ -126,11 +125,15 @@ def _parse(unit: str) -> tuple[str, int, str]:
 def run_unit(config: Config, seed: int, unit: str, device: torch.device) -> SeedResult:
     (norm, b, variant), full = _parse(unit), max(config.batch_sizes)
     nb = b if b < full and per_worker(norm) else None  # the norm_batch of the unit's net
+    steps, warm = math.ceil(config.epochs * (config.train_images // config.batch_size)), norm.startswith("brn")
     out, model, train = fast_cifar.train_norm(config, norm, seed, device, width=config.width, norm_batch=nb,
                                               shared_lr=variant == "shared-lr", range_seed=config.range_seed,
-                                              lr_cap=None if variant == "uncapped" else config.lr_cap, desc=unit)
+                                              lr_cap=None if variant == "uncapped" else config.lr_cap, desc=unit,
+                                              prepare=(lambda m: renorm_schedule(m, steps, config.brn_schedule))
+                                              if warm and variant != "no-warmup" and config.brn_schedule else None)
     out.update(per_worker_batch=b, batch_size=config.batch_size, variant=variant or "main",
-               stands_for=[c for c in config.batch_sizes if same_at(config, norm, c)] if b == full and not variant else [b],
+               stands_for=[c for c in config.batch_sizes if same_at(config.batch_sizes, norm, c)]
+               if b == full and not variant else [b],
                load_before=os.getloadavg()[0] if hasattr(os, "getloadavg") else None)
     bad = model is None or out.get("diverged_at_step") is not None  # not trained, or diverged: chance
     out["test_acc_plain"], out["test_acc"] = (config.diverged_acc,) * 2 if bad else (out["test_acc"], out["test_acc_tta"])
@@ -173,12 +176,12 @@ def report(record: dict) -> Report:
         rows = ranking(record, shown, base)
         for row in rows:
             norm = row[1]
-            runs = [d["units"][u] for d in details for u in [f"{norm}/b{full if same_at(config, norm, b) else b}"]
-                    if u in d["units"]]
+            unit = f"{norm}/b{full if same_at(config.batch_sizes, norm, b) else b}"
+            runs = [d["units"][unit] for d in details if unit in d["units"]]
             blown = [r["diverged_at_step"] for r in runs if r.get("diverged_at_step") is not None]
             skipped = sum(bool(r.get("never_left_chance")) for r in runs)
             tags = (["negative control"] if norm.split(":")[0] in NEGATIVE_CONTROLS else []) + \
-                (["= full batch"] if b != full and same_at(config, norm, b) else [])
+                (["= full batch"] if b != full and same_at(config.batch_sizes, norm, b) else [])
             row[1] = norm + (f" ({', '.join(tags)})" if tags else "")
             row += [f"{len(blown)}/{len(runs)}" + (f" (step {min(blown)})" if blown else "") +
                     (f"; {skipped} not trained" if skipped else ""),
@@ -208,11 +211,13 @@ def report(record: dict) -> Report:
               f"{virtual_batch(n)})." for n in norms if virtual_batch(n)]
     notes += [f"Negative control: {n}. {CONTROL_QUOTE}" for n in norms if n.split(":")[0] in NEGATIVE_CONTROLS]
     steps = max((r.get("steps") or 0 for d in details for r in d["units"].values()), default=0)  # for brn's note
-    old = ", ".join(f"{100 * d['units'][u]['test_acc']:.1f}%" for d in details for u in d["units"] if u == f"brn/b{full}")
+    without = [f"{u}: {cell(record, f'test_acc/{u}', 1, percent=True)}" for u in config.extra
+               if summary(record, f"test_acc/{u}").n]
     notes += [f"{n}: moving averages at momentum {n[4:]} (the BN arms' rate), not the paper's 0.01, whose averages would "
               f"still hold {0.99 ** steps:.0%} of their starting values after {steps} steps; Batch Renorm uses them in "
-              "training (r, d) and in eval. The paper's final r_max 3, d_max 5 from the first step (no warm-up)."
-              + (f" At 0.01 (unit brn/b{full}): {old}." if old else "") for n in norms if n[:4] == "brn:"]
+              "training (r, d) and in eval. The paper's warm-up compressed into the run (`renorm_schedule`: plain BN for "
+              "the first 1/8 of the steps, d_max 5 at 5/8, r_max 3 at the end). Without it (the ablation units): "
+              + ("; ".join(without) or "not run yet") + "." for n in norms if n[:4] == "brn:"]
     skipped = ", ".join(sorted({u for d in details for u, r in d["units"].items() if r.get("never_left_chance")}))
     notes += [f"Never left chance in its range test, so not trained: {skipped}."] * bool(skipped)
     notes += [f"Changed while the record was made: {c}" for c in config.changes]

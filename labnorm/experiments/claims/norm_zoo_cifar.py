@@ -53,9 +53,9 @@ CLAIMS = [
 # at the smallest batch? (after Qiao et al. 2019, Singh & Krishnan 2020, Liu et al. 2020, Ioffe 2017)
 def BRN(record: dict) -> str:
     momentum = gn_name("{brn}", record).partition(":")[2] or "0.01"
-    return ("Batch Renorm without its paper's warm-up, whose schedule (plain BN for 5,000 steps, the corrections fully "
-            f"relaxed at 40,000) is longer than this whole run; its moving averages at momentum {momentum}"
-            + (", not the paper's 0.01" if momentum != "0.01" else ""))
+    return ("Batch Renorm with its paper's warm-up (plain BN for 5,000 steps, the corrections fully relaxed at 40,000) "
+            "compressed into this run of a few hundred steps; its moving averages at momentum "
+            f"{momentum}" + (", not the paper's 0.01" if momentum != "0.01" else ""))
 CLAIMS += [Claim("", "notebook 10's question", f"{norm} beats BN at the smallest per-worker batch",
                  f"final test accuracy: {norm} above BN at the smallest per-worker batch",
                  compare(accuracy_arm(f"{norm} per-worker batch {{small}}", f"test_acc/{{{norm}}}/b{{small}}"), BN_S),
