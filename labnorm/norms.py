@@ -26,7 +26,7 @@ techniques. A spec is a registered name with, for the names listed with one, an 
 | `frn`       | `labnorm.FilterResponseNorm2d` then `labnorm.TLU` — **fuses its activation** |
 | `evob0`     | `labnorm.EvoNorm2dB0` — **fuses its activation** |
 | `evos0`, `evos0:G` | `labnorm.EvoNorm2dS0`, $G$ groups (default 32, reduced to the largest divisor of $C$ not above $G$, as the authors' code does) — **fuses its activation** |
-| `brn`, `brn:M` | `labnorm.BatchRenorm2d` (the paper's final $r_{\max}=3$, $d_{\max}=5$; set a warm-up with `labnorm.set_renorm_limits`); moving averages at the paper's rate 0.01, or with `M` at momentum $M$ (PyTorch's convention: the weight of the new batch) — a run of a few hundred steps needs a faster rate than the paper's 0.01 |
+| `brn`, `brn:M` | `labnorm.BatchRenorm2d` (the paper's final $r_{\max}=3$, $d_{\max}=5$; set a warm-up with `labnorm.set_renorm_limits`, or the paper's compressed into a run with `labnorm.renorm_schedule`); moving averages at the paper's rate 0.01, or with `M` at momentum $M$ (PyTorch's convention: the weight of the new batch) — a run of a few hundred steps needs a faster rate than the paper's 0.01 |
 | `grn`       | `labnorm.GlobalResponseNorm2d` (ConvNeXt V2's GRN: $\gamma (x N(x)) + \beta + x$, $\gamma = \beta = 0$ — the identity at initialization, so a net of `grn` starts as the net with `none`) |
 
 Every name is registered in this module, with `@register_norm("name")` on its builder (the
