@@ -257,9 +257,11 @@ def test_norm_zoo_cifar_units_per_worker_batches_and_every_cpu_norm_in_the_fast_
     from labnorm.norms import available_norms
     assert set(available_norms()) - {n.split(":")[0] for n in cpu.norms} == {"torch-bn", "torch-gn", "sn-ba"}
     assert [u for u in units if u.endswith("/b2")] == [f"{n}/b2" for n in dependent]
-    # Then the ablations of the learning-rate rule (uncapped; BN's rate); Batch Renorm at the paper's momentum
-    tail = [f"{n}/b1024@uncapped" for n in cpu.uncapped] + [f"{n}/b1024@shared-lr" for n in cpu.shared_lr]
-    assert units[-len(tail) - 2:] == tail + ["brn:0.1/b1024@no-warmup", "brn/b1024@no-warmup"]
+    # Then the ablations of the learning-rate rule (uncapped; without the lowest point; BN's rate); the extras
+    tail = [f"{n}/b1024@uncapped" for n in cpu.uncapped] + [f"{n}/b1024@div-only" for n in cpu.div_only] + \
+        [f"{n}/b1024@shared-lr" for n in cpu.shared_lr]
+    assert units[-len(tail) - 3:] == tail + ["brn:0.1/b1024@no-warmup+div-only", "brn/b1024@no-warmup+div-only",
+                                             "wn/b1024@data-init"]
     assert cpu.lr_cap == zoo.CONFIGS["gpu"].lr_cap == 1.0
     assert zoo.virtual_batch("gbn") == 32 and zoo.virtual_batch("gbn:16") == 16 and zoo.virtual_batch("bn") is None
     assert {m.momentum for m in build_model("fast_cifar", "brn:0.1", width=0.125).modules() if hasattr(m, "r_max")} == {0.1}
@@ -291,13 +293,15 @@ def test_norm_zoo_cifar_units_train_by_the_capped_rule_and_only_their_ablations_
     for unit in ("gn:16/b1024", "bn/b2", "gn:16/b1024@uncapped", "frn/b1024@shared-lr"):
         out = zoo.run_unit(cpu, 0, unit, torch.device("cpu")).details
         assert out["test_acc"] == cpu.diverged_acc and out["variant"] == (unit.partition("@")[2] or "main")
-    for unit in ("brn:0.1/b2", "brn:0.1/b1024@no-warmup"):
+    for unit in ("brn:0.1/b2", "brn:0.1/b1024@no-warmup+div-only", "gn:16/b1024@div-only"):
         zoo.run_unit(cpu, 0, unit, torch.device("cpu"))
-    assert seen["brn:0.1/b2"]["prepare"] is not None and seen["brn:0.1/b1024@no-warmup"]["prepare"] is None
+    assert seen["brn:0.1/b2"]["prepare"] is not None and seen["brn:0.1/b1024@no-warmup+div-only"]["prepare"] is None
     assert seen["gn:16/b1024"]["prepare"] is None
+    assert seen["brn:0.1/b2"]["lowest_tolerance"] == 3.0 and seen["brn:0.1/b1024@no-warmup+div-only"]["lowest_tolerance"] is None
     seen = {u: k for u, k in seen.items() if not u.startswith("brn")}
-    assert [seen[u]["lr_cap"] for u in seen] == [1.0, 1.0, None, 1.0]
-    assert [seen[u]["shared_lr"] for u in seen] == [False, False, False, True]
+    assert [seen[u]["lr_cap"] for u in seen] == [1.0, 1.0, None, 1.0, 1.0]
+    assert [seen[u]["lowest_tolerance"] for u in seen] == [3.0, 3.0, None, 3.0, None]
+    assert [seen[u]["shared_lr"] for u in seen] == [False, False, False, True, False]
     assert seen["bn/b2"]["norm_batch"] == 2 and seen["gn:16/b1024"]["norm_batch"] is None
 
 
@@ -315,11 +319,33 @@ def test_norm_zoo_cifar_keeps_switchable_norm_s_learned_weights(monkeypatch):
     monkeypatch.setattr(fast_cifar, "train_norm", lambda *a, **k: (
         {"norm": "sn", "lr": 1.5, "test_acc": 0.5, "test_acc_tta": 0.5, "bf16": False, "diverged_at_step": None},
         model, train))
-    monkeypatch.setattr(zoo, "step_time_ratio", lambda *a, **k: (1.0, 0.01))
+    monkeypatch.setattr(zoo, "step_ratio", lambda *a, **k: (1.0, 0.01))
     out = zoo.run_unit(zoo.CONFIGS["smoke"], 0, "sn/b64", torch.device("cpu")).details
     layers = sum(hasattr(m, "mean_weight") for m in model.modules())
     assert len(out["importance"]) == layers and all(abs(sum(w["var"]) - 1) < 1e-6 for w in out["importance"])
     assert out["importance"][0]["mean"][0] == pytest.approx(torch.softmax(torch.tensor([2.0, 0, 0]), 0)[0].item())
+
+
+def test_norm_zoo_cifar_wn_data_init_unit_starts_wn_from_salimans_and_kingma_s_init():
+    # wn/bB@data-init: every WN conv's pre-activation on the init images has per-channel mean 0 and std 1 at the start;
+    # plain wn/bB keeps PyTorch's init
+    from labnorm.experiments import fast_cifar, norm_zoo_cifar as zoo
+    from labnorm.models import build_model
+    from labnorm.train.fast import normalize
+
+    smoke, cpu = zoo.CONFIGS["smoke"], torch.device("cpu")
+    assert zoo.prepare(smoke, "wn", {""}, 0, cpu) is None
+    images = normalize(fast_cifar.train_split(smoke, 0).images[:smoke.init_images])
+    model = build_model("fast_cifar", "wn", width=0.125)
+    model.init_whitening(images)
+    zoo.prepare(smoke, "wn", {"data-init"}, 0, cpu)(model)
+    outputs = []
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m is not model.whiten)
+    first.register_forward_hook(lambda m, i, o: outputs.append(o))
+    with torch.no_grad():
+        model(images)
+    var, mean = torch.var_mean(outputs[0], dim=(0, 2, 3), correction=0)
+    assert mean.abs().max() < 1e-4 and (var - 1).abs().max() < 1e-3
 
 
 @pytest.mark.parametrize("norm", norm_zoo_cifar.CONFIGS["cpu"].norms)

@@ -12,7 +12,7 @@ from torch import nn
 import labnorm.train.fast as fast
 from labnorm.models import FastCIFAR, build_model, whitening_weights
 from labnorm.norms import available_norms, make_norm
-from labnorm.train.fast import (FastData, FastRecipe, Lookahead, lr_from_range_tests, norm_shift_parameters, range_test,
+from labnorm.train.fast import (FastData, FastRecipe, Lookahead, lowest_point, lr_from_range_tests, norm_shift_parameters, range_test,
                                 train_fast, translate_batch, tta_logits)
 
 
@@ -163,6 +163,15 @@ def test_range_test_and_the_lr_rule():
     assert lr_from_range_tests(FastRecipe(lr=1.5), learned, base, cap=1.0) == pytest.approx(1.5)
     assert lr_from_range_tests(FastRecipe(lr=1.5), base, learned, cap=1.0) == pytest.approx(0.75)
     assert lr_from_range_tests(FastRecipe(lr=1.5), {**base, "left_chance": False}, learned, cap=1.0) == pytest.approx(0.75)
+    # The lowest-point piece: a norm whose loss is lowest more than `lowest_tolerance` x sooner than BN's gets a rate
+    # lowered in that proportion (GN at BN's rate fell back to chance loss); a nearer lowest point changes nothing
+    bn = {**base, "diverged_at": 40.0, "multiplier": [0.5, 1.0, 2.0, 4.0, 40.0], "loss": [2.3, 2.2, 2.1, 2.0, 9.0]}
+    early = {**bn, "loss": [2.25, 2.2, 2.26, 2.28, 2.4]}  # lowest at 1.0: 4x sooner than BN's 4.0
+    near = {**bn, "loss": [2.3, 2.2, 2.1, 2.2, 2.4]}  # lowest at 2.0: 2x sooner
+    assert lowest_point(bn) == 4.0 and lowest_point({**bn, "loss": [float("nan")] + bn["loss"][1:]}) == 4.0
+    assert lr_from_range_tests(FastRecipe(lr=1.5), early, bn, cap=1.0, lowest_tolerance=3.0) == pytest.approx(0.375)
+    assert lr_from_range_tests(FastRecipe(lr=1.5), near, bn, cap=1.0, lowest_tolerance=3.0) == pytest.approx(1.5)
+    assert lr_from_range_tests(FastRecipe(lr=1.5), early, bn, cap=1.0) == pytest.approx(1.5)  # without the piece
 
 
 def test_fast_data_refuses_float_images_and_short_splits():

@@ -5,10 +5,18 @@ accuracy against the per-worker batch."""
 from __future__ import annotations
 
 import functools
+import math
 from typing import Sequence
 
-from .._norm_batch import has_norm_batch
+import torch
+
+from .._norm_batch import has_norm_batch, set_norm_batch
 from ..models import build_model
+from ..batch_renorm import renorm_schedule
+from ..train.fast import normalize, step_time_ratio
+from ..train.kernels import use_torch_kernels
+from ..weight_norm import data_dependent_init
+from . import fast_cifar
 from .report import bands
 from .runner import summary, values
 
@@ -56,3 +64,32 @@ def accuracy_by_batch(record: dict, norms: Sequence[str], batches: Sequence[int]
             ax.legend(fontsize=9)
         axes[0].set_ylabel("test accuracy (%)")
     return draw
+
+
+def step_ratio(config, norm: str, norm_batch: int | None, seed: int, train, device: torch.device,
+               bf16: bool) -> tuple[float, float]:
+    """Step time of a fresh net of `norm` ÷ a fresh net of the config's baseline, both at per-worker batch
+    `norm_batch` (where each takes per-worker statistics), on the first `batch_size` training images
+    (`labnorm.train.fast.step_time_ratio`: interleaved, a same-moment ratio); and the norm's seconds per step."""
+    def net(name):
+        torch.manual_seed(seed)
+        m = build_model(config.model, name, width=config.width)
+        if norm_batch and per_worker(name):
+            set_norm_batch(m, norm_batch)
+        use_torch_kernels(m)
+        return m
+    x, y = normalize(train.images[:config.batch_size].to(device)), train.labels[:config.batch_size].to(device)
+    return step_time_ratio(net(norm), net(config.baseline), x, y, bf16=bf16, steps=config.timing_steps,
+                           rounds=config.timing_rounds)
+
+
+def prepare(config, norm: str, tags: set[str], seed: int, device: torch.device):
+    """What `train_fast` does to a unit's net before training (`tags`: its variant's, e.g. {'no-warmup', 'div-only'}):
+    Batch Renorm's compressed warm-up, but in a 'no-warmup' unit; WN's data-dependent init in a 'data-init' unit."""
+    if norm.startswith("brn") and "no-warmup" not in tags and config.brn_schedule:
+        steps = math.ceil(config.epochs * (config.train_images // config.batch_size))
+        return lambda m: renorm_schedule(m, steps, config.brn_schedule)
+    if "data-init" in tags:  # the first training images of the seed's split, unaugmented
+        images = fast_cifar.train_split(config, seed).images[:config.init_images]
+        return lambda m: data_dependent_init(m, normalize(images.to(device)))
+    return None

@@ -29,7 +29,7 @@ from .._norm_batch import set_norm_batch
 from ..data import load_cifar10, scaled_subset
 from ..models import build_model
 from ..train.dry import dry, dry_batch, dry_part
-from ..train.fast import LR_RULE, FastRecipe, lr_from_range_tests, range_test, train_fast
+from ..train.fast import LR_RULE, FastRecipe, lowest_point, lr_from_range_tests, range_test, train_fast
 from ..train.kernels import describe_norms, use_torch_kernels
 from .claims import verdicts
 from .common import curve, subsample
@@ -96,6 +96,11 @@ def _data(config: Config, seed: int):
     return _DATA["splits"]
 
 
+def train_split(config: Config, seed: int):
+    """The training split the runs of `config` and `seed` use (loaded once per process)."""
+    return _data(config, seed)[0]
+
+
 def _range(config: Config, norm: str, width: float, seed: int, device: torch.device, norm_batch: int | None = None) -> dict:
     """The LR range test of `norm` at `width` (cached in this process: the baseline's serves every norm); with
     `norm_batch`, its batch statistics per groups of that many images (`labnorm.set_norm_batch`)."""
@@ -119,20 +124,23 @@ def _range(config: Config, norm: str, width: float, seed: int, device: torch.dev
 
 def train_norm(config: Config, norm: str, seed: int, device: torch.device, *, width: float, quick: bool = False,
                shared_lr: bool = False, norm_batch: int | None = None, range_seed: int | None = None,
-               lr_cap: float | None = None, prepare=None, desc: str = "") -> tuple[dict, object, object]:
+               lr_cap: float | None = None, lowest_tolerance: float | None = None, prepare=None,
+               desc: str = "") -> tuple[dict, object, object]:
     """One run of `norm` by the recipe, at the learning rate its range test gives (the baseline's with `shared_lr`);
     `norm_batch`: per-worker batch statistics; `range_seed`: the range tests' seed (default: `seed`); `lr_cap`: the
-    capped rule (`lr_from_range_tests`); `prepare`: `train_fast`'s. Returns the run's details, the trained model (None
-    if not trained) and the training split."""
+    capped rule (`lr_from_range_tests`), `lowest_tolerance` its lowest-point piece; `prepare`: `train_fast`'s.
+    Returns the run's details, the trained model (None if not trained) and the training split."""
     train, test = _data(config, seed)
     rs = seed if range_seed is None else range_seed
     test_norm = _range(config, norm, width, rs, device, norm_batch)
     test_base = _range(config, config.baseline, width, rs, device)
-    lr = config.lr if shared_lr else lr_from_range_tests(recipe(config, quick), test_norm, test_base, cap=lr_cap)
+    lr = config.lr if shared_lr else lr_from_range_tests(recipe(config, quick), test_norm, test_base, cap=lr_cap,
+                                                         lowest_tolerance=lowest_tolerance)
     out = {"norm": norm, "width": width, "lr": lr,
            "range_test": {"multiplier": subsample(test_norm["multiplier"], 60), "loss": subsample(test_norm["loss"], 60),
                           **{k: test_norm.get(k) for k in ("diverged_at", "lowest_loss", "left_chance", "seconds")}},
-           "baseline_diverged_at": test_base["diverged_at"]}
+           "baseline_diverged_at": test_base["diverged_at"], "lowest_at": lowest_point(test_norm),
+           "baseline_lowest_at": lowest_point(test_base)}
     if lr is None:  # the range test never left chance: not trained at an arbitrary learning rate
         return {**out, "never_left_chance": True}, None, train
     torch.manual_seed(seed)

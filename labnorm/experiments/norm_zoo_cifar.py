@@ -12,12 +12,15 @@ two norms are compared by their paired difference:
   as each of `batch_size / b` data-parallel workers would: the GN, WS and FRN papers' images per GPU. A norm
   whose statistics do not depend on the batch is the same computation at every `b` (`same_at`, proven in
   `tests/test_experiments.py`): trained once per seed, at the full batch, and shown in every column.
-- **Learning rate per norm**: `LR_RULE_CAPPED` of `labnorm.train.fast` — BN's tuned rate, lowered in proportion
-  where a norm's range test blows up sooner than BN's, never raised — the range tests run once (seed `range_seed`)
-  and the rate held for every seed. The ablations: `uncapped`, also at the uncapped ratio (units `norm@uncapped`,
-  the rule the record started with, which gave BCN and GN 2-2.3x BN's rate, near chance for most of training);
-  `shared_lr`, also at BN's rate (units `norm@shared-lr`). Batch Renorm trains with its paper's warm-up compressed
-  into the run (`labnorm.renorm_schedule`); `extra` units without it.
+- **Learning rate per norm**: `LR_RULE_LOWEST` of `labnorm.train.fast` — BN's tuned rate, lowered in proportion
+  where a norm's range test blows up sooner than BN's or reaches its lowest loss more than 3x sooner, never raised —
+  the range tests run once (seed `range_seed`) and the rate held for every seed. The ablations: `uncapped`, at the
+  uncapped ratio (units `norm@uncapped`: the rule the record started with, which gave BCN and GN 2-2.3x BN's rate,
+  near chance for most of training); `div_only`, without the lowest-point piece (units `norm@div-only`: the rule
+  before GN's runs showed the piece was needed); `shared_lr`, at BN's rate (units `norm@shared-lr`). Batch Renorm
+  trains with its paper's warm-up compressed into the run (`labnorm.renorm_schedule`); `extra` units without it.
+  And `wn/bB@data-init`: WN with Salimans & Kingma's data-dependent init (`labnorm.data_dependent_init`, on
+  `init_images` training images) at WN's rate.
 - **Negative control**: Dynamic Tanh, which its authors designed to replace LayerNorm, stands where BN stands.
 - **Step time ÷ BN**: fresh nets of the norm and of BN at the same `b`, timed alternately after the run
   (`labnorm.train.fast.step_time_ratio`): a same-moment ratio, not a benchmark (`benchmarks/bench_zoo.py` is).
@@ -26,23 +29,18 @@ two norms are compared by their paired difference:
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 
 import torch
 
-from .._norm_batch import set_norm_batch
-from ..batch_renorm import renorm_schedule
-from ..models import build_model
 from ..switch_norm import importance_weights
 from ..train.dry import dry
-from ..train.fast import LR_RULE_CAPPED, normalize, step_time_ratio
-from ..train.kernels import use_torch_kernels
+from ..train.fast import LR_RULE_LOWEST
 from . import fast_cifar
 from .claims import verdicts
 from .claims.norm_zoo_cifar import CONTROL_QUOTE
-from ._per_worker import accuracy_by_batch, per_worker, same_at, virtual_batch
+from ._per_worker import accuracy_by_batch, per_worker, prepare, same_at, step_ratio, virtual_batch
 from .plots import heatmap, scatter
 from .report import Figure, Report, Table, baseline_note, cell, ranking, seed_details
 from .runner import Experiment, SeedResult, summary
@@ -51,10 +49,7 @@ from .units import missing_units, partial_summary
 ZOO = ("bn", "brn:0.1", "gbn:16", "ws+bn", "bcn:{G}", "ws+bcn:{G}", "sn", "evob0", "gn:{G}", "ws+gn:{G}", "ln", "ln2d",
        "in", "rms", "frn", "evos0:{G}", "grn", "wn", "wn+mobn", "dyt", "none")  # not: torch-bn, torch-gn, sn-ba (doc)
 NEGATIVE_CONTROLS = ("dyt",)  # their authors' words: claims/norm_zoo_cifar.py
-
-
-def zoo(groups: int) -> tuple[str, ...]:
-    return tuple(n.format(G=groups) for n in ZOO)  # {G}: the config's group count
+zoo = lambda groups: tuple(n.format(G=groups) for n in ZOO)  # noqa: E731 ({G}: the config's group count)
 
 
 @dataclass(frozen=True)
@@ -72,10 +67,12 @@ class Config:
     range_steps: int = 80
     range_batch: int = 512
     range_seed: int = 0
-    lr_rule: str = LR_RULE_CAPPED + "; range tests on seed 0, the learning rate held for every seed"
+    lr_rule: str = LR_RULE_LOWEST + "; range tests on seed 0, the learning rate held for every seed"
     lr_cap: float = 1.0  # x the recipe's lr
+    lowest_tolerance: float = 3.0  # the rule's lowest-point piece: only a lowest point this many times sooner than BN's
     shared_lr: tuple[str, ...] = ()  # also trained at BN's learning rate, at the full batch (an ablation)
     uncapped: tuple[str, ...] = ()  # also trained at the uncapped range-test ratio, at the full batch (an ablation)
+    div_only: tuple[str, ...] = ()  # also trained without the rule's lowest-point piece, at the full batch (an ablation)
     baseline: str = "bn"
     diverged_acc: float = 0.1
     timing_steps: int = 3  # per round, `timing_rounds` rounds after a warm-up
@@ -83,6 +80,7 @@ class Config:
     challengers: tuple[str, ...] = ()  # judged against the baseline at the smallest per-worker batch
     extra: tuple[str, ...] = ()  # units beside the grid (Batch Renorm's ablations: no warm-up; the paper's momentum)
     brn_schedule: tuple[int, ...] = (5000, 40000, 25000)  # the paper's warm-up, compressed into the run (renorm_schedule)
+    init_images: int = 500  # WN's data-dependent init (the extra unit wn/bB@data-init): on this many training images
     changes: tuple[str, ...] = ()  # how the config changed while the record was made, and why (the report says)
 
 
@@ -92,19 +90,27 @@ CHANGES = ("Batch Renorm at momentum 0.1: at the paper's 0.01 it tested at chanc
            "rate, where they stayed near chance for most of training. Their runs and those of the other norms the cap "
            "changes (WS+BN, SN) became the @uncapped ablation units, rerun under the cap; runs it leaves alone kept.",
            "WS+BCN and WN + mean-only BN added, the two norms of the registry the grid lacked.",
-           "Batch Renorm with the paper's warm-up compressed into the run: its runs without it became @no-warmup units.")
+           "Batch Renorm with the paper's warm-up compressed into the run: its runs without it became @no-warmup units.",
+           "WN with its data-dependent init added (the extra unit wn/b1024@data-init), to test notebook 02's claims "
+           "on a trained net.",
+           "the rule's lowest-point piece: at BN's rate GN's training loss sat at ln 10 for most of the run (41.5%, "
+           "25.0%, 29.3%), its range test's lowest point 8x sooner than BN's; at 1/4 and 1/8 of BN's rate it reached "
+           "68.3% and 68.7% (seed 0, benchmarks/results/fast_frontier__cpu.json). The runs the piece changes (GN, WS+GN, "
+           "Batch Renorm) became @div-only ablation units, Batch Renorm's no-warm-up units @no-warmup+div-only.")
 CONFIGS = {
     "smoke": Config(width=0.125, epochs=1, train_images=256, test_images=100, batch_sizes=(2, 64), batch_size=64,
                     norms=("bn", "gn:4", "frn", "dyt"), challengers=("gn:4", "frn"), shared_lr=("gn:4",), uncapped=("frn",),
-                    range_steps=24, range_batch=64, timing_rounds=1),
+                    range_steps=24, range_batch=64, timing_rounds=1, div_only=("frn",), extra=("wn/b64@data-init",)),
     # BN reaches 85.7% (TTA) at half width x 5 epochs in 3.9 min of this 2-core CPU (benchmarks/bench_fast_frontier.py)
     "cpu": Config(width=0.5, epochs=5, train_images=50000, test_images=10000, batch_sizes=(2, 8, 32, 1024), norms=zoo(16),
                   challengers=("gn:16", "ws+gn:16", "frn", "evos0:16", "brn:0.1"), shared_lr=("evob0", "frn"),
-                  uncapped=("gn:16", "ws+bn", "bcn:16", "sn"), changes=CHANGES,
-                  extra=("brn:0.1/b1024@no-warmup", "brn/b1024@no-warmup")),  # the second: the paper's momentum
+                  uncapped=("gn:16", "ws+bn", "bcn:16", "sn"), div_only=("gn:16", "ws+gn:16", "brn:0.1"), changes=CHANGES,
+                  extra=("brn:0.1/b1024@no-warmup+div-only", "brn/b1024@no-warmup+div-only",  # brn: the paper's momentum
+                         "wn/b1024@data-init")),
     "gpu": Config(width=1.0, epochs=10, train_images=50000, test_images=10000, batch_sizes=(2, 8, 32, 1024), norms=zoo(32),
                   challengers=("gn:32", "ws+gn:32", "frn", "evos0:32", "brn:0.1"), shared_lr=("evob0", "frn"),
-                  uncapped=("gn:32", "ws+bn", "bcn:32", "sn")),  # (the ablations: the norms the cpu record showed)
+                  uncapped=("gn:32", "ws+bn", "bcn:32", "sn"), div_only=("gn:32", "ws+gn:32", "brn:0.1"),
+                  extra=("wn/b1024@data-init",)),  # ablations: as cpu's
 }
 
 
@@ -112,7 +118,7 @@ def units(config: Config) -> list[str]:
     full, rest = max(config.batch_sizes), sorted(set(config.batch_sizes) - {max(config.batch_sizes)})
     out = [f"{norm}/b{full}" for norm in config.norms]
     out += [f"{norm}/b{b}" for b in rest for norm in config.norms if per_worker(norm)]
-    out += [f"{norm}/b{full}@uncapped" for norm in config.uncapped]
+    out += [f"{norm}/b{full}@uncapped" for norm in config.uncapped] + [f"{n}/b{full}@div-only" for n in config.div_only]
     return out + [f"{norm}/b{full}@shared-lr" for norm in config.shared_lr] + list(config.extra)
 
 
@@ -124,13 +130,12 @@ def _parse(unit: str) -> tuple[str, int, str]:
 
 def run_unit(config: Config, seed: int, unit: str, device: torch.device) -> SeedResult:
     (norm, b, variant), full = _parse(unit), max(config.batch_sizes)
-    nb = b if b < full and per_worker(norm) else None  # the norm_batch of the unit's net
-    steps, warm = math.ceil(config.epochs * (config.train_images // config.batch_size)), norm.startswith("brn")
-    out, model, train = fast_cifar.train_norm(config, norm, seed, device, width=config.width, norm_batch=nb,
-                                              shared_lr=variant == "shared-lr", range_seed=config.range_seed,
-                                              lr_cap=None if variant == "uncapped" else config.lr_cap, desc=unit,
-                                              prepare=(lambda m: renorm_schedule(m, steps, config.brn_schedule))
-                                              if warm and variant != "no-warmup" and config.brn_schedule else None)
+    nb, tags = (b if b < full and per_worker(norm) else None), set(variant.split("+"))  # the unit net's norm_batch
+    out, model, train = fast_cifar.train_norm(
+        config, norm, seed, device, width=config.width, norm_batch=nb, shared_lr="shared-lr" in tags,
+        range_seed=config.range_seed, lr_cap=None if "uncapped" in tags else config.lr_cap, desc=unit,
+        lowest_tolerance=None if tags & {"uncapped", "div-only"} else config.lowest_tolerance,
+        prepare=prepare(config, norm, tags, seed, device))
     out.update(per_worker_batch=b, batch_size=config.batch_size, variant=variant or "main",
                stands_for=[c for c in config.batch_sizes if same_at(config.batch_sizes, norm, c)]
                if b == full and not variant else [b],
@@ -141,16 +146,7 @@ def run_unit(config: Config, seed: int, unit: str, device: torch.device) -> Seed
     if model is not None and importance_weights(model):  # Switchable Norm's learned weights, per layer
         out["importance"] = importance_weights(model)
     if model is not None and norm != config.baseline and not dry():  # fresh nets of the norm and BN, at the same b
-        def net(name):
-            torch.manual_seed(seed)
-            m = build_model(config.model, name, width=config.width)
-            if nb and per_worker(name):
-                set_norm_batch(m, nb)
-            use_torch_kernels(m)
-            return m
-        x, y = normalize(train.images[:config.batch_size].to(device)), train.labels[:config.batch_size].to(device)
-        out["step_ratio"], out["timed_step_s"] = step_time_ratio(net(norm), net(config.baseline), x, y, bf16=bool(
-            out["bf16"]), steps=config.timing_steps, rounds=config.timing_rounds)
+        out["step_ratio"], out["timed_step_s"] = step_ratio(config, norm, nb, seed, train, device, bool(out["bf16"]))
     return SeedResult(out, train.variant)
 
 
@@ -190,12 +186,14 @@ def report(record: dict) -> Report:
             f": {base} {cell(record, f'test_acc/{base}/b{b}', 1, percent=True)}"
         tables.append(Table(["#", "norm", "test acc.", f"vs {base} (points)", "≈ best", "blew up", "peak lr",
                              f"step time ÷ {base}"], rows, title=title))
-    ablation = [(n, v) for v, ns in (("uncapped", config.uncapped), ("shared-lr", config.shared_lr)) for n in ns
+    ablation = [(n, v) for v, ns in (("uncapped", config.uncapped), ("div-only", config.div_only),
+                                     ("shared-lr", config.shared_lr)) for n in ns
                 if summary(record, f"test_acc/{n}/b{full}@{v}").n]
     if ablation:
         tables.append(Table(["norm", "the rule's rate", "test acc.", "ablation", "its rate", "test acc. "],
                             [[n, cell(record, f"lr/{n}/b{full}", 3), cell(record, f"test_acc/{n}/b{full}", 1, percent=True),
-                              {"uncapped": "uncapped ratio", "shared-lr": f"{base}'s rate"}[v],
+                              {"uncapped": "uncapped ratio", "div-only": "no lowest-point piece",
+                               "shared-lr": f"{base}'s rate"}[v],
                               cell(record, f"lr/{n}/b{full}@{v}", 3), cell(record, f"test_acc/{n}/b{full}@{v}", 1, percent=True)]
                              for n, v in ablation], title="Ablations of the learning-rate rule (full batch)"))
     notes = [f"{config.model} at width {config.width:g}, {config.epochs:g} epochs of {config.train_images:,} images; "
@@ -211,13 +209,15 @@ def report(record: dict) -> Report:
               f"{virtual_batch(n)})." for n in norms if virtual_batch(n)]
     notes += [f"Negative control: {n}. {CONTROL_QUOTE}" for n in norms if n.split(":")[0] in NEGATIVE_CONTROLS]
     steps = max((r.get("steps") or 0 for d in details for r in d["units"].values()), default=0)  # for brn's note
-    without = [f"{u}: {cell(record, f'test_acc/{u}', 1, percent=True)}" for u in config.extra
-               if summary(record, f"test_acc/{u}").n]
+    without, inits = ([f"{u}: {cell(record, f'test_acc/{u}', 1, percent=True)}" for u in config.extra
+                       if summary(record, f"test_acc/{u}").n and end in u] for end in ("no-warmup", "data-init"))
     notes += [f"{n}: moving averages at momentum {n[4:]} (the BN arms' rate), not the paper's 0.01, whose averages would "
               f"still hold {0.99 ** steps:.0%} of their starting values after {steps} steps; Batch Renorm uses them in "
               "training (r, d) and in eval. The paper's warm-up compressed into the run (`renorm_schedule`: plain BN for "
               "the first 1/8 of the steps, d_max 5 at 5/8, r_max 3 at the end). Without it (the ablation units): "
               + ("; ".join(without) or "not run yet") + "." for n in norms if n[:4] == "brn:"]
+    notes += [f"WN with Salimans & Kingma's data-dependent init on {config.init_images} training images, at WN's "
+              f"learning rate: {'; '.join(inits)}."] * bool(inits)
     skipped = ", ".join(sorted({u for d in details for u, r in d["units"].items() if r.get("never_left_chance")}))
     notes += [f"Never left chance in its range test, so not trained: {skipped}."] * bool(skipped)
     notes += [f"Changed while the record was made: {c}" for c in config.changes]

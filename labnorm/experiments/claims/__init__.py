@@ -573,6 +573,7 @@ def _missing(record: dict, name: str) -> str:
     from ..units import missing_units
 
     pending = {u for units in missing_units(record).values() for u in units}
+    name = gn_name(name, record)  # a derived measure's label names its unit with the config's '{large}' and the like
     unit = name.split("/", 1)[-1]
     if unit in pending:
         return f"not run yet: the record is partial, and its {unit!r} runs are still to come"

@@ -22,21 +22,24 @@ def _trained(opt: str) -> Trained:
 
 
 WDSR = "the post trains WDSR (super-resolution) with Adam; we train a small CIFAR-10 classifier"
+# The quotes, shared with the grand comparison (`norm_zoo_cifar`), whose trained net tests them too
+FASTER_START = ("[Adam-based weight normalization] shows slightly better initial convergence [...] The difference is "
+                "probably due to different weight initializations")
+CATCHES_UP = "training with Conv2DWeightNorm in combination with a default Adam optimizer quickly catches up"
+MOBN_BETTER = ("While their [Salimans & Kingma's] experiments showed an improved performance for the CIFAR-10 "
+               "classification task compared to plain WN")
 
 CLAIMS = [
-    Claim("wn-keras", "4th paragraph", "[Adam-based weight normalization] shows slightly better initial convergence "
-          "[...] The difference is probably due to different weight initializations", "test accuracy after epoch 1: WN + data-dependent init above WN with the default init "
-          "(Adam); the two arms differ only in the init",
+    Claim("wn-keras", "4th paragraph", FASTER_START, "test accuracy after epoch 1: WN + data-dependent init above WN "
+          "with the default init (Adam); the two arms differ only in the init",
           compare(_epoch1("adam", "wn+init", "WN+init after epoch 1"), _epoch1("adam", "wn", "WN after epoch 1")),
           partial="the post compares two Keras implementations of WN on WDSR and puts the gap down to their weight "
                   "initializations; we vary only the init, default against data-dependent",
           untrained="a claim about the first epoch of training"),
-    Claim("wn-keras", "4th paragraph", "training with Conv2DWeightNorm in combination with a default Adam optimizer "
-          "quickly catches up", "final test accuracy of WN (default init) within 2 points of WN + data-dependent "
-          "init (Adam)", compare(_arm("adam", "wn", "WN"), _arm("adam", "wn+init", "WN+init"), direction="equal",
+    Claim("wn-keras", "4th paragraph", CATCHES_UP, "final test accuracy of WN (default init) within 2 points of WN + "
+          "data-dependent init (Adam)", compare(_arm("adam", "wn", "WN"), _arm("adam", "wn+init", "WN+init"), direction="equal",
                                  margin=0.02), partial=WDSR, trained=_trained("adam")),
-    Claim("gan-wn", "§3", "While their [Salimans & Kingma's] experiments showed an improved performance for the "
-          "CIFAR-10 classification task compared to plain WN", "final test accuracy of WN + mean-only BN above plain "
+    Claim("gan-wn", "§3", MOBN_BETTER, "final test accuracy of WN + mean-only BN above plain "
           "WN (Adam)", compare(_arm("adam", "wn+mobn", "WN+mean-only BN"), _arm("adam", "wn", "WN")),
           partial="a small CNN, not Salimans & Kingma's model", trained=_trained("adam")),
 ]
