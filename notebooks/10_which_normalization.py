@@ -112,9 +112,10 @@ for norm in ("bn", "gn:4", "none", "wn", "dyt"):
 # its budget. A net without normalization needs an initialization that preserves the signal (e.g.
 # [Fixup](https://arxiv.org/abs/1901.09321), or the data-dependent init of notebook 02) or a larger
 # learning rate. The harness below gives neither, by design: each norm gets BN's tuned rate, lowered
-# where its LR range test blows up sooner than BN's, never raised — a short range test from
-# initialization shows which rates blow a net up, not which train it best (the record's ablation
-# table shows what the uncapped ratio did to GN and BCN).
+# where its LR range test blows up sooner than BN's or reaches its lowest loss more than 3× sooner,
+# never raised — a short range test from initialization shows which rates blow a net up or send it
+# back to the uniform guess, not which train it best (the record's ablation table shows what the
+# uncapped ratio did to GN and BCN, and what GN did at BN's rate: its training loss sat at $\ln 10$).
 
 # %% [markdown]
 # ### Try it: how deep before the signal dies? (⏱ ~5 min)
@@ -494,7 +495,7 @@ plt.show()
 # * **The scale limits every conclusion.** The papers train ResNets on ImageNet for tens of thousands of
 #   steps with their own tuning; this is the whitened fast net on CIFAR-10 for 5 epochs (minutes per run
 #   on a CPU), one recipe tuned for BN with only the peak learning rate lowered for a norm whose range
-#   test blows up sooner, Batch Renorm with its paper's warm-up compressed into the run and moving
+#   test blows up, or reaches its lowest loss, sooner, Batch Renorm with its paper's warm-up compressed into the run and moving
 #   averages at momentum 0.1 (the paper's schedule and 0.01 are made for runs of many thousand steps),
 #   and Dynamic Tanh — a negative control — outside the Transformers it was made for.
 #

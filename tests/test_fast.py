@@ -172,6 +172,11 @@ def test_range_test_and_the_lr_rule():
     assert lr_from_range_tests(FastRecipe(lr=1.5), early, bn, cap=1.0, lowest_tolerance=3.0) == pytest.approx(0.375)
     assert lr_from_range_tests(FastRecipe(lr=1.5), near, bn, cap=1.0, lowest_tolerance=3.0) == pytest.approx(1.5)
     assert lr_from_range_tests(FastRecipe(lr=1.5), early, bn, cap=1.0) == pytest.approx(1.5)  # without the piece
+    # A curve that never left chance has no lowest point to go by
+    assert lr_from_range_tests(FastRecipe(lr=1.5), {**early, "left_chance": False}, bn, cap=1.0,
+                               lowest_tolerance=3.0) == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="lowest_tolerance needs cap"):
+        lr_from_range_tests(FastRecipe(lr=1.5), early, bn, lowest_tolerance=3.0)
 
 
 def test_fast_data_refuses_float_images_and_short_splits():

@@ -241,7 +241,6 @@ EXPERIMENT = Experiment(
     name="norm_zoo_cifar",
     description="Every normalization of labnorm (and none) in the whitened fast net, trained to the end on CIFAR-10 at "
                 "per-worker batch 2, 8, 32 and the full batch: BN's learning rate, lowered where a norm's range test "
-                "blows up sooner; test "
-                "accuracy, blow-ups and step time ÷ BN.",
+                "blows up, or reaches its lowest loss, sooner; test accuracy, blow-ups and step time ÷ BN.",
     configs=CONFIGS, run=None, metrics=metrics, report=report, units=units, run_unit=run_unit,
 )

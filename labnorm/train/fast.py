@@ -307,7 +307,7 @@ LR_RULE_CAPPED = ("peak lr = the recipe's lr (tuned for BN) x min(1, the norm's 
 # comparison's, after GN, at BN's rate, fell back to chance loss for most of its run
 LR_RULE_LOWEST = ("peak lr = the recipe's lr (tuned for BN) x min(1, the norm's range-test divergence point / BN's, "
                   "and its lowest-loss point / BN's where that is below 1/3): a norm whose range test blows up sooner "
-                  "than BN's, or reaches its lowest loss more than 3x sooner (BN's own lowest point moves by 2.85x "
+                  "than BN's, or leaves chance but reaches its lowest loss more than 3x sooner (BN's own lowest point moves by 2.85x "
                   "over seeds 0-2; GN's comes 8x sooner, and at BN's rate GN's training loss sat at ln 10 for most "
                   "of the run), gets a proportionally lower rate, and none gets more than the rate tuned for BN; every "
                   "norm is trained. The LR range test ramps every parameter group of the recipe from 0.01 to 100 x "
@@ -386,7 +386,10 @@ def lr_from_range_tests(recipe: FastRecipe, test: dict[str, Any], baseline: dict
     diverged counts at its last multiplier); None for a norm that never left chance. With `cap`
     (`LR_RULE_CAPPED`): that ratio capped at `cap`, and every norm gets a rate. With `lowest_tolerance` too
     (`LR_RULE_LOWEST`): also no more than the ratio of the two lowest-loss points (`lowest_point`) where that
-    ratio is below 1 / `lowest_tolerance` (nearer ones are within the noise of a flat curve's lowest point)."""
+    ratio is below 1 / `lowest_tolerance` (nearer ones are within the noise of a flat curve's lowest point), for a
+    norm whose test left chance; `lowest_tolerance` needs `cap`."""
+    if lowest_tolerance is not None and cap is None:
+        raise ValueError("lr_from_range_tests: lowest_tolerance needs cap (the lowest-point piece is of the capped rule)")
     if cap is None and not test["left_chance"]:
         return None
     point = test["diverged_at"] or test["multiplier"][-1]
@@ -394,7 +397,9 @@ def lr_from_range_tests(recipe: FastRecipe, test: dict[str, Any], baseline: dict
     if cap is None:
         return recipe.lr * point / base
     ratio = min(cap, point / base)
-    if lowest_tolerance is not None and lowest_point(test) / lowest_point(baseline) < 1 / lowest_tolerance:
+    # (a curve that never left chance has no lowest point worth the name: its minimum is noise at ln 10)
+    if lowest_tolerance is not None and test["left_chance"] and \
+            lowest_point(test) / lowest_point(baseline) < 1 / lowest_tolerance:
         ratio = min(ratio, lowest_point(test) / lowest_point(baseline))
     return recipe.lr * ratio
 

@@ -9,6 +9,7 @@ BN at the full batch.
 """
 
 from . import Arm, Claim, Trained, accuracy_arm, against, chance_accuracy, compare, derived, gn_name, gn_note, metric
+from .loss_landscape_norms import FASTER
 from .switch_norm_cifar import LEARNS, _layer_gap
 from .weight_norm_cifar import CATCHES_UP, FASTER_START, MOBN_BETTER
 from .ws_bcn_vgg import BETTER, WS_BCN
@@ -78,6 +79,11 @@ CLAIMS = [
     Claim("gan-wn", "§3", MOBN_BETTER, "final test accuracy of WN + mean-only BN above plain WN at the full batch",
           compare(accuracy_arm("WN + mean-only BN", "test_acc/wn+mobn/b{large}"), WN), batch="{large}", trained=TRAINED,
           partial="the whitened fast net, not Salimans & Kingma's model; each at its own learning rate"),
+    Claim("ws-post", "How these normalizations actually help?", FASTER, "final test accuracy after the same number of "
+          "epochs: BN above no norm at the full batch", compare(accuracy_arm("BN", "test_acc/bn/b{large}"),
+                                                               accuracy_arm("no norm", "test_acc/none/b{large}")),
+          batch="{large}", trained=TRAINED, partial="the whitened fast net, each at its own learning rate by the "
+          "range-test rule; 'faster' read as more accuracy for the same budget"),
     Claim("", "notebook 10's question, after Wu & He 2018", "BN beats GN at the full batch",
           "final test accuracy: BN above GN at the full batch",
           compare(accuracy_arm("BN full batch", "test_acc/bn/b{large}"),
@@ -114,4 +120,4 @@ CLAIMS += [Claim("", "Zhu, Chen, He, LeCun & Liu 2025, Transformers without Norm
                  compare(accuracy_arm("BN full batch", "test_acc/bn/b{large}"),
                          Arm("DyT full batch", metric("test_acc/dyt/b{large}"))), batch="{large}", trained=TRAINED,
                  partial="DyT in BN's place in the whitened fast net (a conv net, not a ResNet), at BN's learning "
-                         "rate, lowered if its range test blows up sooner")]
+                         "rate, lowered if its range test blows up, or reaches its lowest loss, sooner")]
