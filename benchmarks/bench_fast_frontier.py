@@ -44,7 +44,7 @@ def run(width: float, epochs: float, seed: int, bf16: bool, norm: str = "bn", lr
     model = build_model("fast_cifar", norm, width=width)
     use_torch_kernels(model)
     recipe = FastRecipe(epochs=epochs, bf16=bf16)
-    recipe = replace(recipe, lr=lr or recipe.lr, bias_lr_scale=recipe.bias_lr_scale if bias_lr_scale is None
+    recipe = replace(recipe, lr=recipe.lr if lr is None else lr, bias_lr_scale=recipe.bias_lr_scale if bias_lr_scale is None
                      else bias_lr_scale)
     hist = train_fast(model, train.images, train.labels, test.images, test.labels,
                       recipe=recipe, seed=seed, desc=f"{norm}, width {width:g}, {epochs:g} ep")

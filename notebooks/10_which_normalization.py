@@ -115,7 +115,8 @@ for norm in ("bn", "gn:4", "none", "wn", "dyt"):
 # where its LR range test blows up sooner than BN's or reaches its lowest loss more than 3× sooner,
 # never raised — a short range test from initialization shows which rates blow a net up or send it
 # back to the uniform guess, not which train it best (the record's ablation table shows what the
-# uncapped ratio did to GN and BCN, and what GN did at BN's rate: its training loss sat at $\ln 10$).
+# uncapped ratio did to GN and BCN, and what GN reached at BN's rate; its training loss sat at $\ln 10$
+# for most of that run, the record's notes say).
 
 # %% [markdown]
 # ### Try it: how deep before the signal dies? (⏱ ~5 min)

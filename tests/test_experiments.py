@@ -293,9 +293,11 @@ def test_norm_zoo_cifar_units_train_by_the_capped_rule_and_only_their_ablations_
     for unit in ("gn:16/b1024", "bn/b2", "gn:16/b1024@uncapped", "frn/b1024@shared-lr"):
         out = zoo.run_unit(cpu, 0, unit, torch.device("cpu")).details
         assert out["test_acc"] == cpu.diverged_acc and out["variant"] == (unit.partition("@")[2] or "main")
-    for unit in ("brn:0.1/b2", "brn:0.1/b1024@no-warmup+div-only", "gn:16/b1024@div-only"):
+    for unit in ("brn:0.1/b2", "brn:0.1/b1024@no-warmup+div-only", "brn:0.1/b1024@div-only", "gn:16/b1024@div-only"):
         zoo.run_unit(cpu, 0, unit, torch.device("cpu"))
     assert seen["brn:0.1/b2"]["prepare"] is not None and seen["brn:0.1/b1024@no-warmup+div-only"]["prepare"] is None
+    assert seen["brn:0.1/b1024@div-only"]["prepare"] is not None  # the warm-up kept; only the rule's piece dropped
+    assert seen["brn:0.1/b1024@div-only"]["lowest_tolerance"] is None
     assert seen["gn:16/b1024"]["prepare"] is None
     assert seen["brn:0.1/b2"]["lowest_tolerance"] == 3.0 and seen["brn:0.1/b1024@no-warmup+div-only"]["lowest_tolerance"] is None
     seen = {u: k for u, k in seen.items() if not u.startswith("brn")}
@@ -340,12 +342,15 @@ def test_norm_zoo_cifar_wn_data_init_unit_starts_wn_from_salimans_and_kingma_s_i
     model.init_whitening(images)
     zoo.prepare(smoke, "wn", {"data-init"}, 0, cpu)(model)
     outputs = []
-    first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m is not model.whiten)
-    first.register_forward_hook(lambda m, i, o: outputs.append(o))
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m is not model.whiten]
+    assert len(convs) == 6 and all(hasattr(m, "parametrizations") for m in convs)
+    for conv in convs:  # each sees the output of the already-initialized layers before it
+        conv.register_forward_hook(lambda m, i, o: outputs.append(o))
     with torch.no_grad():
         model(images)
-    var, mean = torch.var_mean(outputs[0], dim=(0, 2, 3), correction=0)
-    assert mean.abs().max() < 1e-4 and (var - 1).abs().max() < 1e-3
+    for out in outputs:
+        var, mean = torch.var_mean(out, dim=(0, 2, 3), correction=0)
+        assert mean.abs().max() < 1e-4 and (var - 1).abs().max() < 1e-3
 
 
 @pytest.mark.parametrize("norm", norm_zoo_cifar.CONFIGS["cpu"].norms)

@@ -85,7 +85,7 @@ class Config:
 
 
 CHANGES = ("Batch Renorm at momentum 0.1: at the paper's 0.01 it tested at chance on every seed; those "
-           "runs stay as unit brn/b1024@no-warmup.",
+           "runs stay as unit brn/b1024@no-warmup+div-only.",
            "the learning-rate rule capped at BN's rate: the uncapped ratio gave BCN and GN 2.0-2.3x BN's "
            "rate, where they stayed near chance for most of training. Their runs and those of the other norms the cap "
            "changes (WS+BN, SN) became the @uncapped ablation units, rerun under the cap; runs it leaves alone kept.",
@@ -209,13 +209,16 @@ def report(record: dict) -> Report:
               f"{virtual_batch(n)})." for n in norms if virtual_batch(n)]
     notes += [f"Negative control: {n}. {CONTROL_QUOTE}" for n in norms if n.split(":")[0] in NEGATIVE_CONTROLS]
     steps = max((r.get("steps") or 0 for d in details for r in d["units"].values()), default=0)  # for brn's note
-    without, inits = ([f"{u}: {cell(record, f'test_acc/{u}', 1, percent=True)}" for u in config.extra
-                       if summary(record, f"test_acc/{u}").n and end in u] for end in ("no-warmup", "data-init"))
+    at = lambda u: f"{u} at peak lr {cell(record, f'lr/{u}', 3)}: {cell(record, f'test_acc/{u}', 1, percent=True)}"  # noqa
+    without, inits = ([at(u) for u in config.extra if summary(record, f"test_acc/{u}").n and end in u]
+                      for end in ("no-warmup", "data-init"))
     notes += [f"{n}: moving averages at momentum {n[4:]} (the BN arms' rate), not the paper's 0.01, whose averages would "
               f"still hold {0.99 ** steps:.0%} of their starting values after {steps} steps; Batch Renorm uses them in "
               "training (r, d) and in eval. The paper's warm-up compressed into the run (`renorm_schedule`: plain BN for "
               "the first 1/8 of the steps, d_max 5 at 5/8, r_max 3 at the end). Without it (the ablation units): "
-              + ("; ".join(without) or "not run yet") + "." for n in norms if n[:4] == "brn:"]
+              + ("; ".join(without) or "not run yet") + (f"; with it, at the same rate: {at(f'{n}/b{full}@div-only')}" if
+                                                          summary(record, f"test_acc/{n}/b{full}@div-only").n else "")
+              + "." for n in norms if n[:4] == "brn:"]
     notes += [f"WN with Salimans & Kingma's data-dependent init on {config.init_images} training images, at WN's "
               f"learning rate: {'; '.join(inits)}."] * bool(inits)
     skipped = ", ".join(sorted({u for d in details for u, r in d["units"].items() if r.get("never_left_chance")}))

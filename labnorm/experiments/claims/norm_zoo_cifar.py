@@ -1,6 +1,6 @@
 """The claims `norm_zoo_cifar` tests: every norm of labnorm in the whitened fast net, trained to the end at
-per-worker batch 2, 8, 32 and the full batch, each at BN's tuned learning rate, lowered where its range test blows up
-sooner (notebook 10).
+per-worker batch 2, 8, 32 and the full batch, each at BN's tuned learning rate, lowered where its range test blows up,
+or reaches its lowest loss, sooner (notebook 10).
 
 '{small}' / '{large}' are the config's smallest and largest per-worker batch (2 and the full 1,024), '{gn}'
 and the like its spec of that norm (`gn:16` at cpu scale, `gn:32` at gpu scale); the norms judged against BN
