@@ -560,7 +560,10 @@ else:
 #   figure shows both curves). A claim about the end of training is decided only when BN reaches
 #   85% test accuracy, the level of a trained CIFAR-10 network; our runs are a few epochs, far
 #   shorter than a WDSR training, so the printed word is *inconclusive at this scale* whatever the
-#   gap. The post's "data-based initialization has a similar effect as batch-normalization" is about
+#   gap. The grand comparison (notebook 10) tests the same claims on a trained net — the whitened fast
+#   net with the speed-record recipe's Nesterov SGD, WN with and without the data-dependent init at
+#   WN's learning rate — and the site's claims page takes each verdict from the run that can show it.
+#   The post's "data-based initialization has a similar effect as batch-normalization" is about
 #   the statistics right after the init, which the cells above show, not about final accuracy.
 # * **The optimizer-side view holds exactly**: the gradients of $g$ and $v$ are the projected,
 #   rescaled weight gradient of the paper's eq. 3–4 (checked above to $10^{-10}$), so an
