@@ -496,8 +496,9 @@ plt.show()
 # * **The scale limits every conclusion.** The papers train ResNets on ImageNet for tens of thousands of
 #   steps with their own tuning; this is the whitened fast net on CIFAR-10 for 5 epochs (minutes per run
 #   on a CPU), one recipe tuned for BN with only the peak learning rate lowered for a norm whose range
-#   test blows up, or reaches its lowest loss, sooner, Batch Renorm with its paper's warm-up compressed into the run and moving
-#   averages at momentum 0.1 (the paper's schedule and 0.01 are made for runs of many thousand steps),
+#   test blows up, or reaches its lowest loss, sooner (GN's best rate may lie elsewhere again: the rule
+#   is one rule for all, not a tuning per norm), Batch Renorm with its paper's warm-up compressed into
+#   the run and moving averages at momentum 0.1 (the paper's schedule and 0.01 are made for runs of many thousand steps),
 #   and Dynamic Tanh — a negative control — outside the Transformers it was made for.
 #
 # The site's guide, [Which normalization should I use?](https://labnorm.github.io/labnorm/choose/), turns
