@@ -16,7 +16,7 @@ import torch
 from labnorm import results
 from labnorm.experiments import Experiment, Report, SeedResult, Table, runner
 from labnorm.experiments import common, norm_zoo_cifar
-from labnorm.experiments.units import missing_units, partial_summary
+from labnorm.experiments.units import migrate_units, missing_units, partial_summary
 from labnorm.experiments.ws_bcn_vgg import dead_channel_fraction
 from labnorm.scale import SCALES
 
@@ -211,6 +211,33 @@ def test_a_unit_experiment_saves_every_unit_and_resumes_where_it_stopped(fake, t
     assert whole.details == {"units": {"a": {"value": 5.0}, "b": {"value": 15.0}, "c": {"value": 25.0}}}
     copy = dataclasses.replace(runner.get("fake"), run_unit=lambda c, seed, u, d: SeedResult({"value": -1.0}, "toy"))
     assert copy.run(_Config(n=1), 0, torch.device("cpu")).details["units"]["a"] == {"value": -1.0}  # the copy's units
+
+
+def test_migrate_units_renames_runs_and_takes_the_new_config_without_losing_a_run(fake, tmp_path, monkeypatch):
+    monkeypatch.setitem(runner._REGISTRY, "fake", _fake_units([]))
+    runner.run("fake", "smoke", seeds=2)
+    before = json.loads((tmp_path / "fake__smoke.json").read_text())
+    # The config changes: unit a's runs become the ablation a@old, and a new unit d joins the end
+    changed = dataclasses.replace(_fake_units([]), configs={s: _Config(n=2) for s in SCALES},
+                                  units=lambda config: ["a", "b", "c", "a@old", "d"])
+    monkeypatch.setitem(runner._REGISTRY, "fake", changed)
+    with pytest.raises(ValueError, match="two units renamed to one name"):
+        migrate_units("fake", "smoke", {"a": "a@old", "b": "a@old"})
+    rec = migrate_units("fake", "smoke", {"a": "a@old"}, fix=lambda u, d: d.update(tag=u))
+    assert rec["config"] == {"n": 2} and rec["units"] == ["a", "b", "c", "a@old", "d"]
+    for seed in ("0", "1"):
+        entry, old = rec["per_seed"][seed], before["per_seed"][seed]
+        assert list(entry["details"]["units"]) == list(entry["unit_provenance"]) == ["b", "c", "a@old"]
+        assert entry["unit_provenance"]["a@old"] == old["unit_provenance"]["a"]  # the run's own provenance, kept
+        assert entry["details"]["units"]["a@old"] == {**old["details"]["units"]["a"], "tag": "a@old"}
+        assert "value/a@old" in entry["metrics"] and "value/a" not in entry["metrics"]
+    assert missing_units(rec) == {0: ["a", "d"], 1: ["a", "d"]}
+    assert json.loads((tmp_path / "fake__smoke.json").read_text())["units"] == rec["units"]  # saved
+    # A run the new config has no unit for is refused, and the record is left as it was
+    monkeypatch.setitem(runner._REGISTRY, "fake", dataclasses.replace(changed, units=lambda config: ["b", "c"]))
+    with pytest.raises(ValueError, match=r"lacks: \['a@old'\]"):
+        migrate_units("fake", "smoke")
+    assert json.loads((tmp_path / "fake__smoke.json").read_text())["units"] == rec["units"]
 
 
 def test_a_unit_experiment_needs_both_halves_and_saves_no_arrays(fake, monkeypatch):

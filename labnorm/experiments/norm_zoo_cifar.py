@@ -49,7 +49,8 @@ from .units import missing_units, partial_summary
 ZOO = ("bn", "brn:0.1", "gbn:16", "ws+bn", "bcn:{G}", "ws+bcn:{G}", "sn", "evob0", "gn:{G}", "ws+gn:{G}", "ln", "ln2d",
        "in", "rms", "frn", "evos0:{G}", "grn", "wn", "wn+mobn", "dyt", "none")  # not: torch-bn, torch-gn, sn-ba (doc)
 NEGATIVE_CONTROLS = ("dyt",)  # their authors' words: claims/norm_zoo_cifar.py
-zoo = lambda groups: tuple(n.format(G=groups) for n in ZOO)  # noqa: E731 ({G}: the config's group count)
+def zoo(groups: int) -> tuple[str, ...]:
+    return tuple(n.format(G=groups) for n in ZOO)  # ({G}: the config's group count)
 
 
 @dataclass(frozen=True)

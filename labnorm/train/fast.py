@@ -398,9 +398,9 @@ def lr_from_range_tests(recipe: FastRecipe, test: dict[str, Any], baseline: dict
         return recipe.lr * point / base
     ratio = min(cap, point / base)
     # (a curve that never left chance has no lowest point worth the name: its minimum is noise at ln 10)
-    if lowest_tolerance is not None and test["left_chance"] and \
-            lowest_point(test) / lowest_point(baseline) < 1 / lowest_tolerance:
-        ratio = min(ratio, lowest_point(test) / lowest_point(baseline))
+    if lowest_tolerance is not None and test["left_chance"]:
+        sooner = lowest_point(test) / lowest_point(baseline)
+        ratio = min(ratio, sooner) if sooner < 1 / lowest_tolerance else ratio
     return recipe.lr * ratio
 
 

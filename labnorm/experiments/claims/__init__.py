@@ -288,6 +288,10 @@ def _fmt(s: Summary, kind: str) -> str:
     return s.format({"loss": 3, "recon": 4, "lr": 2, "s": 1, "steps": 0, "ratio": 3, "frac": 3}[kind])
 
 
+def _std(s: Summary) -> str:
+    return "—" if s.std is None else f"{s.std:.2g}"
+
+
 def _diff_text(d: Summary, kind: str) -> str:
     if d.mean is None:
         return "no paired seeds"
@@ -407,9 +411,8 @@ class spread_ratio:  # noqa: N801
 
     def __call__(self, record: dict) -> Outcome:
         sa, sb = summarize(self.a.value(record)), summarize(self.b.value(record))
-        std = lambda x: "—" if x.std is None else f"{x.std:.2g}"  # noqa: E731
-        figure = (f"{self.a.label}: {_fmt(sa, 'recon')}, std over seeds {std(sa)}; {self.b.label}: {_fmt(sb, 'recon')}, "
-                  f"std {std(sb)}")
+        figure = (f"{self.a.label}: {_fmt(sa, 'recon')}, std over seeds {_std(sa)}; {self.b.label}: "
+                  f"{_fmt(sb, 'recon')}, std {_std(sb)}")
         if sa.std is None or sb.std is None or sa.n < 2 or sb.n < 2:
             return Outcome("inconclusive", figure, "a spread needs at least 2 seeds per arm")
         if sb.std == 0 or sa.std == 0:
