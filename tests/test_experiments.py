@@ -16,7 +16,8 @@ import torch
 from labnorm import results
 from labnorm.experiments import Experiment, Report, SeedResult, Table, runner
 from labnorm.experiments import common, norm_zoo_cifar
-from labnorm.experiments.units import migrate_units, missing_units, partial_summary
+from labnorm.experiments.migrate import migrate_units
+from labnorm.experiments.units import missing_units, partial_summary
 from labnorm.experiments.ws_bcn_vgg import dead_channel_fraction
 from labnorm.scale import SCALES
 
@@ -26,7 +27,7 @@ ENV = {**os.environ, "LABNORM_SCALE": "smoke"}
 
 def test_every_module_is_one_registered_experiment_of_at_most_250_lines():
     known = runner.experiments()
-    helpers = {"__init__", "runner", "report", "common", "units", "plots", "tables", "_per_worker"}
+    helpers = {"__init__", "runner", "report", "common", "units", "plots", "tables", "_per_worker", "_zoo_changes", "migrate"}
     modules = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in helpers)
     assert sorted(known) == modules
     for path in PACKAGE.glob("*.py"):
@@ -287,8 +288,8 @@ def test_norm_zoo_cifar_units_per_worker_batches_and_every_cpu_norm_in_the_fast_
     # Then the ablations of the learning-rate rule (uncapped; without the lowest point; BN's rate); the extras
     tail = [f"{n}/b1024@uncapped" for n in cpu.uncapped] + [f"{n}/b1024@div-only" for n in cpu.div_only] + \
         [f"{n}/b1024@shared-lr" for n in cpu.shared_lr]
-    assert units[-len(tail) - 3:] == tail + ["brn:0.1/b1024@no-warmup+div-only", "brn/b1024@no-warmup+div-only",
-                                             "wn/b1024@data-init"]
+    assert units[-len(tail) - 4:] == tail + ["brn:0.1/b1024@no-warmup+div-only", "brn/b1024@no-warmup+div-only",
+                                             "wn/b1024@data-init", "frn/b1024@no-dirac"]
     assert cpu.lr_cap == zoo.CONFIGS["gpu"].lr_cap == 1.0
     assert zoo.virtual_batch("gbn") == 32 and zoo.virtual_batch("gbn:16") == 16 and zoo.virtual_batch("bn") is None
     assert {m.momentum for m in build_model("fast_cifar", "brn:0.1", width=0.125).modules() if hasattr(m, "r_max")} == {0.1}
@@ -332,6 +333,10 @@ def test_norm_zoo_cifar_units_train_by_the_capped_rule_and_only_their_ablations_
     assert [seen[u]["lowest_tolerance"] for u in seen] == [3.0, 3.0, None, 3.0, None]
     assert [seen[u]["shared_lr"] for u in seen] == [False, False, False, True, False]
     assert seen["bn/b2"]["norm_batch"] == 2 and seen["gn:16/b1024"]["norm_batch"] is None
+    assert all(k["model_kwargs"] is None for k in seen.values())  # the net as built, Dirac init and all
+    zoo.run_unit(cpu, 0, "frn/b1024@no-dirac", torch.device("cpu"))  # FRN without it, by the main rule
+    no_dirac = {k: seen["frn/b1024@no-dirac"][k] for k in ("model_kwargs", "lr_cap", "lowest_tolerance", "shared_lr")}
+    assert no_dirac == {"model_kwargs": {"dirac": False}, "lr_cap": 1.0, "lowest_tolerance": 3.0, "shared_lr": False}
 
 
 def test_norm_zoo_cifar_keeps_switchable_norm_s_learned_weights(monkeypatch):

@@ -185,3 +185,20 @@ def test_fast_data_refuses_float_images_and_short_splits():
     images, labels = _images(8)
     with pytest.raises(ValueError, match="no full batch"):
         FastData(images, labels, batch_size=16)
+
+
+def test_fast_net_without_dirac_init_keeps_frn_gradients_finite_where_the_dirac_init_blows_them_up():
+    # FRN + TLU zeroes a few (sample, channel)s; the Dirac init hands them on to the next FRN, which divides by sqrt(eps)
+    images, labels = _images(128)
+    x = fast.normalize(images)
+    largest = {}
+    for dirac in (True, False):
+        torch.manual_seed(0)
+        model = build_model("fast_cifar", "frn", width=0.25, dirac=dirac)
+        model.init_whitening(x)
+        nn.functional.cross_entropy(model(x), labels).backward()
+        largest[dirac] = max(p.grad.abs().max().item() for p in model.parameters() if p.grad is not None)
+    assert largest[True] > 1e4 * largest[False] and largest[False] < 10
+    plain = FastCIFAR("bn", width=0.25, dirac=False).groups[0].conv2.weight
+    assert not torch.equal(plain[:, :, 1, 1].diagonal(), torch.ones(plain.shape[0]))  # no identity filters
+    assert torch.equal(FastCIFAR("bn", width=0.25).groups[0].conv2.weight[:, :, 1, 1].diagonal(), torch.ones(16))

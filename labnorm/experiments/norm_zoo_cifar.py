@@ -20,7 +20,7 @@ two norms are compared by their paired difference:
   before GN's runs showed the piece was needed); `shared_lr`, at BN's rate (units `norm@shared-lr`). Batch Renorm
   trains with its paper's warm-up compressed into the run (`labnorm.renorm_schedule`); `extra` units without it.
   And `wn/bB@data-init`: WN with Salimans & Kingma's data-dependent init (`labnorm.data_dependent_init`, on
-  `init_images` training images) at WN's rate.
+  `init_images` training images) at WN's rate; `frn/bB@no-dirac`: FRN in the net without its Dirac init.
 - **Negative control**: Dynamic Tanh, which its authors designed to replace LayerNorm, stands where BN stands.
 - **Step time ÷ BN**: fresh nets of the norm and of BN at the same `b`, timed alternately after the run
   (`labnorm.train.fast.step_time_ratio`): a same-moment ratio, not a benchmark (`benchmarks/bench_zoo.py` is).
@@ -41,6 +41,7 @@ from . import fast_cifar
 from .claims import verdicts
 from .claims.norm_zoo_cifar import CONTROL_QUOTE
 from ._per_worker import accuracy_by_batch, per_worker, prepare, same_at, step_ratio, virtual_batch
+from ._zoo_changes import CHANGES
 from .plots import heatmap, scatter
 from .report import Figure, Report, Table, baseline_note, cell, ranking, seed_details
 from .runner import Experiment, SeedResult, summary
@@ -85,33 +86,21 @@ class Config:
     changes: tuple[str, ...] = ()  # how the config changed while the record was made, and why (the report says)
 
 
-CHANGES = ("Batch Renorm at momentum 0.1: at the paper's 0.01 it tested at chance on every seed; those "
-           "runs stay as unit brn/b1024@no-warmup+div-only.",
-           "the learning-rate rule capped at BN's rate: the uncapped ratio gave BCN and GN 2.0-2.3x BN's "
-           "rate, where they stayed near chance for most of training. Their runs and those of the other norms the cap "
-           "changes (WS+BN, SN) became the @uncapped ablation units, rerun under the cap; runs it leaves alone kept.",
-           "WS+BCN and WN + mean-only BN added, the two norms of the registry the grid lacked.",
-           "Batch Renorm with the paper's warm-up compressed into the run: its runs without it became @no-warmup units.",
-           "WN with its data-dependent init added (the extra unit wn/b1024@data-init), to test notebook 02's claims "
-           "on a trained net.",
-           "the rule's lowest-point piece: at BN's rate GN's training loss sat at ln 10 for most of the run (41.5%, "
-           "25.0%, 29.3%), its range test's lowest point 8x sooner than BN's; at 1/4 and 1/8 of BN's rate it reached "
-           "68.3% and 68.7% (seed 0, benchmarks/results/fast_frontier__cpu.json). The runs the piece changes (GN, WS+GN, "
-           "Batch Renorm) became @div-only ablation units, Batch Renorm's no-warm-up units @no-warmup+div-only.")
 CONFIGS = {
     "smoke": Config(width=0.125, epochs=1, train_images=256, test_images=100, batch_sizes=(2, 64), batch_size=64,
                     norms=("bn", "gn:4", "frn", "dyt"), challengers=("gn:4", "frn"), shared_lr=("gn:4",), uncapped=("frn",),
-                    range_steps=24, range_batch=64, timing_rounds=1, div_only=("frn",), extra=("wn/b64@data-init",)),
+                    range_steps=24, range_batch=64, timing_rounds=1, div_only=("frn",),
+                    extra=("wn/b64@data-init", "frn/b64@no-dirac")),
     # BN reaches 85.7% (TTA) at half width x 5 epochs in 3.9 min of this 2-core CPU (benchmarks/bench_fast_frontier.py)
     "cpu": Config(width=0.5, epochs=5, train_images=50000, test_images=10000, batch_sizes=(2, 8, 32, 1024), norms=zoo(16),
-                  challengers=("gn:16", "ws+gn:16", "frn", "evos0:16", "brn:0.1"), shared_lr=("evob0", "frn"),
+                  challengers=("gn:16", "ws+gn:16", "frn", "evos0:16", "brn:0.1"), shared_lr=("evob0",),
                   uncapped=("gn:16", "ws+bn", "bcn:16", "sn"), div_only=("gn:16", "ws+gn:16", "brn:0.1"), changes=CHANGES,
                   extra=("brn:0.1/b1024@no-warmup+div-only", "brn/b1024@no-warmup+div-only",  # brn: the paper's momentum
-                         "wn/b1024@data-init")),
+                         "wn/b1024@data-init", "frn/b1024@no-dirac")),
     "gpu": Config(width=1.0, epochs=10, train_images=50000, test_images=10000, batch_sizes=(2, 8, 32, 1024), norms=zoo(32),
-                  challengers=("gn:32", "ws+gn:32", "frn", "evos0:32", "brn:0.1"), shared_lr=("evob0", "frn"),
+                  challengers=("gn:32", "ws+gn:32", "frn", "evos0:32", "brn:0.1"), shared_lr=("evob0",),
                   uncapped=("gn:32", "ws+bn", "bcn:32", "sn"), div_only=("gn:32", "ws+gn:32", "brn:0.1"),
-                  extra=("wn/b1024@data-init",)),  # ablations: as cpu's
+                  extra=("wn/b1024@data-init", "frn/b1024@no-dirac")),  # ablations: as cpu's
 }
 
 
@@ -136,7 +125,7 @@ def run_unit(config: Config, seed: int, unit: str, device: torch.device) -> Seed
         config, norm, seed, device, width=config.width, norm_batch=nb, shared_lr="shared-lr" in tags,
         range_seed=config.range_seed, lr_cap=None if "uncapped" in tags else config.lr_cap, desc=unit,
         lowest_tolerance=None if tags & {"uncapped", "div-only"} else config.lowest_tolerance,
-        prepare=prepare(config, norm, tags, seed, device))
+        prepare=prepare(config, norm, tags, seed, device), model_kwargs={"dirac": False} if "no-dirac" in tags else None)
     out.update(per_worker_batch=b, batch_size=config.batch_size, variant=variant or "main",
                stands_for=[c for c in config.batch_sizes if same_at(config.batch_sizes, norm, c)]
                if b == full and not variant else [b],
@@ -210,9 +199,12 @@ def report(record: dict) -> Report:
               f"{virtual_batch(n)})." for n in norms if virtual_batch(n)]
     notes += [f"Negative control: {n}. {CONTROL_QUOTE}" for n in norms if n.split(":")[0] in NEGATIVE_CONTROLS]
     steps = max((r.get("steps") or 0 for d in details for r in d["units"].values()), default=0)  # for brn's note
-    at = lambda u: f"{u} at peak lr {cell(record, f'lr/{u}', 3)}: {cell(record, f'test_acc/{u}', 1, percent=True)}"  # noqa
-    without, inits = ([at(u) for u in config.extra if summary(record, f"test_acc/{u}").n and end in u]
-                      for end in ("no-warmup", "data-init"))
+
+    def at(u: str) -> str:
+        return f"{u} at peak lr {cell(record, f'lr/{u}', 3)}: {cell(record, f'test_acc/{u}', 1, percent=True)}"
+
+    without, inits, plain = ([at(u) for u in config.extra if summary(record, f"test_acc/{u}").n and end in u]
+                             for end in ("no-warmup", "data-init", "no-dirac"))
     notes += [f"{n}: moving averages at momentum {n[4:]} (the BN arms' rate), not the paper's 0.01, whose averages would "
               f"still hold {0.99 ** steps:.0%} of their starting values after {steps} steps; Batch Renorm uses them in "
               "training (r, d) and in eval. The paper's warm-up compressed into the run (`renorm_schedule`: plain BN for "
@@ -222,6 +214,8 @@ def report(record: dict) -> Report:
               + "." for n in norms if n[:4] == "brn:"]
     notes += [f"WN with Salimans & Kingma's data-dependent init on {config.init_images} training images, at WN's "
               f"learning rate: {'; '.join(inits)}."] * bool(inits)
+    notes += [f"Without the net's Dirac init (PyTorch's default for every conv; range test on that net): "
+              f"{'; '.join(plain)}."] * bool(plain)
     skipped = ", ".join(sorted({u for d in details for u, r in d["units"].items() if r.get("never_left_chance")}))
     notes += [f"Never left chance in its range test, so not trained: {skipped}."] * bool(skipped)
     notes += [f"Changed while the record was made: {c}" for c in config.changes]

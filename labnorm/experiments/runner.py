@@ -40,7 +40,7 @@ from .units import AllUnits, check_config, pool_provenance, run_seeds, run_units
 __all__ = ["SeedResult", "Experiment", "experiments", "get", "run", "check_run", "load", "reference", "load_or_run",
            "default_device", "values", "summary"]
 
-_NOT_EXPERIMENTS = {"runner", "report", "tables", "plots", "common", "units", "claims"}  # modules of this package that are not experiments
+_NOT_EXPERIMENTS = {"runner", "report", "tables", "plots", "common", "units", "migrate", "claims"}  # modules of this package that are not experiments
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from tqdm import tqdm
 from .. import results as _results
 
 __all__ = ["AllUnits", "run_seeds", "run_units", "run_claimed", "check_config", "missing_units", "partial_summary",
-           "pool_provenance", "migrate_units"]
+           "pool_provenance"]
 
 
 def _run_unit(exp, config: Any, seed: int, unit: str, device: torch.device):
@@ -207,50 +207,6 @@ def run_units(exp, record: dict[str, Any], config: Any, scale: str, seeds: list[
 
     todo = [(u, s) for u in units for s in seeds]
     return run_claimed(exp, record, todo, work, add, scale=scale, save=save, fresh=fresh, show=show, finish=finish)
-
-
-def migrate_units(name: str, scale: str, renames: dict[str, str] | None = None,
-                  fix: Callable[[str, dict[str, Any]], None] | None = None, directory: Path | None = None) -> dict[str, Any]:
-    """Bring a unit record to its experiment's current config after a change of config, under the record's lock.
-
-    The runs a change keeps stay; the record's config and unit list become the current ones; `renames` gives the
-    units the change renamed (old -> new), renamed in the details and in the unit provenance alike; `fix(unit,
-    details)` edits a unit's details in place (say, a variant field that the new name changes); then every seed's
-    metrics and provenance are computed again. A run whose unit is not in the new list is refused (its result
-    would be dropped unseen): rename it to a kept ablation unit first. Returns the saved record.
-    """
-    from .runner import _finish, _jsonable, get
-
-    exp = get(name)
-    config = exp.configs[scale]
-    path = _results.record_path(name, scale, directory)
-    units, renames = list(exp.units(config)), renames or {}
-    if len(set(renames.values())) != len(renames):
-        raise ValueError(f"migrate_units: two units renamed to one name in {renames}")
-
-    def change(record: dict[str, Any] | None) -> dict[str, Any]:
-        if record is None:
-            raise FileNotFoundError(f"migrate_units: no record {path.name} to migrate")
-        for seed, entry in record["per_seed"].items():
-            old = entry["details"]["units"]
-            new = {renames.get(u, u): d for u, d in old.items()}
-            if len(new) != len(old):
-                raise ValueError(f"migrate_units: seed {seed}: a rename lands on a unit that is already there")
-            lost = [u for u in new if u not in units]
-            if lost:
-                raise ValueError(f"migrate_units: seed {seed} holds runs of units the new config lacks: {lost}")
-            for u, d in new.items():
-                if fix is not None:
-                    fix(u, d)
-            prov = {renames.get(u, u): p for u, p in entry["unit_provenance"].items()}
-            entry["details"]["units"] = {u: new[u] for u in units if u in new}
-            entry["unit_provenance"] = {u: prov[u] for u in entry["details"]["units"]}
-            entry["provenance"] = pool_provenance(list(entry["unit_provenance"].values()))
-            entry["metrics"] = exp.metrics(entry["details"])
-        record["config"], record["units"] = _jsonable(config), units
-        return _finish(record, exp)
-
-    return _results.update_record(path, change)
 
 
 def missing_units(record: dict[str, Any]) -> dict[int, list[str]]:
