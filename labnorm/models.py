@@ -41,6 +41,7 @@ from typing import Callable
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from .norms import make_conv, make_norm, norm_fuses_activation
 from .tiny_gpt import TinyGPT
@@ -252,7 +253,7 @@ class FastCIFAR(nn.Module):
     | `whiten` | 2×2 conv, no padding, 24 filters **fixed** to the whitening of training patches (`init_whitening`), a trained bias | Keller Jordan's `airbench` (after hlb-CIFAR10 and David Page's ResNet-9 work); patch whitening as in Coates & Ng (2011) |
     | `groups` | three `ConvGroup`s of 64, 256, 256 channels × `width` (32 → 31 → 15 → 7 → 3 pixels) | airbench94's widths |
     | head | 3×3 max-pool, a linear layer without bias, logits × 1/9 | airbench94 (the scale keeps the first logits small) |
-    | init | the first $C_{in}$ filters of every 3×3 conv start as the identity (Dirac), the rest PyTorch's default (`dirac=False`: all of them PyTorch's default) | airbench |
+    | init | the first $C_{in}$ filters of every 3×3 conv start as the identity (Dirac; a weight-normalized conv through its $v$ and $g$), the rest PyTorch's default (`dirac=False`: all of them PyTorch's default) | airbench |
 
     The record nets use BN with its scale $\gamma$ frozen at 1; here every norm keeps the layer exactly as
     the `norm=` factory builds it (with $\gamma$), so the net differs from the record net only by that.
@@ -279,11 +280,16 @@ class FastCIFAR(nn.Module):
         self.scale = 1 / 9
         self.whitened = False
         for m in self.groups.modules() if dirac else ():
-            # Dirac init of the first c_in filters, on the plain weight of any conv (a parametrized one keeps its own)
-            w = getattr(m, "weight", None)
-            if isinstance(m, nn.Conv2d) and isinstance(w, nn.Parameter) and w.shape[0] >= w.shape[1]:
+            # Dirac init of the first c_in filters of every conv; a weight-normalized one through its parametrization
+            # (v = w, g = ||w||), so that WN starts from the same function as the plain conv
+            if isinstance(m, nn.Conv2d) and m.weight.shape[0] >= m.weight.shape[1]:
                 with torch.no_grad():
+                    w = m.weight.detach().clone()
                     nn.init.dirac_(w[: w.shape[1]])
+                    if parametrize.is_parametrized(m, "weight"):
+                        m.weight = w
+                    else:
+                        m.weight.copy_(w)
 
     @torch.no_grad()
     def init_whitening(self, images: torch.Tensor, eps: float = 5e-4) -> None:

@@ -288,8 +288,9 @@ def test_norm_zoo_cifar_units_per_worker_batches_and_every_cpu_norm_in_the_fast_
     # Then the ablations of the learning-rate rule (uncapped; without the lowest point; BN's rate); the extras
     tail = [f"{n}/b1024@uncapped" for n in cpu.uncapped] + [f"{n}/b1024@div-only" for n in cpu.div_only] + \
         [f"{n}/b1024@shared-lr" for n in cpu.shared_lr]
-    assert units[-len(tail) - 4:] == tail + ["brn:0.1/b1024@no-warmup+div-only", "brn/b1024@no-warmup+div-only",
-                                             "wn/b1024@data-init", "frn/b1024@no-dirac"]
+    assert units[-len(tail) - 6:] == tail + ["brn:0.1/b1024@no-warmup+div-only", "brn/b1024@no-warmup+div-only",
+                                             "wn/b1024@data-init", "frn/b1024@no-dirac", "wn/b1024@no-dirac",
+                                             "wn+mobn/b1024@no-dirac"]
     assert cpu.lr_cap == zoo.CONFIGS["gpu"].lr_cap == 1.0
     assert zoo.virtual_batch("gbn") == 32 and zoo.virtual_batch("gbn:16") == 16 and zoo.virtual_batch("bn") is None
     assert {m.momentum for m in build_model("fast_cifar", "brn:0.1", width=0.125).modules() if hasattr(m, "r_max")} == {0.1}

@@ -199,6 +199,14 @@ def test_fast_net_without_dirac_init_keeps_frn_gradients_finite_where_the_dirac_
         nn.functional.cross_entropy(model(x), labels).backward()
         largest[dirac] = max(p.grad.abs().max().item() for p in model.parameters() if p.grad is not None)
     assert largest[True] > 1e4 * largest[False] and largest[False] < 10
+    # WN gets the Dirac init through its reparametrization: the same weights as the plain conv's, from the same draw
+    torch.manual_seed(0)
+    wn = FastCIFAR("wn", width=0.25).groups[1].conv2
+    torch.manual_seed(0)
+    wn_plain = FastCIFAR("wn", width=0.25, dirac=False).groups[1].conv2
+    c = wn.weight.shape[1]
+    assert torch.allclose(wn.weight[:c, :, 1, 1], torch.eye(c), atol=1e-6) and wn.weight[:c].abs().sum().item() == pytest.approx(c)
+    assert torch.equal(wn.weight[c:], wn_plain.weight[c:]) and not torch.allclose(wn.weight[:c], wn_plain.weight[:c])
     plain = FastCIFAR("bn", width=0.25, dirac=False).groups[0].conv2.weight
     assert not torch.equal(plain[:, :, 1, 1].diagonal(), torch.ones(plain.shape[0]))  # no identity filters
     assert torch.equal(FastCIFAR("bn", width=0.25).groups[0].conv2.weight[:, :, 1, 1].diagonal(), torch.ones(16))

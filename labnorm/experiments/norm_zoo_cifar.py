@@ -20,7 +20,7 @@ two norms are compared by their paired difference:
   before GN's runs showed the piece was needed); `shared_lr`, at BN's rate (units `norm@shared-lr`). Batch Renorm
   trains with its paper's warm-up compressed into the run (`labnorm.renorm_schedule`); `extra` units without it.
   And `wn/bB@data-init`: WN with Salimans & Kingma's data-dependent init (`labnorm.data_dependent_init`, on
-  `init_images` training images) at WN's rate; `frn/bB@no-dirac`: FRN in the net without its Dirac init.
+  `init_images` training images) at WN's rate; `@no-dirac`: the net without its Dirac init (FRN, WN, WN + mean-only BN).
 - **Negative control**: Dynamic Tanh, which its authors designed to replace LayerNorm, stands where BN stands.
 - **Step time ÷ BN**: fresh nets of the norm and of BN at the same `b`, timed alternately after the run
   (`labnorm.train.fast.step_time_ratio`): a same-moment ratio, not a benchmark (`benchmarks/bench_zoo.py` is).
@@ -96,7 +96,7 @@ CONFIGS = {
                   challengers=("gn:16", "ws+gn:16", "frn", "evos0:16", "brn:0.1"), shared_lr=("evob0",),
                   uncapped=("gn:16", "ws+bn", "bcn:16", "sn"), div_only=("gn:16", "ws+gn:16", "brn:0.1"), changes=CHANGES,
                   extra=("brn:0.1/b1024@no-warmup+div-only", "brn/b1024@no-warmup+div-only",  # brn: the paper's momentum
-                         "wn/b1024@data-init", "frn/b1024@no-dirac")),
+                         "wn/b1024@data-init", "frn/b1024@no-dirac", "wn/b1024@no-dirac", "wn+mobn/b1024@no-dirac")),
     "gpu": Config(width=1.0, epochs=10, train_images=50000, test_images=10000, batch_sizes=(2, 8, 32, 1024), norms=zoo(32),
                   challengers=("gn:32", "ws+gn:32", "frn", "evos0:32", "brn:0.1"), shared_lr=("evob0",),
                   uncapped=("gn:32", "ws+bn", "bcn:32", "sn"), div_only=("gn:32", "ws+gn:32", "brn:0.1"),
