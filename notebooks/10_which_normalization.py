@@ -488,8 +488,14 @@ plt.show()
 #   — with BN's dotted line as the reference in every panel.
 # * **A row at 10.0%** is a net that never learned: it diverged, or it never left the uniform guess, or
 #   its eval mode fails (Batch Renorm at its paper's momentum 0.01: the extra unit its note reports).
-#   The problem this notebook opened with is one reason: `none`, `wn` and `dyt` start from a signal far
-#   smaller than BN's.
+#   The problem this notebook opened with is one reason: Dynamic Tanh starts from a signal far smaller
+#   than BN's, and so did WN until its convs got the net's Dirac init through its reparametrization
+#   (without it: the `@no-dirac` units, at 10.0% on every seed). FRN fails the other way round: the Dirac
+#   filters hand a channel that FRN's TLU zeroed on a sample to the next FRN, which divides it by
+#   $\sqrt{\epsilon}$, and its gradients at init reach ~1e10 (~0.3 without the Dirac init: `frn@no-dirac`).
+#   And `none` and `wn` get rates the rule takes from range tests that blew up just as their loss began
+#   to fall (the record's lr column), too small to leave the uniform guess in 5 epochs: a rule for all
+#   norms, not a tuning for each.
 # * **Step time is a ratio from the same run**, not a benchmark. An eager layer written in Python (most
 #   of the zoo) pays for each operation it launches, which a fused kernel or `torch.compile` removes;
 #   the site's guide gives each layer's benchmark, eager and compiled.

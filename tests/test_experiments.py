@@ -338,6 +338,13 @@ def test_norm_zoo_cifar_units_train_by_the_capped_rule_and_only_their_ablations_
     zoo.run_unit(cpu, 0, "frn/b1024@no-dirac", torch.device("cpu"))  # FRN without it, by the main rule
     no_dirac = {k: seen["frn/b1024@no-dirac"][k] for k in ("model_kwargs", "lr_cap", "lowest_tolerance", "shared_lr")}
     assert no_dirac == {"model_kwargs": {"dirac": False}, "lr_cap": 1.0, "lowest_tolerance": 3.0, "shared_lr": False}
+    assert all(k["range_prepare"] is None for k in seen.values())
+    # WN's data-init unit: its range test starts from the init too, made on the range seed's images whatever the unit's
+    made = []
+    monkeypatch.setattr(zoo, "prepare", lambda config, norm, tags, seed, device: made.append((tags, seed)) or seed)
+    zoo.run_unit(cpu, 2, "wn/b1024@data-init", torch.device("cpu"))
+    assert seen["wn/b1024@data-init"]["range_prepare"] == ("data-init", cpu.range_seed)
+    assert seen["wn/b1024@data-init"]["prepare"] == 2 and made == [({"data-init"}, 2), ({"data-init"}, cpu.range_seed)]
 
 
 def test_norm_zoo_cifar_keeps_switchable_norm_s_learned_weights(monkeypatch):

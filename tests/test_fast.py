@@ -152,6 +152,10 @@ def test_range_test_and_the_lr_rule():
     out = range_test(build_model("fast_cifar", "bn", width=0.125), images, labels, steps=5, batch_size=64)
     assert len(out["multiplier"]) == len(out["loss"]) <= 5
     assert out["multiplier"][0] == pytest.approx(1e-2)
+    whitened = []  # `prepare` sees the net once, its whitening already set from the data (as in train_fast)
+    range_test(build_model("fast_cifar", "bn", width=0.125), images, labels, steps=2, batch_size=64,
+               prepare=lambda m: whitened.append(m.whitened))
+    assert whitened == [True]
     chance = {**out, "left_chance": False}
     assert lr_from_range_tests(FastRecipe(), chance, out) is None  # never left chance: not trained
     learned = {"left_chance": True, "diverged_at": 4.0, "multiplier": [1.0, 4.0]}

@@ -24,4 +24,5 @@ CHANGES = ("Batch Renorm at momentum 0.1: at the paper's 0.01 it tested at chanc
            "WN's convs given the net's Dirac init too (through the reparametrization: v = w, g = ||w||), so that WN and WN "
            "+ mean-only BN start from the same function as the plain net. Without it their signal fell ~3000x by the "
            "logits (std 3e-5 against 0.097) and they stayed at ln 10 on every seed (10.0%); those runs became the "
-           "@no-dirac units.")
+           "@no-dirac units. With it, WN's range test blew up at a 75th of BN's point (rate 0.020), so the extra unit "
+           "wn/b1024@data-init takes its rate from a range test with the data-dependent init, before it ran.")

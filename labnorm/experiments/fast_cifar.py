@@ -102,12 +102,12 @@ def train_split(config: Config, seed: int):
 
 
 def _range(config: Config, norm: str, width: float, seed: int, device: torch.device, norm_batch: int | None = None,
-           model_kwargs: dict | None = None) -> dict:
+           model_kwargs: dict | None = None, prepare: tuple | None = None) -> dict:
     """The LR range test of `norm` at `width` (cached in this process: the baseline's serves every norm); with
     `norm_batch`, its batch statistics per groups of that many images (`labnorm.set_norm_batch`); `model_kwargs`:
-    more arguments of the net (`build_model`)."""
+    more arguments of the net (`build_model`); `prepare`: (a name for it, `range_test`'s `prepare`)."""
     key = (norm, width, seed, norm_batch, config.range_steps, config.range_batch, config.train_images, id(dry()),
-           tuple(sorted((model_kwargs or {}).items())))
+           tuple(sorted((model_kwargs or {}).items())), prepare and prepare[0])
     if key not in _RANGE:
         train, _ = _data(config, seed)
         torch.manual_seed(seed)
@@ -120,23 +120,25 @@ def _range(config: Config, norm: str, width: float, seed: int, device: torch.dev
         r = recipe(config, False)
         with dry_part(f"range test {norm}, width {width:g}" + (f", per-worker batch {norm_batch}" if norm_batch else "")
                       + f": {config.range_steps} steps", config.range_steps, steps, device, config.range_steps):
-            _RANGE[key] = range_test(model, train.images, train.labels, recipe=r, steps=steps,
-                                     batch_size=batch, seed=seed, device=device)
+            _RANGE[key] = range_test(model, train.images, train.labels, recipe=r, steps=steps, batch_size=batch,
+                                     seed=seed, device=device, prepare=prepare and prepare[1])
     return _RANGE[key]
 
 
 def train_norm(config: Config, norm: str, seed: int, device: torch.device, *, width: float, quick: bool = False,
                shared_lr: bool = False, norm_batch: int | None = None, range_seed: int | None = None,
                lr_cap: float | None = None, lowest_tolerance: float | None = None, prepare=None,
-               model_kwargs: dict | None = None, desc: str = "") -> tuple[dict, object, object]:
+               model_kwargs: dict | None = None, range_prepare: tuple | None = None,
+               desc: str = "") -> tuple[dict, object, object]:
     """One run of `norm` by the recipe, at the learning rate its range test gives (the baseline's with `shared_lr`);
     `norm_batch`: per-worker batch statistics; `range_seed`: the range tests' seed (default: `seed`); `lr_cap`: the
     capped rule (`lr_from_range_tests`), `lowest_tolerance` its lowest-point piece; `prepare`: `train_fast`'s;
-    `model_kwargs`: more arguments of the net, for its range test and its run alike.
+    `model_kwargs`: more arguments of the net, for its range test and its run alike; `range_prepare`: (name, fn), what
+    the range test's net gets before it starts (the run's own `prepare` is not used there).
     Returns the run's details, the trained model (None if not trained) and the training split."""
     train, test = _data(config, seed)
     rs = seed if range_seed is None else range_seed
-    test_norm = _range(config, norm, width, rs, device, norm_batch, model_kwargs)
+    test_norm = _range(config, norm, width, rs, device, norm_batch, model_kwargs, range_prepare)
     test_base = _range(config, config.baseline, width, rs, device)
     lr = config.lr if shared_lr else lr_from_range_tests(recipe(config, quick), test_norm, test_base, cap=lr_cap,
                                                          lowest_tolerance=lowest_tolerance)
@@ -144,7 +146,8 @@ def train_norm(config: Config, norm: str, seed: int, device: torch.device, *, wi
            "range_test": {"multiplier": subsample(test_norm["multiplier"], 60), "loss": subsample(test_norm["loss"], 60),
                           **{k: test_norm.get(k) for k in ("diverged_at", "lowest_loss", "left_chance", "seconds")}},
            "baseline_diverged_at": test_base["diverged_at"], "lowest_at": lowest_point(test_norm),
-           "baseline_lowest_at": lowest_point(test_base), **({"model_kwargs": model_kwargs} if model_kwargs else {})}
+           "baseline_lowest_at": lowest_point(test_base), **({"model_kwargs": model_kwargs} if model_kwargs else {}),
+           **({"range_prepare": range_prepare[0]} if range_prepare else {})}
     if lr is None:  # the range test never left chance: not trained at an arbitrary learning rate
         return {**out, "never_left_chance": True}, None, train
     torch.manual_seed(seed)

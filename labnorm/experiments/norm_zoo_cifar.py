@@ -20,7 +20,7 @@ two norms are compared by their paired difference:
   before GN's runs showed the piece was needed); `shared_lr`, at BN's rate (units `norm@shared-lr`). Batch Renorm
   trains with its paper's warm-up compressed into the run (`labnorm.renorm_schedule`); `extra` units without it.
   And `wn/bB@data-init`: WN with Salimans & Kingma's data-dependent init (`labnorm.data_dependent_init`, on
-  `init_images` training images) at WN's rate; `@no-dirac`: the net without its Dirac init (FRN, WN, WN + mean-only BN).
+  `init_images` training images) at the rate of its own range test, data init included; `@no-dirac`: the net without its Dirac init (FRN, WN, WN + mean-only BN).
 - **Negative control**: Dynamic Tanh, which its authors designed to replace LayerNorm, stands where BN stands.
 - **Step time ÷ BN**: fresh nets of the norm and of BN at the same `b`, timed alternately after the run
   (`labnorm.train.fast.step_time_ratio`): a same-moment ratio, not a benchmark (`benchmarks/bench_zoo.py` is).
@@ -125,7 +125,9 @@ def run_unit(config: Config, seed: int, unit: str, device: torch.device) -> Seed
         config, norm, seed, device, width=config.width, norm_batch=nb, shared_lr="shared-lr" in tags,
         range_seed=config.range_seed, lr_cap=None if "uncapped" in tags else config.lr_cap, desc=unit,
         lowest_tolerance=None if tags & {"uncapped", "div-only"} else config.lowest_tolerance,
-        prepare=prepare(config, norm, tags, seed, device), model_kwargs={"dirac": False} if "no-dirac" in tags else None)
+        prepare=prepare(config, norm, tags, seed, device), model_kwargs={"dirac": False} if "no-dirac" in tags else None,
+        # WN's data-dependent init in its range test too (on the range seed's images: one rate for every seed)
+        range_prepare=("data-init", prepare(config, norm, tags, config.range_seed, device)) if "data-init" in tags else None)
     out.update(per_worker_batch=b, batch_size=config.batch_size, variant=variant or "main",
                stands_for=[c for c in config.batch_sizes if same_at(config.batch_sizes, norm, c)]
                if b == full and not variant else [b],
@@ -212,8 +214,8 @@ def report(record: dict) -> Report:
               + ("; ".join(without) or "not run yet") + (f"; with it, at the same rate: {at(f'{n}/b{full}@div-only')}" if
                                                           summary(record, f"test_acc/{n}/b{full}@div-only").n else "")
               + "." for n in norms if n[:4] == "brn:"]
-    notes += [f"WN with Salimans & Kingma's data-dependent init on {config.init_images} training images, at WN's "
-              f"learning rate: {'; '.join(inits)}."] * bool(inits)
+    notes += [f"WN with Salimans & Kingma's data-dependent init on {config.init_images} training images, at the rate "
+              f"of a range test with it: {'; '.join(inits)}."] * bool(inits)
     notes += [f"Without the net's Dirac init (PyTorch's default for every conv; range test on that net): "
               f"{'; '.join(plain)}."] * bool(plain)
     skipped = ", ".join(sorted({u for d in details for u, r in d["units"].items() if r.get("never_left_chance")}))

@@ -317,19 +317,22 @@ LR_RULE_LOWEST = ("peak lr = the recipe's lr (tuned for BN) x min(1, the norm's 
 
 def range_test(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, recipe: FastRecipe = FastRecipe(),
                steps: int = 80, batch_size: int = 512, start: float = 1e-2, end: float = 100.0, seed: int = 0,
-               device: torch.device | str = "cpu", smooth_f: float = 0.05, threshold: float = 4.0) -> dict[str, Any]:
+               device: torch.device | str = "cpu", smooth_f: float = 0.05, threshold: float = 4.0,
+               prepare: Callable[[nn.Module], Any] | None = None) -> dict[str, Any]:
     r"""An LR range test of `model` with the recipe's parameter groups: every group's learning rate is its
     peak × a multiplier $m$ that grows from `start` to `end` exponentially over `steps` steps (so the norm
     shifts keep their `bias_lr_scale`); the smoothed loss of each step, and where it diverged
     (`DivergenceRule`). The model is trained in place: pass a fresh one. Returns the multipliers, the
     smoothed losses, `diverged_at` (the multiplier where the rule fired, None if it never did), the lowest
-    smoothed loss and whether it `left_chance`."""
+    smoothed loss and whether it `left_chance`. `prepare(model)`: as `train_fast`'s, after the whitening."""
     dev, t0 = torch.device(device), time.perf_counter()
     bf16 = recipe.bf16 and (dev.type == "cuda" or bf16_supported())
     torch.manual_seed(seed)
     model.to(dev)
     if hasattr(model, "init_whitening"):
         model.init_whitening(normalize(images[:recipe.whiten_images].to(dev)))
+    if prepare is not None:
+        prepare(model)
     if recipe.channels_last:
         model.to(memory_format=torch.channels_last)
     data = FastData(images, labels, batch_size=batch_size, translate=recipe.translate, flip=recipe.flip, seed=seed,
