@@ -413,7 +413,8 @@ plt.show()
 
 # %%
 for col in cols:
-    cells = [grid[n][col] for n in others if col in grid[n] and grid[n][col].diff is not None]
+    cells = [grid[n][col] for n in others if col in grid[n] and grid[n][col].diff is not None
+             and grid[n][col].diff.mean is not None]  # paired with BN's seeds in this column
     if not cells:  # a partial record: no norm has paired seeds with BN in this column yet
         print(f"{choose.column_label(shown, col)}: no norm compared with {base} yet (the record is partial)")
         continue
