@@ -20,7 +20,8 @@ two norms are compared by their paired difference:
   before GN's runs showed the piece was needed); `shared_lr`, at BN's rate (units `norm@shared-lr`). Batch Renorm
   trains with its paper's warm-up compressed into the run (`labnorm.renorm_schedule`); `extra` units without it.
   And `wn/bB@data-init`: WN with Salimans & Kingma's data-dependent init (`labnorm.data_dependent_init`, on
-  `init_images` training images) at the rate of its own range test, data init included; `@no-dirac`: the net without its Dirac init (FRN, WN, WN + mean-only BN).
+  `init_images` training images) at the rate of its own range test, data init included; `@no-dirac`: the net without
+  its Dirac init (FRN, WN, WN + mean-only BN).
 - **Negative control**: Dynamic Tanh, which its authors designed to replace LayerNorm, stands where BN stands.
 - **Step time ÷ BN**: fresh nets of the norm and of BN at the same `b`, timed alternately after the run
   (`labnorm.train.fast.step_time_ratio`): a same-moment ratio, not a benchmark (`benchmarks/bench_zoo.py` is).
@@ -50,6 +51,8 @@ from .units import missing_units, partial_summary
 ZOO = ("bn", "brn:0.1", "gbn:16", "ws+bn", "bcn:{G}", "ws+bcn:{G}", "sn", "evob0", "gn:{G}", "ws+gn:{G}", "ln", "ln2d",
        "in", "rms", "frn", "evos0:{G}", "grn", "wn", "wn+mobn", "dyt", "none")  # not: torch-bn, torch-gn, sn-ba (doc)
 NEGATIVE_CONTROLS = ("dyt",)  # their authors' words: claims/norm_zoo_cifar.py
+
+
 def zoo(groups: int) -> tuple[str, ...]:
     return tuple(n.format(G=groups) for n in ZOO)  # ({G}: the config's group count)
 
