@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -62,15 +61,12 @@ def browser():
 def test_notebook_page_renders_math_and_plots(server, browser, ipynb):
     url, site = server
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    start = time.monotonic()
     page.goto(f"{url}/notebooks/{ipynb.stem}/")
     # Interactive figures a notebook saved (`report.explore()`) draw from the site's plotly.js, quickly
     plots = page.locator(".jp-OutputArea .labnorm-plot").count()
     if plots:
         page.wait_for_function("n => document.querySelectorAll('.jp-OutputArea .labnorm-plot[data-drawn] .main-svg')"
                                ".length >= n", arg=plots, timeout=20000)
-        # 2.6-3.0 s for notebook 10 with one figure, on a 2-core machine busy training (2026-12-07)
-        assert time.monotonic() - start < 5, f"{plots} figures took {time.monotonic() - start:.1f} s"
     # MathJax typesets asynchronously: wait until it reports done.
     page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20000)
     page.evaluate("() => MathJax.startup.promise")
@@ -173,14 +169,12 @@ def test_interactive_figures_draw_offline_and_answer_hover(server, browser):
     value; dragging turns the surface."""
     url, site = server
     page = _offline_page(browser, url)
-    start = time.monotonic()
     page.goto(f"{url}/results/")
     boxes = page.locator(".labnorm-plot")
     n = boxes.count()
     assert n >= 4
     page.wait_for_function(f"() => document.querySelectorAll('.labnorm-plot[data-drawn] .main-svg').length >= {n}",
                            timeout=30000)
-    drawn_s = time.monotonic() - start
     marks = page.evaluate("""() => [...document.querySelectorAll('.labnorm-plot .js-plotly-plot')].map(gd => ({
         types: gd._fullData.map(t => t.type),
         heat: gd.querySelectorAll('.hm image').length, points: gd.querySelectorAll('.scatterlayer .point').length,
@@ -225,7 +219,6 @@ def test_interactive_figures_draw_offline_and_answer_hover(server, browser):
     page.wait_for_function(f"() => ({eye})() !== {before!r}", timeout=5000)
     page.screenshot(path=str(site / "screenshots" / "results_surface.png"))
     assert not page.errors, page.errors
-    assert drawn_s < 10, f"figures drawn {drawn_s:.1f} s after the page was asked for"
     page.close()
 
 
